@@ -1,0 +1,113 @@
+"""BED reading/writing and interval arithmetic (0-based, half-open)."""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+from pathlib import Path
+from typing import Iterable
+
+from .errors import InputError, require_file
+from .fileio import atomic_output
+
+Interval = tuple[str, int, int]
+
+
+def read_bed(path: str | Path, keep_extra: bool = False) -> list:
+    """Read a BED (plain or gzip). Returns (chrom, start, end) or, with keep_extra,
+    (chrom, start, end, [extra columns])."""
+    p = require_file(path, "BED file")
+    opener = gzip.open if p.name.endswith(".gz") else open
+    out = []
+    try:
+        with opener(p, "rt") as fh:  # type: ignore[operator]
+            for n, line in enumerate(fh, 1):
+                if not line.strip() or line.startswith(("#", "track", "browser")):
+                    continue
+                f = line.rstrip("\n\r").split("\t")
+                if len(f) < 3:
+                    raise InputError(p, f"line {n}: expected at least 3 tab-separated columns")
+                try:
+                    s, e = int(f[1]), int(f[2])
+                except ValueError:
+                    raise InputError(p, f"line {n}: start/end are not integers") from None
+                if s < 0 or e < s:
+                    raise InputError(p, f"line {n}: invalid interval {f[1]}-{f[2]}")
+                out.append((f[0], s, e, f[3:]) if keep_extra else (f[0], s, e))
+    except (OSError, UnicodeDecodeError, EOFError) as e:
+        raise InputError(p, f"cannot read BED: {e}") from None
+    return out
+
+
+def write_bed(path: str | Path, intervals: Iterable) -> int:
+    """Write intervals atomically; items are (chrom, start, end[, extra list])."""
+    n = 0
+    with atomic_output(path) as tmp:
+        with open(tmp, "w") as fh:
+            for iv in intervals:
+                cols = [iv[0], str(iv[1]), str(iv[2])]
+                if len(iv) > 3 and iv[3]:
+                    cols.extend(iv[3])
+                fh.write("\t".join(cols) + "\n")
+                n += 1
+    return n
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Sort and merge overlapping/adjacent intervals (per contig, contigs in first-seen order)."""
+    by: dict[str, list[tuple[int, int]]] = {}
+    for c, s, e in intervals:
+        by.setdefault(c, []).append((s, e))
+    out: list[Interval] = []
+    for c, ivs in by.items():
+        ivs.sort()
+        cs, ce = ivs[0]
+        for s, e in ivs[1:]:
+            if s <= ce:
+                ce = max(ce, e)
+            else:
+                out.append((c, cs, ce))
+                cs, ce = s, e
+        out.append((c, cs, ce))
+    return out
+
+
+class IntervalIndex:
+    """Membership queries against a merged set of intervals."""
+
+    def __init__(self, intervals: Iterable[Interval]):
+        self._starts: dict[str, list[int]] = {}
+        self._ends: dict[str, list[int]] = {}
+        for c, s, e in merge(intervals):
+            self._starts.setdefault(c, []).append(s)
+            self._ends.setdefault(c, []).append(e)
+
+    def contains(self, chrom: str, pos: int) -> bool:
+        starts = self._starts.get(chrom)
+        if not starts:
+            return False
+        i = bisect.bisect_right(starts, pos) - 1
+        return i >= 0 and pos < self._ends[chrom][i]
+
+    def contains_span(self, chrom: str, start: int, end: int) -> bool:
+        """True when [start, end) lies inside one interval."""
+        starts = self._starts.get(chrom)
+        if not starts:
+            return False
+        i = bisect.bisect_right(starts, start) - 1
+        return i >= 0 and end <= self._ends[chrom][i]
+
+    def clip(self, chrom: str, start: int, end: int) -> list[Interval]:
+        starts = self._starts.get(chrom, [])
+        ends = self._ends.get(chrom, [])
+        i = max(0, bisect.bisect_right(starts, start) - 1)
+        out = []
+        while i < len(starts) and starts[i] < end:
+            s, e = max(starts[i], start), min(ends[i], end)
+            if s < e:
+                out.append((chrom, s, e))
+            i += 1
+        return out
+
+    def total(self) -> int:
+        return sum(e - s for c in self._starts for s, e in zip(self._starts[c], self._ends[c]))

@@ -1,0 +1,241 @@
+"""Pydantic configs, one per stage. The CLI, the Prefect tasks and the flow share them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import InputError
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- simulate
+class ProfileConfig(_Config):
+    """A sequencing platform's read model."""
+
+    name: str
+    coverage: float = Field(gt=0)
+    read_length: int = Field(ge=30)
+    insert_mean: float = Field(gt=0)
+    insert_sd: float = Field(ge=0)
+    sub_rate_start: float = Field(ge=0, lt=0.5, description="substitution error rate at the first cycle")
+    sub_rate_end: float = Field(ge=0, lt=0.5, description="substitution error rate at the last cycle")
+    homopolymer_indel_rate: float = Field(0.0, ge=0, lt=0.5, description="per-base indel error rate inside homopolymers >= 4")
+    context_error_rate: float = Field(0.0, ge=0, lt=0.5, description="extra platform-specific substitution rate after 'GG' (G>T)")
+    max_base_quality: int = Field(40, ge=2, le=60)
+
+
+GENERIC_PROFILE = ProfileConfig(
+    name="generic", coverage=30, read_length=150, insert_mean=400, insert_sd=60,
+    sub_rate_start=0.001, sub_rate_end=0.006, homopolymer_indel_rate=0.0005, max_base_quality=40,
+)
+LOWCOV_PROFILE = ProfileConfig(
+    name="lowcov", coverage=4, read_length=100, insert_mean=300, insert_sd=40,
+    sub_rate_start=0.003, sub_rate_end=0.012, homopolymer_indel_rate=0.004,
+    context_error_rate=0.03, max_base_quality=41,
+)
+
+
+class SimulateConfig(_Config):
+    outdir: Path
+    seed: int = 42
+    contigs: dict[str, int] = Field(default_factory=lambda: {"chr1": 300_000, "chr21": 100_000, "chr20": 200_000})
+    snp_rate: float = Field(0.003, gt=0, lt=0.1, description="SNPs per base")
+    indel_rate: float = Field(0.0006, ge=0, lt=0.1, description="indels per base")
+    titv: float = Field(2.0, gt=0)
+    het_hom_ratio: float = Field(1.5, gt=0)
+    segdup_count: int = Field(2, ge=0, description="segmental duplications per contig")
+    profiles: list[ProfileConfig] = Field(default_factory=lambda: [GENERIC_PROFILE, LOWCOV_PROFILE])
+    sample: str = "SIM001"
+    threads: int = Field(2, ge=1)
+
+
+# ---------------------------------------------------------------- coverage
+class CoverageConfig(_Config):
+    reads: list[Path] = Field(min_length=1)
+    truth_bed: Path
+    output_bed: Path
+    min_coverage: int = Field(2, ge=0, description="keep bases with depth > min_coverage")
+    merged_bam: Optional[Path] = Field(None, description="where to write the merged BAM (default: beside output_bed)")
+
+
+# ---------------------------------------------------------------- make_examples
+class MakeExamplesConfig(_Config):
+    mode: Literal["training", "calling"]
+    ref: Path
+    reads: list[Path] = Field(min_length=1)
+    examples: str = Field(description="output, DeepVariant style: NAME.tfrecord@N.gz")
+    task: int = Field(0, ge=0)
+    regions: list[str] = Field(default_factory=list, description="contigs or chr:start-end (1-based), or BED files")
+    truth_variants: Optional[Path] = None
+    confident_regions: Optional[Path] = None
+    channels: list[str] = Field(default_factory=lambda: ["insert_size"])
+    vsc_min_count_snps: int = 2
+    vsc_min_count_indels: int = 2
+    vsc_min_fraction_snps: float = 0.12
+    vsc_min_fraction_indels: float = 0.06
+    min_mapping_quality: int = 5
+    min_base_quality: int = 10
+    pileup_image_height: int = 100
+    pileup_image_width: int = 221
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _training_needs_truth(self) -> "MakeExamplesConfig":
+        if self.mode == "training" and (self.truth_variants is None or self.confident_regions is None):
+            raise ValueError("--mode training needs --truth_variants and --confident_regions")
+        unknown = set(self.channels) - {"insert_size"}
+        if unknown:
+            raise ValueError(f"unsupported optional channels: {sorted(unknown)} (supported: insert_size)")
+        return self
+
+
+# ---------------------------------------------------------------- shuffle
+class ShuffleConfig(_Config):
+    input_pattern_list: list[str] = Field(min_length=1, description="shard specs, globs or paths")
+    output_pattern_prefix: str = Field(description="output prefix; shards are PREFIX-0000i-of-0000N.tfrecord.gz")
+    output_dataset_name: str
+    output_dataset_config_pbtxt: Optional[Path] = None
+    num_shards: int = Field(4, ge=1)
+    seed: int = 42
+    runner: Literal["DirectRunner", "FnApiRunner"] = Field(
+        "DirectRunner", description="local Beam runner; DirectRunner is pinned to its in-process mode (no Prism download)"
+    )
+
+
+# ---------------------------------------------------------------- train
+class TrainConfig(_Config):
+    train_dataset_config: Path
+    tune_dataset_config: Path
+    experiment_dir: Path
+    init_checkpoint: Optional[Path] = Field(None, description="a .keras model to warm-start from")
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = 1e-3
+    learning_rate_decay_rate: float = 0.947
+    learning_rate_num_epochs_per_decay: float = 2.0
+    warmup_steps: int = Field(20, ge=0)
+    label_smoothing: float = Field(0.01, ge=0, lt=1)
+    weight_decay: float = Field(4e-5, ge=0)
+    rho: float = 0.9
+    momentum: float = 0.9
+    epsilon: float = 1.0
+    seed: int = 42
+
+
+# ---------------------------------------------------------------- call
+class CallConfig(_Config):
+    examples: str
+    checkpoint: Path
+    ref: Path
+    outfile: Path
+    sample_name: str = "SAMPLE"
+    batch_size: int = Field(64, ge=1)
+
+
+# ---------------------------------------------------------------- evaluate
+class EvaluateConfig(_Config):
+    truth_vcf: Path
+    query_vcf: Path
+    confident_bed: Optional[Path] = Field(None, description="hap.py -f: score only inside these regions")
+    reference: Optional[Path] = Field(None, description="FASTA (.fai beside it) for normalisation and missing ##contig lines")
+    output_prefix: Path = Field(description="writes PREFIX.summary.csv")
+    regions: list[str] = Field(default_factory=list, description="restrict to these contigs")
+
+
+# ---------------------------------------------------------------- whole case study
+class Splits(_Config):
+    train: list[str] = Field(default_factory=lambda: ["chr1"], min_length=1)
+    tune: list[str] = Field(default_factory=lambda: ["chr21"], min_length=1)
+    test: list[str] = Field(default_factory=lambda: ["chr20"], min_length=1)
+
+
+class BaselineConfig(_Config):
+    """Either an existing model, or BAMs from which a generic baseline model is trained first."""
+
+    model: Optional[Path] = None
+    reads: list[Path] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "BaselineConfig":
+        if (self.model is None) == (not self.reads):
+            raise ValueError("baseline needs exactly one of `model` or `reads`")
+        return self
+
+
+class CaseStudyConfig(_Config):
+    reference: Path
+    truth_vcf: Path
+    truth_bed: Path
+    reads: list[Path] = Field(min_length=1)
+    min_coverage: int = Field(2, ge=0)
+    splits: Splits = Field(default_factory=Splits)
+    baseline: BaselineConfig
+    workdir: Path = Path("demo-output")
+    shards: int = Field(2, ge=1, description="make_examples shards per dataset")
+    max_concurrency: int = Field(2, ge=1, description="make_examples shards run at once")
+    shuffle_shards: int = Field(2, ge=1)
+    baseline_epochs: int = Field(8, ge=1)
+    custom_epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = 1e-3
+    sample_name: str = "SAMPLE"
+    seed: int = 42
+    dataset: dict = Field(default_factory=dict, description="provenance copied into the report")
+
+    @field_validator("reads")
+    @classmethod
+    def _nonempty(cls, v: list[Path]) -> list[Path]:
+        return v
+
+
+def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:
+    """Read a case-study YAML; relative paths resolve against the YAML's folder."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except FileNotFoundError:
+        raise InputError(p, "config file does not exist") from None
+    except yaml.YAMLError as e:
+        raise InputError(p, f"not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(p, "config must be a YAML mapping")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    base = p.resolve().parent
+
+    def fix(v):
+        return str(v) if Path(str(v)).is_absolute() else str(base / str(v))
+
+    for key in ("reference", "truth_vcf", "truth_bed"):
+        if key in data and data[key] is not None:
+            data[key] = fix(data[key])
+    if "reads" in data and isinstance(data["reads"], list):
+        data["reads"] = [fix(r) for r in data["reads"]]
+    bl = data.get("baseline") or {}
+    if isinstance(bl, dict):
+        if bl.get("model"):
+            bl["model"] = fix(bl["model"])
+        if isinstance(bl.get("reads"), list):
+            bl["reads"] = [fix(r) for r in bl["reads"]]
+    if "workdir" in data and data["workdir"] is not None and "workdir" not in (overrides or {}):
+        data["workdir"] = fix(data["workdir"])
+    try:
+        return CaseStudyConfig.model_validate(data)
+    except Exception as e:  # pydantic.ValidationError
+        first = str(e).splitlines()
+        raise InputError(p, "invalid config: " + "; ".join(first[1:3] if len(first) > 2 else first)) from None
+
+
+def _set_dotted(data: dict, key: str, value) -> None:
+    parts = key.split(".")
+    cur = data
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value

@@ -1,0 +1,132 @@
+"""A small, dependency-free codec for ``tf.train.Example`` protos.
+
+Keeps the library importable without TensorFlow (the GPU machine runs Keras on JAX),
+and makes serialisation deterministic: features are written in sorted key order.
+Values: ``bytes`` -> BytesList, ``float`` -> FloatList, ``int`` -> Int64List; lists of them.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Union
+
+Value = Union[bytes, int, float, list]
+
+
+def _varint(n: int) -> bytes:
+    if n < 0:
+        n += 1 << 64
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
+    shift = 0
+    result = 0
+    while True:
+        b = buf[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, i
+        shift += 7
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+
+
+def _encode_feature(value: Value) -> bytes:
+    values = value if isinstance(value, list) else [value]
+    if all(isinstance(v, (bytes, bytearray)) for v in values):
+        inner = b"".join(_ld(1, bytes(v)) for v in values)
+        return _ld(1, inner)
+    if all(isinstance(v, bool) or isinstance(v, int) for v in values):
+        packed = b"".join(_varint(int(v)) for v in values)
+        return _ld(3, _ld(1, packed) if values else b"")
+    if all(isinstance(v, (int, float)) for v in values):
+        packed = struct.pack(f"<{len(values)}f", *values)
+        return _ld(2, _ld(1, packed) if values else b"")
+    raise TypeError(f"unsupported feature value {value!r}")
+
+
+def encode_example(features: dict[str, Value]) -> bytes:
+    """Serialise a dict of features as a tf.train.Example (sorted keys)."""
+    entries = b"".join(
+        _ld(1, _ld(1, key.encode()) + _ld(2, _encode_feature(features[key])))
+        for key in sorted(features)
+    )
+    return _ld(1, entries)
+
+
+def _fields(buf: bytes):
+    i = 0
+    n = len(buf)
+    while i < n:
+        tag, i = _read_varint(buf, i)
+        field, wire = tag >> 3, tag & 7
+        if wire == 2:
+            length, i = _read_varint(buf, i)
+            yield field, wire, buf[i : i + length]
+            i += length
+        elif wire == 0:
+            v, i = _read_varint(buf, i)
+            yield field, wire, v
+        elif wire == 5:
+            yield field, wire, buf[i : i + 4]
+            i += 4
+        elif wire == 1:
+            yield field, wire, buf[i : i + 8]
+            i += 8
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def _decode_feature(buf: bytes) -> list:
+    for kind, _, payload in _fields(buf):
+        out: list = []
+        for f, wire, v in _fields(payload):
+            if f != 1:
+                continue
+            if kind == 1:
+                out.append(bytes(v))
+            elif kind == 2:
+                out.extend(struct.unpack(f"<{len(v) // 4}f", v) if wire == 2 else struct.unpack("<f", v))
+            elif kind == 3:
+                if wire == 2:
+                    j = 0
+                    while j < len(v):
+                        x, j = _read_varint(v, j)
+                        out.append(x - (1 << 64) if x >= 1 << 63 else x)
+                else:
+                    out.append(v - (1 << 64) if v >= 1 << 63 else v)
+        return out
+    return []
+
+
+def decode_example(buf: bytes, keys: set[str] | None = None) -> dict[str, list]:
+    """Parse a serialised tf.train.Example into {key: [values]} (optionally only ``keys``)."""
+    result: dict[str, list] = {}
+    for field, _, features in _fields(buf):
+        if field != 1:
+            continue
+        for f2, _, entry in _fields(features):
+            if f2 != 1:
+                continue
+            key = None
+            value = b""
+            for f3, _, v in _fields(entry):
+                if f3 == 1:
+                    key = bytes(v).decode()
+                elif f3 == 2:
+                    value = v
+            if key is not None and (keys is None or key in keys):
+                result[key] = _decode_feature(value)
+    return result

@@ -1,0 +1,190 @@
+"""Atomic outputs, content keys, and TFRecord framing (no TensorFlow needed).
+
+TFRecord framing: uint64 length, masked crc32c(length), payload, masked crc32c(payload).
+Files ending in ``.gz`` are gzip streams (what TensorFlow calls GZIP compression).
+Gzip headers carry mtime=0 so the same records give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob as _glob
+import gzip
+import hashlib
+import os
+import re
+import struct
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import google_crc32c
+
+from .errors import InputError
+
+_MASK_DELTA = 0xA282EAD8
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    The temp name keeps the final suffix (``.vcf.gz`` stays recognisable to htslib).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sfx = suffix if suffix is not None else "".join(path.suffixes[-2:]) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + sfx, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _open_write(path: Path, compress: bool) -> BinaryIO:
+    raw = open(path, "wb")
+    if not compress:
+        return raw
+    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0)  # type: ignore[return-value]
+
+
+class TFRecordWriter:
+    """Write TFRecords atomically: the file appears under its name only after close()."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._ctx = atomic_output(self.path)
+        self._tmp = self._ctx.__enter__()
+        self._raw = open(self._tmp, "wb")
+        self._fh: BinaryIO = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=1, mtime=0)  # type: ignore[assignment]
+            if self.path.name.endswith(".gz")
+            else self._raw
+        )
+        self.count = 0
+
+    def write(self, record: bytes) -> None:
+        header = struct.pack("<Q", len(record))
+        self._fh.write(header + struct.pack("<I", _masked_crc(header)))
+        self._fh.write(record)
+        self._fh.write(struct.pack("<I", _masked_crc(record)))
+        self.count += 1
+
+    def close(self) -> None:
+        if self._fh is not self._raw:
+            self._fh.close()
+        self._raw.close()
+        self._ctx.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        self._raw.close()
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+    def __enter__(self) -> "TFRecordWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_tfrecords(path: str | Path, verify: bool = True) -> Iterator[bytes]:
+    """Yield the payloads of one TFRecord file (gzip if it ends in .gz)."""
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            while True:
+                header = fh.read(12)
+                if not header:
+                    return
+                if len(header) < 12:
+                    raise InputError(path, "truncated TFRecord header")
+                (length,) = struct.unpack("<Q", header[:8])
+                if verify and struct.unpack("<I", header[8:])[0] != _masked_crc(header[:8]):
+                    raise InputError(path, "corrupt TFRecord (length checksum mismatch)")
+                data = fh.read(length)
+                footer = fh.read(4)
+                if len(data) < length or len(footer) < 4:
+                    raise InputError(path, "truncated TFRecord payload")
+                if verify and struct.unpack("<I", footer)[0] != _masked_crc(data):
+                    raise InputError(path, "corrupt TFRecord (payload checksum mismatch)")
+                yield data
+    except (OSError, EOFError, gzip.BadGzipFile) as e:  # type: ignore[attr-defined]
+        raise InputError(path, f"cannot read TFRecords: {e}") from None
+
+
+_SHARD_SPEC = re.compile(r"^(?P<base>.*)@(?P<n>\d+)(?P<ext>(\.[^./@]+)*)$")
+
+
+def sharded_paths(spec: str) -> list[str]:
+    """Expand DeepVariant's ``NAME.tfrecord@N.gz`` into N shard paths.
+
+    ``x.tfrecord@3.gz`` -> ``x.tfrecord-00000-of-00003.gz`` ... Specs without ``@`` are
+    treated as a glob (sorted), or a single path.
+    """
+    m = _SHARD_SPEC.match(spec)
+    if m:
+        n = int(m.group("n"))
+        return [f"{m.group('base')}-{i:05d}-of-{n:05d}{m.group('ext')}" for i in range(n)]
+    if any(ch in spec for ch in "*?["):
+        return sorted(_glob.glob(spec))
+    return [spec]
+
+
+def shard_path(spec: str, task: int) -> str:
+    paths = sharded_paths(spec)
+    if not 0 <= task < len(paths):
+        raise ValueError(f"task {task} outside 0..{len(paths) - 1} for {spec}")
+    return paths[task]
+
+
+def existing_inputs(spec: str | Iterable[str]) -> list[Path]:
+    """Resolve a shard spec / glob / list to existing files, or raise InputError."""
+    specs = [spec] if isinstance(spec, str) else list(spec)
+    out: list[Path] = []
+    for s in specs:
+        paths = sharded_paths(s)
+        if not paths:
+            raise InputError(s, "no files match")
+        for p in paths:
+            if not Path(p).is_file():
+                raise InputError(p, "does not exist")
+            out.append(Path(p))
+    return out
+
+
+def content_key(path: str | Path, chunk: int = 1 << 20) -> str:
+    """A content digest of a file that streams (bounded memory).
+
+    Keyed on size plus a BLAKE2b digest of the bytes; for a file with a companion index
+    (.bai/.tbi/.fai) the index is folded in too. The digest is memoised per
+    (path, size, mtime_ns) so repeated keys of big BAMs cost one stat.
+    """
+    p = Path(path)
+    st = p.stat()
+    memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if memo_key in _KEY_MEMO:
+        return _KEY_MEMO[memo_key]
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(st.st_size).encode())
+    with open(p, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    digest = h.hexdigest()
+    _KEY_MEMO[memo_key] = digest
+    return digest
+
+
+_KEY_MEMO: dict[tuple[str, int, int], str] = {}
