@@ -29,6 +29,7 @@ class ProfileConfig(_Config):
     homopolymer_indel_rate: float = Field(0.0, ge=0, lt=0.5, description="per-base indel error rate inside homopolymers >= 4")
     context_error_rate: float = Field(0.0, ge=0, lt=0.5, description="extra platform-specific substitution rate after 'GG' (G>T)")
     max_base_quality: int = Field(40, ge=2, le=60)
+    platform: Literal["ILLUMINA", "BGISEQ"] = Field("ILLUMINA", description="@RG PL of the simulated BAM")
 
 
 GENERIC_PROFILE = ProfileConfig(
@@ -38,7 +39,7 @@ GENERIC_PROFILE = ProfileConfig(
 LOWCOV_PROFILE = ProfileConfig(
     name="lowcov", coverage=4, read_length=100, insert_mean=300, insert_sd=40,
     sub_rate_start=0.003, sub_rate_end=0.012, homopolymer_indel_rate=0.004,
-    context_error_rate=0.03, max_base_quality=41,
+    context_error_rate=0.03, max_base_quality=41, platform="BGISEQ",
 )
 
 
@@ -104,8 +105,9 @@ class ShuffleConfig(_Config):
     output_dataset_config_pbtxt: Optional[Path] = None
     num_shards: int = Field(4, ge=1)
     seed: int = 42
-    runner: Literal["DirectRunner", "FnApiRunner"] = Field(
-        "DirectRunner", description="local Beam runner; DirectRunner is pinned to its in-process mode (no Prism download)"
+    runner: Literal["FnApiRunner", "BundleBasedDirectRunner"] = Field(
+        "FnApiRunner",
+        description="local Beam runner, chosen explicitly: Beam's DirectRunner would try Prism, which downloads a binary",
     )
 
 

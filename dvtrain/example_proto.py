@@ -130,3 +130,54 @@ def decode_example(buf: bytes, keys: set[str] | None = None) -> dict[str, list]:
             if key is not None and (keys is None or key in keys):
                 result[key] = _decode_feature(value)
     return result
+
+
+# --------------------------------------------------------------------------------------
+# nucleus.genomics.v1.Variant (the proto DeepVariant stores in ``variant/encoded``).
+# Field numbers: reference_name=14, start=16, end=13, reference_bases=6,
+# alternate_bases=7 (repeated), calls=11 (VariantCall: call_set_name=9, genotype=7).
+# AltAlleleIndices (``alt_allele_indices/encoded``): repeated int32 indices = 1.
+
+
+def encode_variant(chrom: str, start: int, ref: str, alts: list[str]) -> bytes:
+    out = _ld(14, chrom.encode())
+    out += _varint((16 << 3) | 0) + _varint(start)
+    out += _varint((13 << 3) | 0) + _varint(start + len(ref))
+    out += _ld(6, ref.encode())
+    out += b"".join(_ld(7, a.encode()) for a in alts)
+    return out
+
+
+def decode_variant(buf: bytes) -> dict:
+    v: dict = {"reference_name": "", "start": 0, "end": 0, "reference_bases": "", "alternate_bases": []}
+    for field, _, val in _fields(buf):
+        if field == 14:
+            v["reference_name"] = bytes(val).decode()
+        elif field == 16:
+            v["start"] = val
+        elif field == 13:
+            v["end"] = val
+        elif field == 6:
+            v["reference_bases"] = bytes(val).decode()
+        elif field == 7:
+            v["alternate_bases"].append(bytes(val).decode())
+    return v
+
+
+def encode_alt_allele_indices(indices: list[int]) -> bytes:
+    return _ld(1, b"".join(_varint(i) for i in indices))
+
+
+def decode_alt_allele_indices(buf: bytes) -> list[int]:
+    out: list[int] = []
+    for field, wire, val in _fields(buf):
+        if field != 1:
+            continue
+        if wire == 2:
+            j = 0
+            while j < len(val):
+                x, j = _read_varint(val, j)
+                out.append(x)
+        else:
+            out.append(val)
+    return out

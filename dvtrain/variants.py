@@ -200,17 +200,20 @@ def vcf_header(contigs: dict[str, int], sample: str, source: str = "dvtrain") ->
 
 
 def write_bgzip_vcf(path: str | Path, text_lines: list[str], header: str) -> None:
-    """Write a bgzipped, tabix-indexed VCF atomically (both .vcf.gz and .tbi)."""
+    """Write a bgzipped, tabix-indexed VCF (.vcf.gz + .tbi). Both are built in a private
+    temp folder beside the target and renamed into place only when complete."""
+    import os
+    import tempfile
+
     import pysam
 
-    from .fileio import atomic_output
-
     path = Path(path)
-    with atomic_output(path.with_name(path.name + ".plain"), suffix=".vcf") as plain:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as td:
+        plain = Path(td) / "out.vcf"
         plain.write_text(header + "".join(line + "\n" for line in text_lines))
-        with atomic_output(path, suffix=".vcf.gz") as gz:
-            pysam.tabix_compress(str(plain), str(gz), force=True)
-            pysam.tabix_index(str(gz), preset="vcf", force=True)
-            tbi = Path(str(gz) + ".tbi")
-            tbi.replace(str(path) + ".tbi")
-        plain.unlink()
+        gz = Path(td) / "out.vcf.gz"
+        pysam.tabix_compress(str(plain), str(gz), force=True)
+        pysam.tabix_index(str(gz), preset="vcf", force=True)
+        os.replace(gz, path)
+        os.replace(str(gz) + ".tbi", str(path) + ".tbi")

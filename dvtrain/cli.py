@@ -1,0 +1,234 @@
+"""The ``dvtrain`` command line: one subcommand per stage, plus ``run`` for the whole flow.
+
+Flags follow DeepVariant's names where they mean the same thing. Every subcommand builds
+the same pydantic config the Python API and the Prefect tasks take. Bad input is reported
+as one line (``dvtrain: error: FILE: problem``) with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from . import config as C
+from .errors import DvtrainError
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    """Accept repeated flags and DeepVariant-style comma-separated lists."""
+    return [x for v in values for x in v.split(",") if x]
+
+
+def _build(model: type[BaseModel], **kwargs: Any) -> BaseModel:
+    return model.model_validate({k: v for k, v in kwargs.items() if v is not None})
+
+
+def _emit(result: Any) -> None:
+    click.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dvtrain")
+def cli() -> None:
+    """Train and evaluate custom DeepVariant-style callers for very-low-coverage reads."""
+
+
+@cli.command()
+@click.option("--outdir", required=True, type=click.Path(path_type=Path), help="where to write the dataset")
+@click.option("--seed", type=int, default=None)
+@click.option("--config", "config_yaml", type=click.Path(path_type=Path), help="YAML with SimulateConfig fields")
+@click.option("--contig", "contigs", multiple=True, help="NAME=LENGTH (repeatable); replaces the default contigs")
+def simulate(outdir: Path, seed: int | None, config_yaml: Path | None, contigs: tuple[str, ...]) -> None:
+    """Generate the embedded demo dataset (genome, truth VCF/BED, BAMs of two platforms)."""
+    from .simulate import simulate as run
+
+    data: dict = _read_yaml(config_yaml) if config_yaml else {}
+    data["outdir"] = outdir
+    if seed is not None:
+        data["seed"] = seed
+    if contigs:
+        data["contigs"] = {c.split("=")[0]: int(c.split("=")[1]) for c in contigs}
+    _emit(run(C.SimulateConfig.model_validate(data)))
+
+
+@cli.command()
+@click.option("--reads", multiple=True, required=True, help="BAM(s), repeat or comma-separate")
+@click.option("--truth_bed", required=True, type=click.Path(path_type=Path))
+@click.option("--output_bed", required=True, type=click.Path(path_type=Path))
+@click.option("--min_coverage", type=int, default=2, show_default=True, help="keep bases with depth > this")
+@click.option("--merged_bam", type=click.Path(path_type=Path), default=None)
+def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
+    """Stage 1: merge BAMs, keep bases with depth > min_coverage, intersect with the truth BED."""
+    from .coverage import coverage_bed
+
+    cfg = _build(C.CoverageConfig, reads=_split(reads), truth_bed=truth_bed, output_bed=output_bed,
+                 min_coverage=min_coverage, merged_bam=merged_bam)
+    _emit(coverage_bed(cfg))  # type: ignore[arg-type]
+
+
+@cli.command("make-examples")
+@click.option("--mode", type=click.Choice(["training", "calling"]), required=True)
+@click.option("--ref", required=True, type=click.Path(path_type=Path))
+@click.option("--reads", multiple=True, required=True, help="BAM(s), repeat or comma-separate")
+@click.option("--examples", required=True, help="output, e.g. out/train.tfrecord@4.gz")
+@click.option("--task", type=int, default=0, show_default=True)
+@click.option("--regions", multiple=True, help="contig, chr:start-end or BED; repeat or space-separate")
+@click.option("--truth_variants", type=click.Path(path_type=Path))
+@click.option("--confident_regions", type=click.Path(path_type=Path))
+@click.option("--channels", multiple=True, help="optional channels (insert_size)")
+@click.option("--vsc_min_count_snps", type=int)
+@click.option("--vsc_min_count_indels", type=int)
+@click.option("--vsc_min_fraction_snps", type=float)
+@click.option("--vsc_min_fraction_indels", type=float)
+@click.option("--min_mapping_quality", type=int)
+@click.option("--min_base_quality", type=int)
+@click.option("--seed", type=int)
+def make_examples_cmd(reads, regions, channels, **kw) -> None:
+    """Stage 2: candidates -> pileup tensors -> tf.Example shard --task of N."""
+    from .make_examples import make_examples
+
+    regs = [r for v in regions for r in v.split()]
+    cfg = _build(C.MakeExamplesConfig, reads=_split(reads), regions=regs,
+                 channels=_split(channels) if channels else None, **kw)
+    _emit(make_examples(cfg))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option("--input_pattern_list", required=True, help="comma-separated shard specs / globs")
+@click.option("--output_pattern_prefix", required=True)
+@click.option("--output_dataset_name", required=True)
+@click.option("--output_dataset_config_pbtxt", type=click.Path(path_type=Path))
+@click.option("--num_shards", type=int)
+@click.option("--seed", type=int)
+@click.option("--runner", type=click.Choice(["FnApiRunner", "BundleBasedDirectRunner"]))
+def shuffle(input_pattern_list, **kw) -> None:
+    """Stage 3: global shuffle (Apache Beam, local runner) + dataset_config.pbtxt."""
+    from .shuffle import shuffle as run
+
+    _emit(run(_build(C.ShuffleConfig, input_pattern_list=_split((input_pattern_list,)), **kw)))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option("--train_dataset_pbtxt", "train_dataset_config", required=True, type=click.Path(path_type=Path))
+@click.option("--tune_dataset_pbtxt", "tune_dataset_config", required=True, type=click.Path(path_type=Path))
+@click.option("--experiment_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--init_checkpoint", type=click.Path(path_type=Path), help="warm start from this .keras model")
+@click.option("--num_epochs", "epochs", type=int)
+@click.option("--batch_size", type=int)
+@click.option("--learning_rate", type=float)
+@click.option("--seed", type=int)
+def train(**kw) -> None:
+    """Stage 4: train the genotype CNN; best checkpoint by tune/f1_weighted."""
+    from .train import train as run
+
+    result = run(_build(C.TrainConfig, **kw))  # type: ignore[arg-type]
+    result.pop("history", None)
+    _emit(result)
+
+
+@cli.command()
+@click.option("--examples", required=True, help="calling-mode examples, e.g. out/test.tfrecord@4.gz")
+@click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
+@click.option("--ref", required=True, type=click.Path(path_type=Path))
+@click.option("--outfile", required=True, type=click.Path(path_type=Path), help="output .vcf.gz")
+@click.option("--sample_name", default=None)
+@click.option("--batch_size", type=int)
+def call(**kw) -> None:
+    """Stage 5: call_variants + postprocess_variants -> bgzipped, indexed VCF."""
+    from .call import call_variants
+
+    _emit(call_variants(_build(C.CallConfig, **kw)))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.argument("truth_vcf", type=click.Path(path_type=Path))
+@click.argument("query_vcf", type=click.Path(path_type=Path))
+@click.option("-f", "--confident_bed", type=click.Path(path_type=Path), help="score only inside these regions")
+@click.option("-r", "--reference", type=click.Path(path_type=Path))
+@click.option("-o", "--output_prefix", required=True, type=click.Path(path_type=Path))
+@click.option("--regions", multiple=True, help="restrict to these contigs")
+def evaluate(regions, **kw) -> None:
+    """Stage 6: hap.py-style comparison -> PREFIX.summary.csv."""
+    from .evaluate import evaluate as run
+    from .report import format_table
+
+    rows = run(_build(C.EvaluateConfig, regions=list(regions), **kw))  # type: ignore[arg-type]
+    click.echo(format_table([r for r in rows if r.get("Filter") == "PASS"]))
+
+
+@cli.command()
+@click.option("--config", "config_yaml", required=True, type=click.Path(path_type=Path), help="case-study YAML")
+@click.option("--workdir", type=click.Path(path_type=Path))
+@click.option("--min_coverage", type=int)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config field (dotted keys)")
+def run(config_yaml: Path, workdir: Path | None, min_coverage: int | None, sets: tuple[str, ...]) -> None:
+    """Run the whole case study as a Prefect flow (ephemeral Prefect if no server is set)."""
+    overrides: dict[str, Any] = {}
+    for item in sets:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        k, v = item.split("=", 1)
+        overrides[k] = yaml.safe_load(v)
+    if workdir is not None:
+        overrides["workdir"] = str(workdir.resolve())
+    if min_coverage is not None:
+        overrides["min_coverage"] = min_coverage
+    cfg = C.load_case_study(config_yaml, overrides)
+    from flows.case_study import custom_model_training
+
+    report = custom_model_training(cfg)
+    click.echo(f"report: {Path(cfg.workdir) / 'report.md'}")
+    del report
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise DvtrainError(f"{path}: config file does not exist") from None
+    except yaml.YAMLError as e:
+        raise DvtrainError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise DvtrainError(f"{path}: config must be a YAML mapping")
+    return data
+
+
+def _one_line_validation(e: ValidationError) -> str:
+    errs = e.errors()
+    parts = []
+    for err in errs[:3]:
+        loc = ".".join(str(x) for x in err.get("loc", ())) or e.title
+        parts.append(f"{loc}: {err.get('msg')}")
+    return f"invalid {e.title}: " + "; ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    handler: Callable[..., Any] = cli.main
+    try:
+        handler(args=argv, prog_name="dvtrain", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        click.echo("dvtrain: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except DvtrainError as e:
+        click.echo(f"dvtrain: error: {e}", err=True)
+        return 2
+    except ValidationError as e:
+        click.echo(f"dvtrain: error: {_one_line_validation(e)}", err=True)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        click.echo(f"dvtrain: error: {e.filename}: {e.strerror}", err=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
