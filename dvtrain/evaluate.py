@@ -1,0 +1,494 @@
+"""A hap.py-style small-variant benchmark (first version: allele matching, no haplotypes).
+
+``evaluate(config)`` compares a query VCF with a truth VCF, optionally only inside a
+confident-regions BED (hap.py ``-f``), and writes ``PREFIX.summary.csv`` with hap.py's
+columns. The pure helpers (``split_events``, ``match_events``, ``summarize``,
+``evaluate_rows_for``) do the same on in-memory data.
+
+What is compared
+----------------
+* **Truth**: the first sample of every record whose FILTER is ``PASS`` or ``.``.
+* **Query**: the first sample of every record; a record is a *call* only when its genotype
+  carries a non-reference allele (``0/0`` RefCall records and ``./.`` are not variants).
+  Rows are produced for Filter ``ALL`` (every call, whatever its FILTER) and ``PASS``
+  (calls whose FILTER is ``PASS`` or ``.``).
+* **Events**: each record is split into one event per distinct non-reference allele named
+  in its genotype (``1/2`` gives two events, ``2/2`` one). An event's *copies* is how many
+  times its allele occurs in the genotype (het 1, hom 2; each allele of ``1/2`` has 1).
+  Symbolic / breakend / ``*`` alleles are skipped (out of scope for small variants).
+* **Normalisation**: each event is trimmed and, when a reference is given, left-aligned
+  (``variants.normalize``). Without a reference events are only trimmed (common suffix,
+  then common prefix, always keeping one base), so un-left-aligned indels do not match.
+  With a reference, each record's REF must agree with it (``N`` matches anything), and
+  records on contigs the reference lacks are handled by ``read_vcf`` (a VCF with no record
+  on a reference contig is an error).
+* **Type**: ``SNP`` when the normalised REF and ALT are single bases, otherwise ``INDEL``
+  (MNPs and complex substitutions count as INDEL).
+* **Confident regions**: an event is *inside* when its normalised REF span
+  ``[pos, pos + len(ref))`` lies within one (merged) BED interval. Truth events outside
+  are dropped entirely; query events outside are ``UNK``. Because the decision uses the
+  normalised span, the same allele gets the same decision in the truth and the query
+  whatever its written representation.
+
+Matching and counting (per type, per query filter)
+--------------------------------------------------
+Events are keyed by normalised ``(chrom, pos, ref, alt)``. For each key the inside truth
+events and the inside query events are paired: first those with equal *copies* (truth
+``TP``, query ``TP``), then the remaining ones pairwise (truth ``FN``, query ``FP`` counted in
+``FP.gt``). Unpaired truth events are ``FN``. An unpaired query event is ``FP``; it also
+counts in ``FP.al`` when no truth event has its key but some inside truth event starts at
+the same normalised ``(chrom, pos)`` (a different allele at a truth site). A surplus
+duplicate of an already-paired key is a plain ``FP``.
+
+* ``TRUTH.TOTAL`` = inside truth events; ``TRUTH.TP + TRUTH.FN = TRUTH.TOTAL``.
+* ``QUERY.TOTAL`` = all query events of the filter (inside and outside);
+  ``QUERY.UNK`` = those outside; ``QUERY.FP`` includes ``FP.gt`` and ``FP.al``;
+  ``QUERY.TP = QUERY.TOTAL - QUERY.FP - QUERY.UNK`` (equals ``TRUTH.TP`` here).
+* ``METRIC.Recall = TRUTH.TP / (TRUTH.TP + TRUTH.FN)``,
+  ``METRIC.Precision = QUERY.TP / (QUERY.TP + QUERY.FP)``,
+  ``METRIC.Frac_NA = QUERY.UNK / QUERY.TOTAL``, ``METRIC.F1_Score`` their harmonic mean
+  (0 when both are 0). An undefined value is ``None`` (an empty CSV cell).
+* ``*.TiTv_ratio`` = transitions / transversions over the SNP events of TRUTH.TOTAL or
+  QUERY.TOTAL (empty for INDEL rows); ``*.het_hom_ratio`` = events with 1 copy / events
+  with 2 copies over the same sets.
+
+Floats are written with 6 decimals; rows come in the order INDEL/ALL, INDEL/PASS,
+SNP/ALL, SNP/PASS.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from .bed import IntervalIndex, read_bed
+from .config import EvaluateConfig
+from .errors import InputError
+from .fileio import atomic_output
+from .variants import Variant, normalize, read_vcf, variant_type
+
+COLUMNS = [
+    "Type", "Filter", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.FP",
+    "QUERY.UNK", "FP.gt", "FP.al", "METRIC.Recall", "METRIC.Precision", "METRIC.Frac_NA",
+    "METRIC.F1_Score", "TRUTH.TOTAL.TiTv_ratio", "QUERY.TOTAL.TiTv_ratio",
+    "TRUTH.TOTAL.het_hom_ratio", "QUERY.TOTAL.het_hom_ratio",
+]
+INT_COLUMNS = {"TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.FP", "QUERY.UNK", "FP.gt", "FP.al"}
+TYPES = ("INDEL", "SNP")
+FILTERS = ("ALL", "PASS")
+_TRANSITIONS = {("A", "G"), ("G", "A"), ("C", "T"), ("T", "C")}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One normalised biallelic allele of a call (0-based ``pos``)."""
+
+    chrom: str
+    pos: int
+    ref: str
+    alt: str
+    copies: int
+    vtype: str
+    is_pass: bool
+
+    @property
+    def key(self) -> tuple[str, int, str, str]:
+        return (self.chrom, self.pos, self.ref, self.alt)
+
+    @property
+    def end(self) -> int:
+        return self.pos + len(self.ref)
+
+
+# ---------------------------------------------------------------- normalisation
+def trim(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """Trim a common suffix, then a common prefix, keeping at least one base in each."""
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    return pos, ref, alt
+
+
+class Normalizer:
+    """Normalise alleles against an optional reference (a path or an open pysam.FastaFile)."""
+
+    def __init__(self, reference=None):
+        self._fasta = None
+        self._own = False
+        if reference is not None:
+            if isinstance(reference, (str, Path)):
+                from .genome import open_reference
+
+                self._fasta = open_reference(reference)
+                self._own = True
+            else:
+                self._fasta = reference
+        self._block_key: Optional[tuple[str, int]] = None
+        self._block = ""
+
+    def close(self) -> None:
+        if self._own and self._fasta is not None:
+            self._fasta.close()
+            self._fasta = None
+
+    def __enter__(self) -> "Normalizer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def has_reference(self) -> bool:
+        return self._fasta is not None
+
+    _BLOCK = 1 << 20
+
+    def fetch(self, chrom: str, start: int, end: int) -> str:
+        """Upper-case reference bases [start, end), served from 1 Mb cached blocks."""
+        b = start // self._BLOCK
+        if end - 1 >= start and (end - 1) // self._BLOCK == b:
+            if (chrom, b) != self._block_key:
+                self._block = self._fasta.fetch(chrom, b * self._BLOCK, (b + 1) * self._BLOCK).upper()  # type: ignore[union-attr]
+                self._block_key = (chrom, b)
+            off = b * self._BLOCK
+            return self._block[start - off : end - off]
+        return self._fasta.fetch(chrom, start, end).upper()  # type: ignore[union-attr]
+
+    def ref_mismatch(self, v: Variant) -> bool:
+        """True when the record's REF disagrees with the reference (N matches anything)."""
+        if self._fasta is None:
+            return False
+        seq = self.fetch(v.chrom, v.pos, v.pos + len(v.ref))
+        if seq == v.ref:
+            return False
+        if len(seq) != len(v.ref):
+            return True
+        return any(a != b and a != "N" and b != "N" for a, b in zip(seq, v.ref))
+
+    def __call__(self, chrom: str, pos: int, ref: str, alt: str) -> tuple[int, str, str]:
+        if len(ref) == 1 and len(alt) == 1:
+            return pos, ref, alt
+        if self._fasta is None:
+            return trim(pos, ref, alt)
+        return normalize(pos, ref, alt, lambda s, e: self.fetch(chrom, s, e))
+
+
+def split_events(variants: Iterable[Variant], normalizer: Callable | None = None) -> list[Event]:
+    """Split called records into normalised per-allele events (see the module docstring)."""
+    norm = normalizer or (lambda chrom, pos, ref, alt: trim(pos, ref, alt))
+    out: list[Event] = []
+    for v in variants:
+        gt = v.gt
+        if len(gt) == 2 and gt[0] == gt[1]:  # the common diploid cases, fast
+            counts = {gt[0]: 2} if gt[0] > 0 else {}
+        else:
+            counts = {}
+            for a in gt:
+                if a > 0:
+                    counts[a] = counts.get(a, 0) + 1
+        if not counts:
+            continue
+        is_pass = v.filter in ("PASS", ".")
+        for a in sorted(counts):
+            alt = v.alts[a - 1]
+            if not alt or alt == v.ref:  # symbolic / breakend / '*' / no-op
+                continue
+            pos, ref, nalt = norm(v.chrom, v.pos, v.ref, alt)
+            out.append(Event(v.chrom, pos, ref, nalt, counts[a], variant_type(ref, nalt), is_pass))
+    return out
+
+
+# ---------------------------------------------------------------- matching
+def inside_flags(events: list[Event], confident: Optional[IntervalIndex]) -> list[bool]:
+    """Whether each event's normalised REF span lies inside the confident regions."""
+    if confident is None:
+        return [True] * len(events)
+    span = confident.contains_span
+    return [span(e.chrom, e.pos, e.pos + len(e.ref)) for e in events]
+
+
+def match_events(
+    truth: list[Event],
+    query: list[Event],
+    confident: Optional[IntervalIndex] = None,
+    truth_inside: Optional[list[bool]] = None,
+    query_inside: Optional[list[bool]] = None,
+) -> tuple[list[str], list[str]]:
+    """Label events. Truth labels: ``TP``, ``FN`` or ``OUT`` (outside the confident regions);
+    query labels: ``TP``, ``FP``, ``FP.gt``, ``FP.al`` or ``UNK``. ``*_inside`` may pass
+    precomputed ``inside_flags``."""
+    t_in = truth_inside if truth_inside is not None else inside_flags(truth, confident)
+    q_in = query_inside if query_inside is not None else inside_flags(query, confident)
+    t_label = ["OUT"] * len(truth)
+    q_label = ["UNK"] * len(query)
+    t_by_key: dict[tuple, list[int]] = {}
+    t_sites: set[tuple[str, int]] = set()
+    for i, e in enumerate(truth):
+        if t_in[i]:
+            t_label[i] = "FN"
+            t_by_key.setdefault((e.chrom, e.pos, e.ref, e.alt), []).append(i)
+            t_sites.add((e.chrom, e.pos))
+    q_by_key: dict[tuple, list[int]] = {}
+    for j, e in enumerate(query):
+        if q_in[j]:
+            q_by_key.setdefault((e.chrom, e.pos, e.ref, e.alt), []).append(j)
+    for key, qs in q_by_key.items():  # keys are independent: order does not matter
+        ts = t_by_key.get(key)
+        if not ts:
+            lab = "FP.al" if (key[0], key[1]) in t_sites else "FP"
+            for j in qs:
+                q_label[j] = lab
+            continue
+        if len(qs) == 1 and len(ts) == 1:
+            i, j = ts[0], qs[0]
+            if truth[i].copies == query[j].copies:
+                t_label[i] = q_label[j] = "TP"
+            else:
+                q_label[j] = "FP.gt"
+            continue
+        free = list(ts)
+        left: list[int] = []
+        for j in qs:
+            k = next((n for n, i in enumerate(free) if truth[i].copies == query[j].copies), None)
+            if k is None:
+                left.append(j)
+            else:
+                t_label[free.pop(k)] = "TP"
+                q_label[j] = "TP"
+        for j in left:
+            if free:
+                free.pop(0)  # stays FN
+                q_label[j] = "FP.gt"
+            else:
+                q_label[j] = "FP"
+    return t_label, q_label
+
+
+# ---------------------------------------------------------------- metrics
+def _ratio(num: float, den: float) -> Optional[float]:
+    return num / den if den else None
+
+
+def _titv(events: Iterable[Event]) -> Optional[float]:
+    ti = tv = 0
+    for e in events:
+        if (e.ref, e.alt) in _TRANSITIONS:
+            ti += 1
+        else:
+            tv += 1
+    return _ratio(ti, tv)
+
+
+def _het_hom(events: Iterable[Event]) -> Optional[float]:
+    het = hom = 0
+    for e in events:
+        if e.copies == 1:
+            het += 1
+        elif e.copies == 2:
+            hom += 1
+    return _ratio(het, hom)
+
+
+def summarize(
+    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None
+) -> list[dict]:
+    """The four summary rows (INDEL/ALL, INDEL/PASS, SNP/ALL, SNP/PASS) for events."""
+    rows: list[dict] = []
+    t_in = inside_flags(truth, confident)
+    q_in = inside_flags(query, confident)
+    query_sets = {"ALL": query, "PASS": [e for e in query if e.is_pass]}
+    inside_sets = {"ALL": q_in, "PASS": [f for f, e in zip(q_in, query) if e.is_pass]}
+    labels = {f: match_events(truth, q, None, t_in, inside_sets[f]) for f, q in query_sets.items()}
+    for vtype in TYPES:
+        for flt in FILTERS:
+            t_lab, q_lab = labels[flt]
+            qev = query_sets[flt]
+            t_in = [e for e, lab in zip(truth, t_lab) if lab != "OUT" and e.vtype == vtype]
+            tc = Counter(lab for e, lab in zip(truth, t_lab) if e.vtype == vtype)
+            q_of_type = [e for e in qev if e.vtype == vtype]
+            qc = Counter(lab for e, lab in zip(qev, q_lab) if e.vtype == vtype)
+            tp, fn = tc["TP"], tc["FN"]
+            q_total = len(q_of_type)
+            q_fp = qc["FP"] + qc["FP.gt"] + qc["FP.al"]
+            q_unk = qc["UNK"]
+            q_tp = q_total - q_fp - q_unk
+            recall = _ratio(tp, tp + fn)
+            precision = _ratio(q_tp, q_tp + q_fp)
+            if recall is None or precision is None:
+                f1 = None
+            else:
+                f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+            rows.append({
+                "Type": vtype,
+                "Filter": flt,
+                "TRUTH.TOTAL": tp + fn,
+                "TRUTH.TP": tp,
+                "TRUTH.FN": fn,
+                "QUERY.TOTAL": q_total,
+                "QUERY.FP": q_fp,
+                "QUERY.UNK": q_unk,
+                "FP.gt": qc["FP.gt"],
+                "FP.al": qc["FP.al"],
+                "METRIC.Recall": recall,
+                "METRIC.Precision": precision,
+                "METRIC.Frac_NA": _ratio(q_unk, q_total),
+                "METRIC.F1_Score": f1,
+                "TRUTH.TOTAL.TiTv_ratio": _titv(t_in) if vtype == "SNP" else None,
+                "QUERY.TOTAL.TiTv_ratio": _titv(q_of_type) if vtype == "SNP" else None,
+                "TRUTH.TOTAL.het_hom_ratio": _het_hom(t_in),
+                "QUERY.TOTAL.het_hom_ratio": _het_hom(q_of_type),
+            })
+    return rows
+
+
+def evaluate_rows_for(
+    truth: list[Variant],
+    query: list[Variant],
+    bed: Optional[Iterable[tuple[str, int, int]]] = None,
+    reference=None,
+) -> list[dict]:
+    """Summary rows for in-memory records. ``truth`` should already hold only PASS/'.'
+    records; ``bed`` is intervals (or None for everywhere); ``reference`` a FASTA path, an
+    open pysam.FastaFile, or None (trim only)."""
+    confident = None if bed is None else (bed if isinstance(bed, IntervalIndex) else IntervalIndex(bed))
+    with Normalizer(reference) as norm:
+        t_events = split_events(truth, norm)
+        q_events = split_events(query, norm)
+    return summarize(t_events, q_events, confident)
+
+
+# ---------------------------------------------------------------- CSV
+def format_value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6f}"
+    return str(v)
+
+
+def write_summary(path: str | Path, rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        w.writerow([format_value(r.get(c)) for c in COLUMNS])
+    with atomic_output(path, suffix=".csv") as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def read_summary(path: str | Path) -> list[dict]:
+    """Read a summary.csv back into rows with numbers (None for empty cells)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise InputError(p, f"cannot read summary: {e}") from None
+    reader = csv.DictReader(io.StringIO(text))
+    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(p, f"not a summary.csv (missing columns {missing})")
+    rows = []
+    for n, raw in enumerate(reader, 2):
+        row: dict = {}
+        for c in COLUMNS:
+            s = raw[c]
+            try:
+                if c in ("Type", "Filter"):
+                    row[c] = s
+                elif s == "":
+                    row[c] = None
+                elif c in INT_COLUMNS:
+                    row[c] = int(s)
+                else:
+                    row[c] = float(s)
+            except ValueError:
+                raise InputError(p, f"line {n}: {c} {s!r} is not a number") from None
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------- file-level entry point
+def _warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+def _require_sample(path: Path) -> None:
+    """A genotype comparison needs a sample column."""
+    opener = gzip.open if path.name.endswith((".gz", ".bgz")) else open
+    try:
+        with opener(path, "rt") as fh:  # type: ignore[operator]
+            for line in fh:
+                if line.startswith("#CHROM"):
+                    if len(line.rstrip("\n\r").split("\t")) < 10:
+                        raise InputError(path, "has no sample column (a genotyped VCF is needed)")
+                    return
+                if not line.startswith("##"):
+                    return  # read_vcf reports the missing header
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputError(path, f"cannot read VCF: {e}") from None
+
+
+def _check_ref(variants: list[Variant], norm: Normalizer, path: Path, reference) -> None:
+    bad = [v for v in variants if norm.ref_mismatch(v)]
+    if bad:
+        v = bad[0]
+        raise InputError(
+            path,
+            f"REF of {len(bad)} record(s) disagrees with the reference {reference} "
+            f"(first: {v.chrom}:{v.pos + 1} REF {v.ref}); wrong reference?",
+        )
+
+
+def evaluate(config: EvaluateConfig) -> list[dict]:
+    """Compare ``config.query_vcf`` with ``config.truth_vcf`` and write PREFIX.summary.csv."""
+    contigs = None
+    if config.reference is not None:
+        from .genome import contig_lengths
+
+        contigs = contig_lengths(config.reference)
+    regions = set(config.regions) if config.regions else None
+    if regions and contigs is not None:
+        unknown = sorted(regions - set(contigs))
+        if unknown:
+            raise InputError(config.reference, f"regions {unknown} are not contigs of this reference")  # type: ignore[arg-type]
+    for p in (config.truth_vcf, config.query_vcf):
+        if Path(p).is_file():
+            _require_sample(Path(p))
+    truth = read_vcf(config.truth_vcf, contigs=contigs, regions=regions, pass_only=True)
+    query = read_vcf(config.query_vcf, contigs=contigs, regions=regions)
+    confident = None
+    if config.confident_bed is not None:
+        intervals = read_bed(config.confident_bed)
+        if regions is not None:
+            intervals = [iv for iv in intervals if iv[0] in regions]
+        confident = IntervalIndex(intervals)
+        bed_contigs = {iv[0] for iv in intervals}
+        if truth and not bed_contigs & {v.chrom for v in truth}:
+            _warn(f"{config.confident_bed}: shares no contig with the truth VCF; nothing will be scored")
+    t_contigs = {v.chrom for v in truth}
+    q_contigs = {v.chrom for v in query if v.is_variant_call()}
+    if t_contigs and q_contigs and not t_contigs & q_contigs:
+        _warn(
+            f"{config.query_vcf}: shares no contig with the truth "
+            f"(truth: {sorted(t_contigs)[:3]}, query: {sorted(q_contigs)[:3]}); contig naming mismatch?"
+        )
+    with Normalizer(config.reference) as norm:
+        if norm.has_reference:
+            _check_ref(truth, norm, Path(config.truth_vcf), config.reference)
+            _check_ref([v for v in query if v.is_variant_call()], norm, Path(config.query_vcf), config.reference)
+        t_events = split_events(truth, norm)
+        q_events = split_events(query, norm)
+    rows = summarize(t_events, q_events, confident)
+    write_summary(summary_path(config.output_prefix), rows)
+    return rows
+
+
+def summary_path(prefix: str | Path) -> Path:
+    return Path(str(prefix) + ".summary.csv")

@@ -1,0 +1,170 @@
+"""The case study's report: PASS-filter benchmark rows of each model, as JSON and Markdown.
+
+``write_report(rows, dataset, config, outdir)`` writes ``outdir/report.json`` and
+``outdir/report.md`` (each atomically) and returns the JSON object::
+
+    {"rows": [{"model", "Type", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP",
+               "METRIC.Recall", "METRIC.Precision", "METRIC.F1_Score"}, ...],
+     "dataset": {...}, "config": {...}}
+
+``rows`` are ``evaluate`` summary rows, each with an added ``"model"`` key ("baseline",
+"custom" or a peer's name); values may be numbers or the strings of a summary.csv. Only
+``Filter == "PASS"`` rows are reported (a row without a Filter counts as PASS). Rows are
+ordered baseline, custom, then the other models in first-seen order; INDEL before SNP.
+Undefined values (None, "", NaN) become JSON ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from .fileio import atomic_output
+
+REPORT_KEYS = [
+    "model", "Type", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP",
+    "METRIC.Recall", "METRIC.Precision", "METRIC.F1_Score",
+]
+_INT_KEYS = {"TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP"}
+_TYPE_ORDER = {"INDEL": 0, "SNP": 1}
+
+
+def _number(value: Any, key: str, integer: bool) -> Optional[float | int]:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{key}: {value!r} is not a number")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{key}: {value!r} is not a number") from None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if not isinstance(value, (int, float)):
+        raise ValueError(f"{key}: {value!r} is not a number")
+    if integer:
+        if float(value) != int(value):
+            raise ValueError(f"{key}: {value!r} is not a whole number")
+        return int(value)
+    return float(value)
+
+
+def report_rows(rows: list[dict]) -> list[dict]:
+    """The PASS rows reduced to REPORT_KEYS with numeric values, in report order."""
+    out: list[dict] = []
+    seen: set[tuple[str, str]] = set()
+    for r in rows:
+        if r.get("Filter", "PASS") != "PASS":
+            continue
+        missing = [k for k in REPORT_KEYS if k not in r]
+        if missing:
+            raise ValueError(f"report row lacks {missing}: {r!r}")
+        if r["Type"] not in _TYPE_ORDER:
+            raise ValueError(f"report row Type must be SNP or INDEL, not {r['Type']!r}")
+        ident = (str(r["model"]), r["Type"])
+        if ident in seen:
+            raise ValueError(f"two PASS rows for model {ident[0]!r}, type {ident[1]}")
+        seen.add(ident)
+        row: dict = {"model": str(r["model"]), "Type": r["Type"]}
+        for k in REPORT_KEYS[2:]:
+            row[k] = _number(r[k], k, k in _INT_KEYS)
+        out.append(row)
+    models: list[str] = []
+    for r in out:
+        if r["model"] not in models:
+            models.append(r["model"])
+    rank = {m: i for i, m in enumerate(["baseline", "custom"] + [m for m in models if m not in ("baseline", "custom")])}
+    out.sort(key=lambda r: (rank[r["model"]], _TYPE_ORDER[r["Type"]]))
+    return out
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None or v == "":
+        return "n/a"
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.{digits}f}"
+    return str(v)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A Markdown table (model x type: recall, precision, F1 to 4 decimals, TP/FN/FP).
+
+    Takes summary rows (with or without "model"); rows of a Filter other than PASS are
+    shown with a Filter column so that ALL and PASS rows are not confused.
+    """
+    show_filter = any(r.get("Filter", "PASS") != "PASS" for r in rows)
+    head = ["Model", "Type"] + (["Filter"] if show_filter else []) + ["Recall", "Precision", "F1", "TP", "FN", "FP"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in rows:
+        def num(k: str, integer: bool = False):
+            try:
+                return _number(r.get(k), k, integer)
+            except ValueError:
+                return r.get(k)
+
+        cells = [str(r.get("model", "-")), str(r.get("Type", ""))]
+        if show_filter:
+            cells.append(str(r.get("Filter", "PASS")))
+        cells += [
+            _fmt(num("METRIC.Recall")), _fmt(num("METRIC.Precision")), _fmt(num("METRIC.F1_Score")),
+            _fmt(num("TRUTH.TP", True)), _fmt(num("TRUTH.FN", True)), _fmt(num("QUERY.FP", True)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_lines(rows: list[dict]) -> list[str]:
+    """For INDEL and SNP: whether custom beats baseline in F1 (only when both are present)."""
+    by = {(r["model"], r["Type"]): r for r in rows}
+    out = []
+    for vtype in ("INDEL", "SNP"):
+        b, c = by.get(("baseline", vtype)), by.get(("custom", vtype))
+        if b is None or c is None:
+            continue
+        fb, fc = b["METRIC.F1_Score"], c["METRIC.F1_Score"]
+        if fb is None or fc is None:
+            out.append(f"- {vtype}: F1 is undefined for {'baseline' if fb is None else 'custom'}; no comparison.")
+            continue
+        # compare at summary.csv precision (6 decimals): a row read back from CSV and the
+        # in-memory row of the same run must tie
+        diff = round(round(fc, 6) - round(fb, 6), 6)
+        shown = f"{diff:+.4f}" if abs(diff) >= 5e-5 else f"{diff:+.6f}"
+        if diff > 0:
+            out.append(f"- {vtype}: custom beats baseline in F1 by {shown} ({fc:.4f} vs {fb:.4f}).")
+        elif diff == 0:
+            out.append(f"- {vtype}: custom ties baseline in F1 ({fc:.4f}).")
+        else:
+            out.append(f"- {vtype}: custom does not beat baseline in F1 ({fc:.4f} vs {fb:.4f}, {shown}).")
+    return out
+
+
+def render_markdown(report: dict) -> str:
+    lines = ["# Variant calling benchmark", ""]
+    if report.get("dataset"):
+        lines.append("Dataset: " + ", ".join(f"{k}={report['dataset'][k]}" for k in sorted(report["dataset"])))
+        lines.append("")
+    lines.append("PASS calls; TP/FN count truth alleles, FP query alleles.")
+    lines.append("")
+    lines.append(format_table(report["rows"]).rstrip("\n"))
+    comp = comparison_lines(report["rows"])
+    if comp:
+        lines += ["", *comp]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
+    """Write outdir/report.json and outdir/report.md; return the JSON object."""
+    outdir = Path(outdir)
+    report = {"rows": report_rows(rows), "dataset": dataset, "config": config}
+    # round-trip through JSON so the returned object is exactly what was written
+    text = json.dumps(report, sort_keys=True, indent=2, default=str, allow_nan=False) + "\n"
+    report = json.loads(text)
+    md = render_markdown(report)
+    with atomic_output(outdir / "report.json", suffix=".json") as tmp:
+        tmp.write_text(text)
+    with atomic_output(outdir / "report.md", suffix=".md") as tmp:
+        tmp.write_text(md)
+    return report
