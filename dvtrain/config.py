@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .errors import InputError
 
@@ -189,12 +190,7 @@ class CaseStudyConfig(_Config):
     learning_rate: float = 1e-3
     sample_name: str = "SAMPLE"
     seed: int = 42
-    dataset: dict = Field(default_factory=dict, description="provenance copied into the report")
-
-    @field_validator("reads")
-    @classmethod
-    def _nonempty(cls, v: list[Path]) -> list[Path]:
-        return v
+    dataset_json: Optional[Path] = Field(None, description="provenance (e.g. simulate's dataset.json) copied into the report")
 
 
 def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:
@@ -213,9 +209,9 @@ def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStud
     base = p.resolve().parent
 
     def fix(v):
-        return str(v) if Path(str(v)).is_absolute() else str(base / str(v))
+        return str(v) if Path(str(v)).is_absolute() else os.path.normpath(base / str(v))
 
-    for key in ("reference", "truth_vcf", "truth_bed"):
+    for key in ("reference", "truth_vcf", "truth_bed", "dataset_json"):
         if key in data and data[key] is not None:
             data[key] = fix(data[key])
     if "reads" in data and isinstance(data["reads"], list):

@@ -23,6 +23,8 @@ import google_crc32c
 from .errors import InputError
 
 _MASK_DELTA = 0xA282EAD8
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def _masked_crc(data: bytes) -> int:
@@ -41,6 +43,7 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
     sfx = suffix if suffix is not None else "".join(path.suffixes[-2:]) or ".tmp"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + sfx, dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path

@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
 
 from .config import ShuffleConfig
-from .errors import InputError
+from .errors import DvtrainError, InputError
 from .example_proto import decode_example
 from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords
 
@@ -30,10 +31,13 @@ def record_key(record: bytes, seed: int) -> bytes:
     return hashlib.blake2b(record, digest_size=16, key=seed.to_bytes(8, "little", signed=True)).digest()
 
 
-def _keyed(path: str, seed: int, num_shards: int) -> Iterator[tuple[int, tuple[bytes, bytes]]]:
+def _keyed(path: str, seed: int, num_shards: int) -> Iterator[tuple[int, tuple[bytes, int, bytes]]]:
     for rec in read_tfrecords(path):
+        label = decode_example(rec, keys={"label"}).get("label")
+        if not label or not 0 <= int(label[0]) <= 2:
+            raise InputError(path, "an example has no label 0/1/2 (shuffle needs training-mode examples)")
         k = record_key(rec, seed)
-        yield int.from_bytes(k[:8], "little") % num_shards, (k, rec)
+        yield int.from_bytes(k[:8], "little") % num_shards, (k, int(label[0]), rec)
 
 
 def _write_shard(item, prefix: str, num_shards: int) -> dict:
@@ -42,11 +46,8 @@ def _write_shard(item, prefix: str, num_shards: int) -> dict:
     path = f"{prefix}-{shard:05d}-of-{num_shards:05d}.tfrecord.gz"
     counts = [0, 0, 0]
     with TFRecordWriter(path) as w:
-        for _, rec in records:
-            label = decode_example(rec, keys={"label"}).get("label")
-            if not label:
-                raise InputError(path, "an input example has no label (shuffle needs training-mode examples)")
-            counts[int(label[0])] += 1
+        for _, label, rec in records:
+            counts[label] += 1
             w.write(rec)
     return {"shard": shard, "path": path, "num_examples": len(records), "class_counts": counts}
 
@@ -86,8 +87,11 @@ def shuffle(config: ShuffleConfig) -> dict:
     prefix = str(config.output_pattern_prefix)
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     n = config.num_shards
-    for stale in Path(prefix).parent.glob(Path(prefix).name + "-*-of-*.tfrecord.gz"):
-        stale.unlink()
+    def remove_shards() -> None:
+        for stale in Path(prefix).parent.glob(Path(prefix).name + "-*-of-*.tfrecord.gz"):
+            stale.unlink()
+
+    remove_shards()
     fd, summary_path = tempfile.mkstemp(prefix=".shuffle-summary.", suffix=".json", dir=Path(prefix).parent)
     os.close(fd)
     try:
@@ -103,6 +107,13 @@ def shuffle(config: ShuffleConfig) -> dict:
                 | "Summary" >> beam.Map(lambda rows: Path(summary_path).write_text(json.dumps(rows)))
             )
         shards = {r["shard"]: r for r in json.loads(Path(summary_path).read_text() or "[]")}
+    except Exception as e:
+        remove_shards()
+        # Beam wraps worker exceptions; surface our one-line input errors as such.
+        m = re.search(r"InputError: (.*?)(?: \[while running|$)", str(e), flags=re.S)
+        if m:
+            raise DvtrainError(m.group(1).strip()) from None
+        raise
     finally:
         Path(summary_path).unlink(missing_ok=True)
     # Shards that received no records still exist, empty, so the pattern is complete.
@@ -141,8 +152,6 @@ def shuffle(config: ShuffleConfig) -> dict:
 
 def read_dataset_config(path: str | Path) -> dict:
     """Parse a dataset_config.pbtxt (ours or DeepVariant's) into name/tfrecord_path/num_examples/class_counts."""
-    import re
-
     p = Path(path)
     try:
         text = p.read_text()

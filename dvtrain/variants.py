@@ -85,8 +85,9 @@ def read_vcf(
 ) -> list[Variant]:
     """Read the first sample's calls from a VCF.
 
-    contigs: reference contig lengths; when given, records on other contigs are an error,
-    and contigs missing from the header are accepted with one warning.
+    contigs: reference contig lengths. When given, contigs missing from the header are
+    accepted with one warning; records on contigs the reference lacks are skipped with a
+    warning, or are an error when no record at all lies on a reference contig.
     regions: keep only these contigs.
     """
     p = require_file(path, "VCF")
@@ -94,6 +95,7 @@ def read_vcf(
     header_contigs: dict[str, Optional[int]] = {}
     saw_header = False
     undeclared: set[str] = set()
+    unknown: dict[str, int] = {}  # contigs absent from the reference -> first line
     out: list[Variant] = []
     for n, line in enumerate(_lines(p), 1):
         if line.startswith("##"):
@@ -113,6 +115,10 @@ def read_vcf(
         if len(f) < 8:
             raise InputError(p, f"line {n}: expected at least 8 tab-separated columns, found {len(f)}")
         chrom = f[0]
+        if contigs is not None and chrom not in contigs:
+            if chrom not in unknown:
+                unknown[chrom] = n
+            continue
         if regions is not None and chrom not in regions:
             continue
         try:
@@ -124,10 +130,6 @@ def read_vcf(
             raise InputError(p, f"line {n}: REF {f[3]!r} is not a DNA sequence")
         alts = tuple(a.upper() for a in f[4].split(",")) if f[4] != "." else ()
         if contigs is not None:
-            if chrom not in contigs:
-                raise InputError(
-                    p, f"line {n}: contig {chrom!r} is not in the reference (rename the contig or use the matching reference)"
-                )
             if chrom not in header_contigs and chrom not in undeclared:
                 undeclared.add(chrom)
                 warn(f"{p}: no ##contig line for {chrom!r}; using its length from the reference")
@@ -154,6 +156,12 @@ def read_vcf(
         out.append(Variant(chrom, pos, ref, alts_ok, gt, flt, qual))
     if not saw_header:
         raise InputError(p, "no #CHROM header line (not a VCF?)")
+    if unknown:
+        first, line_no = next(iter(unknown.items()))
+        if not out:
+            raise InputError(p, f"line {line_no}: contig {first!r} is not in the reference, and no record is on a "
+                                "reference contig (rename the VCF's contigs or use the matching reference)")
+        warn(f"{p}: skipped records on {len(unknown)} contig(s) not in the reference ({', '.join(sorted(unknown)[:5])})")
     return out
 
 

@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh Debian/Ubuntu machine with Python 3.11+:
+#   make demo   - set up, generate the embedded dataset, run the whole case study
+#   make test   - set up, run the test suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.8
+
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 240
+export PREFECT_LOGGING_LEVEL ?= INFO
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test env system-deps lock bench clean
+
+demo: env
+	$(BIN)/dvtrain simulate --outdir demo-data
+	$(BIN)/dvtrain run --config examples/demo.yaml
+
+test: env system-deps
+	$(BIN)/python -m pytest -q tests
+
+env: $(STAMP)
+
+# The environment is rebuilt whenever the lock file or the package metadata change.
+$(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) UV_VERSION=$(UV_VERSION) bash scripts/bootstrap.sh
+	touch $@
+
+# bedtools/bcftools are peers the tests compare against (not needed by `make demo`).
+system-deps:
+	@bash scripts/system-deps.sh bedtools bcftools
+
+lock:
+	$(BIN)/uv pip compile requirements.in --universal --python-version 3.11 -o requirements.lock
+
+bench: env system-deps
+	$(BIN)/python benchmarks/bench_coverage.py
+
+clean:
+	rm -rf demo-output demo-data .prefect

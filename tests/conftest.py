@@ -1,0 +1,30 @@
+"""Shared fixtures. Real data lives in ../shared/data beside the checkout (CI has it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+TINY = SHARED / "na12878-chr22-tiny"
+PLATINUM = SHARED / "platinum-na12878-chr21"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Path:
+    """Real NA12878 HiSeqX reads over a 12.4 kb slice of chr22 (contig `q`)."""
+    if not (TINY / "NA12878.chr22.tiny.bam").exists():
+        pytest.skip(f"shared test data not found at {TINY} (it sits beside the checkout in CI)")
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def platinum() -> Path:
+    if not (PLATINUM / "PG_NA12878_chr21.vcf.gz").exists():
+        pytest.skip(f"shared test data not found at {PLATINUM} (it sits beside the checkout in CI)")
+    return PLATINUM
