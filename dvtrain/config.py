@@ -128,7 +128,10 @@ class TrainConfig(_Config):
     weight_decay: float = Field(4e-5, ge=0)
     rho: float = 0.9
     momentum: float = 0.9
-    epsilon: float = 1.0
+    # DeepVariant uses epsilon 1.0 over ~10^5 steps; at the few hundred steps of a small
+    # dataset that damps RMSprop into plain SGD and the model never leaves its start
+    # (measured: train accuracy stuck at 0.45 after 6 epochs). Keras' default learns.
+    epsilon: float = 1e-7
     seed: int = 42
 
 

@@ -47,10 +47,10 @@ def build_model(input_shape: Sequence[int], weight_decay: float = 4e-5, num_clas
     reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
     inputs = keras.Input(shape=(h, w, c), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    # No batch normalisation: its running statistics, learnt at one coverage, mis-scale
+    # images at another after a short warm-start (seen as all-hom-alt predictions).
     for filters in (24, 32, 48):
-        x = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, kernel_regularizer=reg)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.ReLU()(x)
+        x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", kernel_regularizer=reg)(x)
     rows = x.shape[1]
     x = layers.AveragePooling2D(pool_size=(rows, 1))(x)  # pool over reads, keep columns
     x = layers.Flatten()(x)
