@@ -47,9 +47,9 @@ LOWCOV_PROFILE = ProfileConfig(
 class SimulateConfig(_Config):
     outdir: Path
     seed: int = 42
-    contigs: dict[str, int] = Field(default_factory=lambda: {"chr1": 300_000, "chr21": 100_000, "chr20": 200_000})
+    contigs: dict[str, int] = Field(default_factory=lambda: {"chr1": 500_000, "chr21": 150_000, "chr20": 300_000})
     snp_rate: float = Field(0.003, gt=0, lt=0.1, description="SNPs per base")
-    indel_rate: float = Field(0.0006, ge=0, lt=0.1, description="indels per base")
+    indel_rate: float = Field(0.0008, ge=0, lt=0.1, description="indels per base")
     titv: float = Field(2.0, gt=0)
     het_hom_ratio: float = Field(1.5, gt=0)
     segdup_count: int = Field(2, ge=0, description="segmental duplications per contig")

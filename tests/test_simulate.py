@@ -255,7 +255,12 @@ def test_error_model(sim):
     """Errors: mismatch rate rises along the read, lowcov is noisier, erroneous bases have lower qualities."""
     out, _ = sim
     ref = _ref(out)
-    truth = {(v.chrom, v.pos) for v in read_vcf(out / "truth.vcf.gz")}
+    # Exclude true variant sites, and +-10 bp around true indels, where alignment
+    # (not the sequencer) causes mismatches.
+    truth = set()
+    for v in read_vcf(out / "truth.vcf.gz"):
+        pad = 0 if v.is_snp else 10
+        truth.update((v.chrom, p) for p in range(v.pos - pad, v.pos + len(v.ref) + pad))
     stats = {}
     for name in ("generic", "lowcov"):
         bam = pysam.AlignmentFile(str(out / f"{name}.bam"))
@@ -281,11 +286,13 @@ def test_error_model(sim):
             mm_by_cycle[-third:].sum() / n_by_cycle[-third:].sum(),
             float(np.mean(q_mm)),
             float(np.mean(q_ok)),
+            mm_by_cycle.sum() / n_by_cycle.sum(),
         )
-    for name, (early, late, qmm, qok) in stats.items():
+    for name, (early, late, qmm, qok, _) in stats.items():
         assert late > early, name
         assert qmm < qok - 10, name
-    assert stats["lowcov"][1] > 1.5 * stats["generic"][1]
+    # whole-read error rate: lowcov's profile averages ~2x generic's
+    assert stats["lowcov"][4] > 1.5 * stats["generic"][4]
 
 
 # ------------------------------------------------------------------ determinism and errors
