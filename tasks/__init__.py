@@ -1,0 +1,20 @@
+"""Prefect tasks: a thin layer over the dvtrain stages (one task per stage)."""
+
+from .cache import FileContentInputs, file_digest, fingerprint
+from .publish import publish_task
+from .stages import (
+    artifact_key,
+    call_task,
+    coverage_task,
+    evaluate_task,
+    make_examples_task,
+    report_task,
+    shuffle_task,
+    train_task,
+)
+
+__all__ = [
+    "FileContentInputs", "file_digest", "fingerprint", "artifact_key",
+    "coverage_task", "make_examples_task", "shuffle_task", "train_task",
+    "call_task", "evaluate_task", "report_task", "publish_task",
+]

@@ -1,0 +1,147 @@
+"""The case study: train a custom low-coverage model on top of a baseline and compare them.
+
+Composition only: every step is a task from :mod:`tasks` or the training subflow.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Optional
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+from dvtrain.config import (
+    CallConfig,
+    CaseStudyConfig,
+    CoverageConfig,
+    EvaluateConfig,
+    MakeExamplesConfig,
+    ShuffleConfig,
+    TrainConfig,
+)
+from dvtrain.report import format_table
+from tasks import (
+    call_task,
+    coverage_task,
+    evaluate_task,
+    make_examples_task,
+    publish_task,
+    report_task,
+    shuffle_task,
+)
+
+from .concurrency import bounded_map
+from .training import train_model
+
+
+def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
+    return str(config.workdir / model / "examples" / f"{split}.tfrecord@{config.shards}.gz")
+
+
+def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],
+                   splits: list[str], confident_bed: Optional[Path] = None) -> dict[str, str]:
+    """All shards of all ``splits`` through one bounded map; returns {split: shard spec}."""
+    specs = {split: _examples(config, model, split) for split in splits}
+    configs = [
+        MakeExamplesConfig(
+            mode=mode, ref=config.reference, reads=reads, examples=spec, task=i,
+            regions=getattr(config.splits, split), seed=config.seed,
+            truth_variants=config.truth_vcf if mode == "training" else None,
+            confident_regions=confident_bed if mode == "training" else None,
+        )
+        for split, spec in specs.items()
+        for i in range(config.shards)
+    ]
+    bounded_map(make_examples_task, configs, limit=config.max_concurrency)
+    return specs
+
+
+def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed: Path,
+           epochs: int, init_checkpoint: Optional[Path]) -> Path:
+    """Examples -> shuffle -> training subflow; returns the best model's path."""
+    specs = _make_examples(config, model, "training", reads, ["train", "tune"], confident_bed)
+    datasets = {
+        split: shuffle_task(ShuffleConfig(
+            input_pattern_list=[spec], output_pattern_prefix=str(config.workdir / model / "shuffled" / split),
+            output_dataset_name=split, num_shards=config.shuffle_shards, seed=config.seed,
+        ))["dataset_config"]
+        for split, spec in specs.items()
+    }
+    trained = train_model(TrainConfig(
+        train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
+        experiment_dir=config.workdir / model / "train", init_checkpoint=init_checkpoint,
+        epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+    ))
+    return Path(trained["best_model"])
+
+
+def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, confident_bed: Path) -> list[dict]:
+    """Call the test contigs with ``checkpoint`` and score them inside the coverage BED."""
+    spec = _make_examples(config, model, "calling", config.reads, ["test"])["test"]
+    calls = call_task(CallConfig(
+        examples=spec, checkpoint=checkpoint, ref=config.reference,
+        outfile=config.workdir / model / "calls.vcf.gz", sample_name=config.sample_name,
+    ))
+    rows = evaluate_task(EvaluateConfig(
+        truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
+        reference=config.reference, output_prefix=config.workdir / model / "eval",
+        regions=config.splits.test,
+    ), label=model)
+    return [{"model": model, **row} for row in rows]
+
+
+@flow(name="custom-model-training", log_prints=True)
+def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = None) -> dict:
+    """Coverage BED -> baseline model -> warm-started custom model -> evaluate both -> report.
+
+    ``publish_to``: name of a ``dvtrain-storage`` block; the finished workdir (minus bulky
+    intermediates) is copied there under ``<date>-<flow run name>/``.
+    """
+    config = config.model_copy(update={"workdir": config.workdir.resolve()})
+    wd = config.workdir
+
+    # a. the coverage BED replaces the truth BED everywhere below
+    bed = Path(coverage_task(CoverageConfig(
+        reads=config.reads, truth_bed=config.truth_bed, output_bed=wd / "coverage" / "confident.bed",
+        min_coverage=config.min_coverage,
+    ))["output_bed"])
+
+    # b. baseline model: given, or trained on the baseline reads inside their own coverage BED
+    if config.baseline.model is not None:
+        baseline = config.baseline.model
+    else:
+        baseline_bed = Path(coverage_task(CoverageConfig(
+            reads=config.baseline.reads, truth_bed=config.truth_bed,
+            output_bed=wd / "baseline" / "coverage" / "confident.bed", min_coverage=config.min_coverage,
+        ))["output_bed"])
+        baseline = _train(config, "baseline", config.baseline.reads, baseline_bed, config.baseline_epochs, None)
+
+    # c. custom model, warm-started from the baseline
+    custom = _train(config, "custom", config.reads, bed, config.custom_epochs, baseline)
+
+    # d. both models on the held-out contigs
+    rows = _evaluate(config, "baseline", baseline, bed) + _evaluate(config, "custom", custom, bed)
+
+    # e. report
+    dataset = json.loads(config.dataset_json.read_text()) if config.dataset_json else {}
+    report = report_task(rows, dataset, config.model_dump(mode="json"), wd)
+    print(format_table(rows))
+    if publish_to:
+        publish_task(publish_to, wd, f"{date.today():%Y-%m-%d}-{flow_run.name or 'run'}")
+    return report
+
+
+def run_case_study(config: CaseStudyConfig | str | Path, publish_to: Optional[str] = None) -> dict:
+    """Run the case study from Python: a config object or a YAML path.
+
+    With no ``PREFECT_API_URL`` configured, Prefect starts a temporary local server for
+    the run (ephemeral mode); nothing needs to be set up first.
+    """
+    if not isinstance(config, CaseStudyConfig):
+        from dvtrain.config import load_case_study
+
+        config = load_case_study(config)
+    return custom_model_training(config, publish_to=publish_to)

@@ -1,0 +1,148 @@
+"""One Prefect task per dvtrain stage: call the stage, log one line, publish tables.
+
+Stage modules are imported inside each task so this module (and the flows) import even
+where a stage is missing or heavy (TensorFlow is only loaded by the tasks that need it).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+
+from dvtrain.config import (
+    CallConfig,
+    CoverageConfig,
+    EvaluateConfig,
+    MakeExamplesConfig,
+    ShuffleConfig,
+    TrainConfig,
+)
+from dvtrain.errors import DvtrainError
+
+from .cache import FileContentInputs
+
+
+def worth_retrying(task, task_run, state) -> bool:
+    """Retry transient failures, not dvtrain's one-line input/config errors (they would recur)."""
+    try:
+        state.result()
+    except DvtrainError:
+        return False
+    except BaseException:
+        return True
+    return True
+
+
+STAGE_OPTIONS = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=worth_retrying, persist_result=True)
+
+
+def artifact_key(text: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, numbers and dashes."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-") or "table"
+
+
+@task(cache_policy=FileContentInputs(outputs=("output_bed", "merged_bam"), stage="dvtrain.coverage"), **STAGE_OPTIONS)
+def coverage_task(config: CoverageConfig) -> dict:
+    from dvtrain.coverage import coverage_bed
+
+    out = coverage_bed(config)
+    get_run_logger().info(
+        "coverage: %s keeps %s bases (%.1f%% of truth BED) at depth > %d",
+        out["output_bed"], out.get("bases_kept"), 100 * float(out.get("fraction_kept", 0)), config.min_coverage,
+    )
+    return out
+
+
+@task(
+    cache_policy=FileContentInputs(outputs=("examples",), stage="dvtrain.make_examples"),
+    task_run_name="make_examples-{config.mode}-{config.task}",
+    **STAGE_OPTIONS,
+)
+def make_examples_task(config: MakeExamplesConfig) -> dict:
+    from dvtrain.make_examples import make_examples
+
+    out = make_examples(config)
+    get_run_logger().info(
+        "make_examples %s shard %d: %s examples %s -> %s",
+        config.mode, config.task, out["num_examples"], out.get("class_counts", {}), out["path"],
+    )
+    return out
+
+
+@task(cache_policy=FileContentInputs(outputs=("output_pattern_prefix", "output_dataset_config_pbtxt"), stage="dvtrain.shuffle"), **STAGE_OPTIONS)
+def shuffle_task(config: ShuffleConfig) -> dict:
+    from dvtrain.shuffle import shuffle
+
+    out = shuffle(config)
+    get_run_logger().info(
+        "shuffle %s: %s examples %s -> %s",
+        config.output_dataset_name, out["num_examples"], out.get("class_counts", {}), out["dataset_config"],
+    )
+    return out
+
+
+@task(cache_policy=FileContentInputs(outputs=("experiment_dir",), stage="dvtrain.train"), **STAGE_OPTIONS)
+def train_task(config: TrainConfig) -> dict:
+    from dvtrain.train import train
+
+    out = train(config)
+    get_run_logger().info(
+        "train: %d epochs%s -> %s %s",
+        config.epochs, f" from {config.init_checkpoint}" if config.init_checkpoint else "",
+        out["best_model"], out.get("best_metrics", {}),
+    )
+    return out
+
+
+@task(cache_policy=FileContentInputs(outputs=("outfile",), stage="dvtrain.call"), **STAGE_OPTIONS)
+def call_task(config: CallConfig) -> dict:
+    from dvtrain.call import call_variants
+
+    out = call_variants(config)
+    get_run_logger().info("call_variants: %s variants (%s records) -> %s",
+                          out["num_variants"], out.get("num_records"), out["outfile"])
+    return out
+
+
+@task(
+    cache_policy=FileContentInputs(
+        outputs=("output_prefix",), stage="dvtrain.evaluate",
+        must_exist=lambda inputs: [f"{inputs['config'].output_prefix}.summary.csv"],
+    ),
+    **STAGE_OPTIONS,
+)
+def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
+    """hap.py-style evaluation; publishes the summary as table artifact ``evaluation-<label>``."""
+    from dvtrain.evaluate import evaluate
+
+    rows = evaluate(config)
+    create_table_artifact(
+        table=rows, key=artifact_key(f"evaluation-{label}"),
+        description=f"{label}: {config.query_vcf} vs {config.truth_vcf} in {config.confident_bed}",
+    )
+    summary = "; ".join(
+        f"{r.get('Type')} {r.get('Filter')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
+        for r in rows if r.get("Filter") in (None, "PASS")
+    )
+    get_run_logger().info("evaluate %s: %s", label, summary or f"{len(rows)} rows")
+    return rows
+
+
+@task(
+    cache_policy=FileContentInputs(
+        outputs=("outdir",), stage="dvtrain.report",
+        must_exist=lambda inputs: [Path(inputs["outdir"]) / "report.json", Path(inputs["outdir"]) / "report.md"],
+    ),
+    **STAGE_OPTIONS,
+)
+def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
+    """Write report.json/report.md; publish all rows as table artifact ``evaluation-report``."""
+    from dvtrain.report import write_report
+
+    report = write_report(rows, dataset, config, Path(outdir))
+    create_table_artifact(table=rows, key="evaluation-report", description="baseline vs custom model")
+    get_run_logger().info("report: %d rows -> %s", len(rows), outdir)
+    return report

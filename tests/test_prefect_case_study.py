@@ -1,0 +1,93 @@
+"""End to end: simulate a tiny genome, run the whole case-study flow, then run it again.
+
+Slow (trains two small models on CPU): ``pytest -m slow tests/test_prefect_case_study.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import fsspec
+import pytest
+import yaml
+
+from dvtrain.config import BaselineConfig, CaseStudyConfig, SimulateConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> dict:
+    from dvtrain.simulate import simulate
+
+    return simulate(SimulateConfig(
+        outdir=tmp_path_factory.mktemp("data"), seed=7,
+        contigs={"chr1": 40_000, "chr21": 20_000, "chr20": 30_000},
+    ))
+
+
+def products(wd: Path) -> list[Path]:
+    """Outputs of every kind of task (coverage, examples, shuffle, train, call, evaluate, report)."""
+    return [
+        wd / "coverage" / "confident.bed",
+        wd / "baseline" / "coverage" / "confident.bed",
+        wd / "custom" / "examples" / "train.tfrecord-00000-of-00002.gz",
+        wd / "custom" / "shuffled" / "train.dataset_config.pbtxt",
+        wd / "baseline" / "train" / "best_model.keras",
+        wd / "custom" / "train" / "best_model.keras",
+        wd / "baseline" / "calls.vcf.gz",
+        wd / "custom" / "calls.vcf.gz",
+        wd / "custom" / "eval.summary.csv",
+        wd / "report.json",
+        wd / "report.md",
+    ]
+
+
+def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from blocks import DvtrainStorage, register
+    from flows import custom_model_training, run_case_study
+
+    register()
+
+    config = CaseStudyConfig(
+        reference=dataset["ref"], truth_vcf=dataset["truth_vcf"], truth_bed=dataset["truth_bed"],
+        reads=[dataset["bams"]["lowcov"]], baseline=BaselineConfig(reads=[dataset["bams"]["generic"]]),
+        workdir=tmp_path / "wd", shards=2, max_concurrency=2, shuffle_shards=2,
+        baseline_epochs=1, custom_epochs=1, sample_name="SIM001", seed=7, dataset_json=dataset["dataset_json"],
+    )
+    wd = config.workdir
+
+    report = custom_model_training(config)
+    assert {r["model"] for r in report["rows"]} == {"baseline", "custom"}
+    assert report["dataset"]["generator"] == "dvtrain.simulate"
+    missing = [str(p) for p in products(wd) if not p.exists()]
+    assert not missing
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["evaluation-baseline", "evaluation-custom", "evaluation-report"])))}
+    assert keys == {"evaluation-baseline", "evaluation-custom", "evaluation-report"}
+
+    # Same inputs again: every task is a cache hit, so no output file is rewritten.
+    stamps = {p: p.stat().st_mtime_ns for p in products(wd)}
+    assert custom_model_training(config) == report
+    assert {p: p.stat().st_mtime_ns for p in products(wd)} == stamps
+
+    # A deleted output is recomputed; what it does not depend on stays cached. This run goes
+    # through run_case_study(YAML) and publishes to a storage block (fsspec memory://).
+    (wd / "custom" / "calls.vcf.gz").unlink()
+    DvtrainStorage(basepath="memory://e2e/results").save("e2e-results", overwrite=True)
+    config_yaml = tmp_path / "case-study.yaml"
+    config_yaml.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    assert run_case_study(config_yaml, publish_to="e2e-results") == report
+    assert (wd / "custom" / "calls.vcf.gz").exists()
+    assert (wd / "custom" / "train" / "best_model.keras").stat().st_mtime_ns == stamps[wd / "custom" / "train" / "best_model.keras"]
+    published = fsspec.filesystem("memory").find("/e2e/results")
+    assert any(p.endswith("/report.md") for p in published) and any(p.endswith("/custom/calls.vcf.gz") for p in published)
+    assert not any("/examples/" in p or p.endswith(".bam") for p in published)

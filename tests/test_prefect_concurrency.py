@@ -1,0 +1,87 @@
+"""bounded_map really bounds concurrency (real tasks that sleep and record timestamps)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.concurrency import bounded_map
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
+
+
+@task(cache_policy=NO_CACHE)
+def nap(i: int, seconds: float = 0.3) -> tuple[int, float, float]:
+    start = time.monotonic()
+    time.sleep(seconds)
+    return i, start, time.monotonic()
+
+
+STARTED: list[int] = []
+
+
+@task(cache_policy=NO_CACHE, retries=0)
+def nap_or_fail(i: int) -> int:
+    STARTED.append(i)
+    if i == 1:
+        raise ValueError("shard 1 is broken")
+    time.sleep(0.3)
+    return i
+
+
+def max_overlap(intervals) -> int:
+    events = sorted([(s, 1) for _, s, _ in intervals] + [(e, -1) for _, _, e in intervals], key=lambda x: (x[0], x[1]))
+    now = peak = 0
+    for _, delta in events:
+        now += delta
+        peak = max(peak, now)
+    return peak
+
+
+@flow
+def bounded(n: int, limit: int):
+    return bounded_map(nap, range(n), limit=limit)
+
+
+@flow
+def unbounded(n: int):
+    return [f.result() for f in nap.map(range(n))]
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_never_more_than_limit_at_once(prefect_server, limit):
+    n = 7
+    t0 = time.monotonic()
+    out = bounded(n, limit)
+    elapsed = time.monotonic() - t0
+    assert [i for i, _, _ in out] == list(range(n))  # results in item order
+    assert max_overlap(out) == limit  # bounded, and the bound is actually used
+    assert elapsed >= 0.3 * -(-n // limit)
+
+
+def test_prefect_default_runner_alone_is_not_bounded(prefect_server):
+    assert max_overlap(unbounded(6)) > 3  # why bounded_map exists
+
+
+def test_failure_stops_submissions_and_raises(prefect_server):
+    @flow
+    def failing():
+        return bounded_map(nap_or_fail, range(10), limit=2)
+
+    STARTED.clear()
+    state = failing(return_state=True)
+    assert state.is_failed()
+    assert sorted(STARTED) == [0, 1]  # nothing submitted after the failure was seen
+    with pytest.raises(ValueError, match="shard 1 is broken"):
+        state.result()
+
+
+def test_rejects_nonpositive_limit():
+    with pytest.raises(ValueError):
+        bounded_map(nap, [1], limit=0)
