@@ -171,9 +171,9 @@ def existing_inputs(spec: str | Iterable[str]) -> list[Path]:
 def content_key(path: str | Path, chunk: int = 1 << 20) -> str:
     """A content digest of a file that streams (bounded memory).
 
-    Keyed on size plus a BLAKE2b digest of the bytes; for a file with a companion index
-    (.bai/.tbi/.fai) the index is folded in too. The digest is memoised per
-    (path, size, mtime_ns) so repeated keys of big BAMs cost one stat.
+    Keyed on size plus a BLAKE2b digest of the bytes (companion indexes are keyed by the
+    caller, see tasks/cache.py). The digest is memoised per (path, size, mtime_ns) so
+    repeated keys of big BAMs cost one stat.
     """
     p = Path(path)
     st = p.stat()

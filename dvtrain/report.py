@@ -141,11 +141,31 @@ def comparison_lines(rows: list[dict]) -> list[str]:
     return out
 
 
+def _context_lines(dataset: dict, config: dict) -> list[str]:
+    """A few readable lines on what was compared (the full provenance is in report.json)."""
+    out: list[str] = []
+    splits = config.get("splits") or {}
+    if splits:
+        out.append(f"- splits: train {', '.join(splits.get('train', []))}; tune {', '.join(splits.get('tune', []))}; "
+                   f"test (scored) {', '.join(splits.get('test', []))}")
+    if "min_coverage" in config:
+        out.append(f"- scored inside the truth BED where depth > {config['min_coverage']} (coverage BED)")
+    counts = dataset.get("counts") or {}
+    if counts:
+        out.append(f"- dataset: {dataset.get('generator', 'dataset')} seed {dataset.get('seed')}, "
+                   f"{counts.get('genome_bases', '?')} bp, {counts.get('snps', '?')} SNPs, "
+                   f"{counts.get('insertions', 0) + counts.get('deletions', 0)} indels, "
+                   f"Ti/Tv {counts.get('titv', '?')}, het/hom {counts.get('het_hom_ratio', '?')}")
+        for name, r in sorted((counts.get("reads") or {}).items()):
+            out.append(f"- reads `{name}`: {r.get('platform', '?')}, mean depth {r.get('mean_depth', '?')}")
+    elif dataset:
+        out.append("- dataset: " + ", ".join(f"{k}={v}" for k, v in sorted(dataset.items()) if not isinstance(v, (dict, list))))
+    return out + ([""] if out else [])
+
+
 def render_markdown(report: dict) -> str:
     lines = ["# Variant calling benchmark", ""]
-    if report.get("dataset"):
-        lines.append("Dataset: " + ", ".join(f"{k}={report['dataset'][k]}" for k in sorted(report["dataset"])))
-        lines.append("")
+    lines += _context_lines(report.get("dataset") or {}, report.get("config") or {})
     lines.append("PASS calls; TP/FN count truth alleles, FP query alleles.")
     lines.append("")
     lines.append(format_table(report["rows"]).rstrip("\n"))

@@ -64,6 +64,14 @@ def f1_weighted(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = 3) ->
     return score
 
 
+def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Genotype probabilities for uint8 images, batch by batch (no tf.data pipeline)."""
+    if len(images) == 0:
+        return np.zeros((0, 3), dtype=np.float32)
+    return np.concatenate([np.asarray(model.predict_on_batch(images[i : i + batch_size]))
+                           for i in range(0, len(images), batch_size)])
+
+
 def _seed_everything(seed: int) -> None:
     import keras
 
@@ -117,15 +125,22 @@ def train(config: TrainConfig) -> dict:
     history: list[dict] = []
     best = {"epoch": -1, "tune/f1_weighted": -1.0}
     y1 = keras.utils.to_categorical(y, 3)
+    rng = np.random.default_rng(config.seed)
     for epoch in range(config.epochs):
-        h = model.fit(x, y1, batch_size=config.batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                      shuffle=True, verbose=0)
-        probs = model.predict(xt, batch_size=256, verbose=0)
-        pred = probs.argmax(axis=1)
+        # Batches straight from numpy (no tf.data): backend-portable and deterministic.
+        order = rng.permutation(len(x))
+        losses, accs, sizes = [], [], []
+        for i in range(0, len(x), config.batch_size):
+            idx = np.sort(order[i : i + config.batch_size])
+            out = model.train_on_batch(x[idx], y1[idx], return_dict=True)
+            losses.append(float(out["loss"]))
+            accs.append(float(out["categorical_accuracy"]))
+            sizes.append(len(idx))
+        pred = predict(model, xt).argmax(axis=1)
         row = {
             "epoch": epoch,
-            "train/loss": float(h.history["loss"][-1]),
-            "train/categorical_accuracy": float(h.history["categorical_accuracy"][-1]),
+            "train/loss": float(np.average(losses, weights=sizes)),
+            "train/categorical_accuracy": float(np.average(accs, weights=sizes)),
             "tune/accuracy": float(np.mean(pred == yt)),
             "tune/f1_weighted": f1_weighted(yt, pred),
         }

@@ -22,7 +22,7 @@ from dvtrain.config import (
     ShuffleConfig,
     TrainConfig,
 )
-from dvtrain.report import format_table
+from dvtrain.report import render_markdown
 from tasks import (
     call_task,
     coverage_task,
@@ -78,9 +78,8 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
     return Path(trained["best_model"])
 
 
-def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, confident_bed: Path) -> list[dict]:
-    """Call the test contigs with ``checkpoint`` and score them inside the coverage BED."""
-    spec = _make_examples(config, model, "calling", config.reads, ["test"])["test"]
+def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, confident_bed: Path) -> list[dict]:
+    """Call the test examples ``spec`` with ``checkpoint``; score inside the coverage BED."""
     calls = call_task(CallConfig(
         examples=spec, checkpoint=checkpoint, ref=config.reference,
         outfile=config.workdir / model / "calls.vcf.gz", sample_name=config.sample_name,
@@ -123,12 +122,13 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     custom = _train(config, "custom", config.reads, bed, config.custom_epochs, baseline)
 
     # d. both models on the held-out contigs
-    rows = _evaluate(config, "baseline", baseline, bed) + _evaluate(config, "custom", custom, bed)
+    test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]  # shared by both models
+    rows = _evaluate(config, "baseline", baseline, test, bed) + _evaluate(config, "custom", custom, test, bed)
 
     # e. report
     dataset = json.loads(config.dataset_json.read_text()) if config.dataset_json else {}
     report = report_task(rows, dataset, config.model_dump(mode="json"), wd)
-    print(format_table(rows))
+    print(render_markdown(report))
     if publish_to:
         publish_task(publish_to, wd, f"{date.today():%Y-%m-%d}-{flow_run.name or 'run'}")
     return report
