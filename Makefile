@@ -11,6 +11,8 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 240
 export PREFECT_LOGGING_LEVEL ?= INFO
 export TF_CPP_MIN_LOG_LEVEL ?= 2
+# ephemeral servers need no telemetry; its heartbeat also races the SQLite migration
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 
 .PHONY: demo test env system-deps lock bench clean
 

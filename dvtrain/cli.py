@@ -180,6 +180,10 @@ def run(config_yaml: Path, workdir: Path | None, min_coverage: int | None, sets:
     if min_coverage is not None:
         overrides["min_coverage"] = min_coverage
     cfg = C.load_case_study(config_yaml, overrides)
+    import os
+
+    # An ephemeral Prefect server needs no telemetry (its heartbeat also races the first SQLite migration).
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.case_study import custom_model_training
 
     report = custom_model_training(cfg)

@@ -109,3 +109,15 @@ def test_call_rejects_a_missing_model(datasets, tiny, tmp_path):
         call_variants(CallConfig(examples=calling, checkpoint=tmp_path / "nope.keras", ref=tiny / "q.fa",
                                  outfile=tmp_path / "x.vcf.gz"))
     assert not (tmp_path / "x.vcf.gz").exists()
+
+
+def test_same_seed_same_model_same_vcf(datasets, tiny, tmp_path):
+    out, pbtxt, calling = datasets
+    vcfs = []
+    for run in ("r1", "r2"):
+        t = train(TrainConfig(train_dataset_config=pbtxt, tune_dataset_config=pbtxt, experiment_dir=tmp_path / run,
+                              epochs=2, batch_size=8, seed=11))
+        vcf = tmp_path / f"{run}.vcf.gz"
+        call_variants(CallConfig(examples=calling, checkpoint=t["best_model"], ref=tiny / "q.fa", outfile=vcf))
+        vcfs.append(vcf.read_bytes())
+    assert vcfs[0] == vcfs[1]
