@@ -59,10 +59,10 @@ def _batches(paths: list[Path], batch_size: int):
 
 
 def call_variants(config: CallConfig) -> dict:
-    from .model import load_model
-
     paths = existing_inputs(config.examples)
     lengths = contig_lengths(config.ref)
+    from .model import load_model  # imports the Keras backend: only once inputs look right
+
     model = load_model(config.checkpoint)
     want = tuple(model.input_shape[1:])
     order = {c: i for i, c in enumerate(lengths)}

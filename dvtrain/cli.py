@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import config as C
-from .errors import DvtrainError
+from .errors import DvtrainError, describe_validation_error
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -182,6 +182,10 @@ def run(config_yaml: Path, workdir: Path | None, min_coverage: int | None, sets:
     cfg = C.load_case_study(config_yaml, overrides)
     import os
 
+    from .validate import check_case_study
+
+    check_case_study(cfg)  # fail fast, in one line, before Prefect starts
+
     # An ephemeral Prefect server needs no telemetry (its heartbeat also races the first SQLite migration).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from flows.case_study import custom_model_training
@@ -203,15 +207,6 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _one_line_validation(e: ValidationError) -> str:
-    errs = e.errors()
-    parts = []
-    for err in errs[:3]:
-        loc = ".".join(str(x) for x in err.get("loc", ())) or e.title
-        parts.append(f"{loc}: {err.get('msg')}")
-    return f"invalid {e.title}: " + "; ".join(parts)
-
-
 def main(argv: list[str] | None = None) -> int:
     handler: Callable[..., Any] = cli.main
     try:
@@ -227,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"dvtrain: error: {e}", err=True)
         return 2
     except ValidationError as e:
-        click.echo(f"dvtrain: error: {_one_line_validation(e)}", err=True)
+        click.echo(f"dvtrain: error: {describe_validation_error(e)}", err=True)
         return 2
     except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
         click.echo(f"dvtrain: error: {e.filename}: {e.strerror}", err=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import InputError
+from .errors import InputError, describe_validation_error
 
 
 class _Config(BaseModel):
@@ -229,9 +229,8 @@ def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStud
         data["workdir"] = fix(data["workdir"])
     try:
         return CaseStudyConfig.model_validate(data)
-    except Exception as e:  # pydantic.ValidationError
-        first = str(e).splitlines()
-        raise InputError(p, "invalid config: " + "; ".join(first[1:3] if len(first) > 2 else first)) from None
+    except ValidationError as e:
+        raise InputError(p, describe_validation_error(e)) from None
 
 
 def _set_dotted(data: dict, key: str, value) -> None:

@@ -33,7 +33,6 @@ interval ``[p, p)`` is widened to ``[p-1, p+1)`` for the overlap test and printe
 from __future__ import annotations
 
 import logging
-import os
 from array import array
 from pathlib import Path
 from typing import Iterator, Optional
@@ -45,10 +44,10 @@ from .bed import read_bed
 from .config import CoverageConfig
 from .errors import DvtrainError, InputError, require_file
 from .fileio import atomic_output
+from .genome import check_bam
 
 log = logging.getLogger(__name__)
 
-_BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 # CIGAR op codes (SAM spec)
 _M, _I, _D, _N, _S, _H, _P, _EQ, _X = range(9)
@@ -62,44 +61,10 @@ _WINDOW = 1 << 20  # bases per difference-array window (bounds memory whatever t
 
 
 # --------------------------------------------------------------------------- input checks
-def _check_bam(path: Path) -> list[tuple[str, int]]:
-    """Validate one input BAM; return its @SQ (name, length) list."""
-    p = require_file(path, "BAM file")
-    try:
-        with open(p, "rb") as fh:
-            magic = fh.read(4)
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - len(_BGZF_EOF)))
-            tail = fh.read()
-    except OSError as e:
-        raise InputError(p, f"cannot read BAM file: {e}") from None
-    if magic != b"\x1f\x8b\x08\x04":
-        raise InputError(p, "not a BAM file (no BGZF header)")
-    if tail != _BGZF_EOF:
-        raise InputError(p, "truncated BAM file (no BGZF end-of-file marker)")
-    try:
-        with pysam.AlignmentFile(str(p), "rb", check_sq=False) as bam:
-            if not bam.is_bam:
-                raise InputError(p, "not a BAM file")
-            header = bam.header.to_dict()
-    except InputError:
-        raise
-    except (ValueError, OSError) as e:
-        raise InputError(p, f"not a readable BAM file: {e}") from None
-    so = header.get("HD", {}).get("SO")
-    if so != "coordinate":
-        raise InputError(p, f"BAM is not coordinate sorted (@HD SO:{so or 'missing'}); run samtools sort")
-    sq = [(d["SN"], int(d["LN"])) for d in header.get("SQ", [])]
-    if not sq:
-        raise InputError(p, "BAM header has no @SQ lines")
-    return sq
-
-
 def _check_inputs(reads: list[Path]) -> None:
     first: Optional[list[tuple[str, int]]] = None
     for path in reads:
-        sq = _check_bam(Path(path))
+        sq = check_bam(Path(path))
         if first is None:
             first = sq
         elif sq != first:

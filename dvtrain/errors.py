@@ -26,3 +26,12 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     if not p.is_file():
         raise InputError(p, f"{what} is not a regular file")
     return p
+
+
+def describe_validation_error(e) -> str:
+    """One line from a pydantic ValidationError: ``field: message; ...`` (first three)."""
+    parts = []
+    for err in e.errors()[:3]:
+        loc = ".".join(str(x) for x in err.get("loc", ())) or e.title
+        parts.append(f"{loc}: {err.get('msg')}")
+    return f"invalid {e.title}: " + "; ".join(parts)

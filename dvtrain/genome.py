@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pysam
 
 from .errors import InputError, require_file
+
+_BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
 
 def contig_lengths(reference: str | Path) -> dict[str, int]:
@@ -62,3 +65,54 @@ def parse_regions(regions: list[str], lengths: dict[str, int]) -> list[tuple[str
             raise InputError(r, f"contig {contig!r} is not in the reference")
         out.append((contig, max(0, start), min(end, lengths[contig])))
     return out
+
+
+def check_bam(path: Path) -> list[tuple[str, int]]:
+    """Validate one input BAM; return its @SQ (name, length) list."""
+    p = require_file(path, "BAM file")
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - len(_BGZF_EOF)))
+            tail = fh.read()
+    except OSError as e:
+        raise InputError(p, f"cannot read BAM file: {e}") from None
+    if magic != b"\x1f\x8b\x08\x04":
+        raise InputError(p, "not a BAM file (no BGZF header)")
+    if tail != _BGZF_EOF:
+        raise InputError(p, "truncated BAM file (no BGZF end-of-file marker)")
+    try:
+        with pysam.AlignmentFile(str(p), "rb", check_sq=False) as bam:
+            if not bam.is_bam:
+                raise InputError(p, "not a BAM file")
+            header = bam.header.to_dict()
+    except InputError:
+        raise
+    except (ValueError, OSError) as e:
+        raise InputError(p, f"not a readable BAM file: {e}") from None
+    so = header.get("HD", {}).get("SO")
+    if so != "coordinate":
+        raise InputError(p, f"BAM is not coordinate sorted (@HD SO:{so or 'missing'}); run samtools sort")
+    sq = [(d["SN"], int(d["LN"])) for d in header.get("SQ", [])]
+    if not sq:
+        raise InputError(p, "BAM header has no @SQ lines")
+    return sq
+
+
+def open_bams(paths: list[Path], lengths: dict[str, int]) -> list[pysam.AlignmentFile]:
+    """Open indexed, coordinate-sorted BAMs whose shared contigs match the reference."""
+    bams = []
+    for p in paths:
+        sq = dict(check_bam(Path(p)))
+        diff = [c for c, n in sq.items() if c in lengths and n != lengths[c]]
+        if diff:
+            raise InputError(p, f"contig {diff[0]!r} has length {sq[diff[0]]} in the BAM but {lengths[diff[0]]} in the reference")
+        if not set(sq) & set(lengths):
+            raise InputError(p, "no BAM contig is in the reference (wrong reference build or contig names?)")
+        bam = pysam.AlignmentFile(str(p), "rb")
+        if not bam.has_index():
+            raise InputError(p, "BAM has no index (.bai); run `samtools index`")
+        bams.append(bam)
+    return bams

@@ -37,10 +37,10 @@ import pysam
 from . import __version__
 from .bed import IntervalIndex, read_bed
 from .config import MakeExamplesConfig
-from .errors import InputError, require_file
+from .errors import InputError
 from .example_proto import encode_alt_allele_indices, encode_example, encode_variant
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
-from .genome import contig_lengths, open_reference, parse_regions
+from .genome import contig_lengths, open_bams, open_reference, parse_regions
 from .variants import normalize, read_vcf
 
 PARTITION_SIZE = 1000
@@ -319,23 +319,6 @@ def example_info(cfg: MakeExamplesConfig) -> dict:
     }
 
 
-def _open_bams(paths: list[Path], lengths: dict[str, int]) -> list[pysam.AlignmentFile]:
-    bams = []
-    for p in paths:
-        require_file(p, "BAM")
-        try:
-            bam = pysam.AlignmentFile(str(p), "rb")
-        except (OSError, ValueError) as e:
-            raise InputError(p, f"not a readable BAM ({e})") from None
-        if not bam.has_index():
-            raise InputError(p, "BAM has no index (.bai); run `samtools index`")
-        missing = [c for c in bam.references if c in lengths and bam.get_reference_length(c) != lengths[c]]
-        if missing:
-            raise InputError(p, f"contig {missing[0]!r} length differs from the reference")
-        bams.append(bam)
-    return bams
-
-
 def make_examples(config: MakeExamplesConfig) -> dict:
     """Write shard ``config.task`` of ``config.examples``; return its path and counts."""
     cfg = config
@@ -346,7 +329,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     lengths = contig_lengths(cfg.ref)
     fasta = open_reference(cfg.ref)
     regions = parse_regions(cfg.regions, lengths)
-    bams = _open_bams(list(cfg.reads), lengths)
+    bams = open_bams(list(cfg.reads), lengths)
     for bam in bams:
         for c in {r[0] for r in regions}:
             if c not in bam.references:

@@ -23,6 +23,7 @@ from dvtrain.config import (
     TrainConfig,
 )
 from dvtrain.report import render_markdown
+from dvtrain.validate import check_case_study
 from tasks import (
     call_task,
     coverage_task,
@@ -99,6 +100,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     ``publish_to``: name of a ``dvtrain-storage`` block; the finished workdir (minus bulky
     intermediates) is copied there under ``<date>-<flow run name>/``.
     """
+    check_case_study(config)  # fail fast on paths, formats and contig mismatches
     config = config.model_copy(update={"workdir": config.workdir.resolve()})
     wd = config.workdir
 

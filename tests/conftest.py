@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,19 @@ def platinum() -> Path:
     if not (PLATINUM / "PG_NA12878_chr21.vcf.gz").exists():
         pytest.skip(f"shared test data not found at {PLATINUM} (it sits beside the checkout in CI)")
     return PLATINUM
+
+
+# One temporary Prefect server (SQLite in a temp dir) and one temporary PREFECT_HOME (so
+# result/cache records don't leak into ~/.prefect) for the whole pytest session.
+@pytest.fixture(scope="session")
+def prefect_server():
+    from prefect.settings import temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with contextlib.ExitStack() as stack:
+        home = stack.enter_context(tempfile.TemporaryDirectory(prefix="prefect-home-"))
+        # no telemetry from the test server (no network; its writes race the migration)
+        stack.enter_context(temporary_settings(updates={"home": home, "server.analytics_enabled": False}))
+        # a cold SQLite migration can take longer than the default 30 s
+        stack.enter_context(prefect_test_harness(server_startup_timeout=180))
+        yield

@@ -7,15 +7,12 @@ Slow (simulates the default dataset and trains two models on CPU, ~2 min).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from dvtrain.config import BaselineConfig, CallConfig, CaseStudyConfig, EvaluateConfig, MakeExamplesConfig, SimulateConfig
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "demo.yaml"

@@ -187,7 +187,7 @@ def test_deletion_candidate_is_left_normalised(tmp_path):
 
 def test_bad_inputs_are_one_line_errors(tiny, tmp_path):
     base = dict(mode="calling", ref=tiny / "q.fa", examples=str(tmp_path / "x.tfrecord@1.gz"))
-    with pytest.raises(InputError, match="missing.bam: BAM does not exist"):
+    with pytest.raises(InputError, match="missing.bam: BAM file does not exist"):
         make_examples(MakeExamplesConfig(reads=[tmp_path / "missing.bam"], **base))
     junk = tmp_path / "junk.bam"
     junk.write_text("not a bam")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import fsspec
 
 from blocks import DvtrainStorage, register
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
 
 
 def workdir(tmp: Path) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,6 @@ from dvtrain.errors import InputError
 from tasks.cache import FileContentInputs, dvtrain_modules, fingerprint, missing_paths
 from tasks.stages import STAGE_OPTIONS, artifact_key
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
 
 POLICY = FileContentInputs(outputs=("output_prefix", "output_pattern_prefix", "out"))
 

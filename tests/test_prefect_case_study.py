@@ -5,7 +5,6 @@ Slow (trains two small models on CPU): ``pytest -m slow tests/test_prefect_case_
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import fsspec
@@ -14,8 +13,6 @@ import yaml
 
 from dvtrain.config import BaselineConfig, CaseStudyConfig, SimulateConfig
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 import pytest
 from prefect import flow, task
@@ -12,8 +10,6 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.concurrency import bounded_map
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
 
 
 @task(cache_policy=NO_CACHE)

@@ -17,8 +17,6 @@ from prefect.workers.process import ProcessJobConfiguration
 
 from dvtrain.config import CaseStudyConfig
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_prefect_harness import prefect_server  # noqa: E402,F401  (session fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deployments"
