@@ -26,6 +26,17 @@ def tiny() -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_stage(tiny, tmp_path_factory):
+    """make_examples keyword sets for the real reads: ``tiny_stage["training"]`` (all of
+    contig q confident, GIAB truth) and ``tiny_stage["calling"]``."""
+    bed = tmp_path_factory.mktemp("tiny-bed") / "all.bed"
+    bed.write_text("q\t0\t12356\n")
+    calling = dict(mode="calling", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"])
+    training = dict(calling, mode="training", truth_variants=tiny / "NA12878.chr22.tiny.giab.vcf", confident_regions=bed)
+    return {"training": training, "calling": calling}
+
+
+@pytest.fixture(scope="session")
 def platinum() -> Path:
     if not (PLATINUM / "PG_NA12878_chr21.vcf.gz").exists():
         pytest.skip(f"shared test data not found at {PLATINUM} (it sits beside the checkout in CI)")

@@ -25,13 +25,9 @@ def _image(ex):
 
 
 @pytest.fixture(scope="module")
-def tiny_training(tiny, tmp_path_factory):
+def tiny_training(tiny_stage, tmp_path_factory):
     out = tmp_path_factory.mktemp("me")
-    bed = out / "all.bed"
-    bed.write_text("q\t0\t12356\n")
-    cfg = MakeExamplesConfig(mode="training", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
-                             examples=str(out / "train.tfrecord@1.gz"),
-                             truth_variants=tiny / "NA12878.chr22.tiny.giab.vcf", confident_regions=bed)
+    cfg = MakeExamplesConfig(examples=str(out / "train.tfrecord@1.gz"), **tiny_stage["training"])
     return cfg, make_examples(cfg)
 
 

@@ -15,17 +15,13 @@ from dvtrain.shuffle import read_dataset_config, shuffle
 
 
 @pytest.fixture(scope="module")
-def examples(tiny, tmp_path_factory):
+def examples(tiny_stage, tmp_path_factory):
     out = tmp_path_factory.mktemp("shuf")
-    bed = out / "all.bed"
-    bed.write_text("q\t0\t12356\n")
-    common = dict(mode="training", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
-                  truth_variants=tiny / "NA12878.chr22.tiny.giab.vcf", confident_regions=bed)
+    common = tiny_stage["training"]
     for task in range(3):
         make_examples(MakeExamplesConfig(examples=str(out / "three.tfrecord@3.gz"), task=task, **common))
     make_examples(MakeExamplesConfig(examples=str(out / "one.tfrecord@1.gz"), **common))
-    calling = make_examples(MakeExamplesConfig(examples=str(out / "calling.tfrecord@1.gz"), mode="calling",
-                                               ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"]))
+    calling = make_examples(MakeExamplesConfig(examples=str(out / "calling.tfrecord@1.gz"), **tiny_stage["calling"]))
     return out, calling["path"]
 
 

@@ -34,17 +34,12 @@ def test_f1_weighted():
 
 
 @pytest.fixture(scope="module")
-def datasets(tiny, tmp_path_factory):
+def datasets(tiny_stage, tmp_path_factory):
     out = tmp_path_factory.mktemp("train")
-    bed = out / "all.bed"
-    bed.write_text("q\t0\t12356\n")
-    make_examples(MakeExamplesConfig(mode="training", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
-                                     examples=str(out / "ex.tfrecord@1.gz"),
-                                     truth_variants=tiny / "NA12878.chr22.tiny.giab.vcf", confident_regions=bed))
+    make_examples(MakeExamplesConfig(examples=str(out / "ex.tfrecord@1.gz"), **tiny_stage["training"]))
     sh = shuffle(ShuffleConfig(input_pattern_list=[str(out / "ex.tfrecord@1.gz")],
                                output_pattern_prefix=str(out / "train"), output_dataset_name="train", num_shards=1))
-    calling = make_examples(MakeExamplesConfig(mode="calling", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
-                                               examples=str(out / "call.tfrecord@1.gz")))
+    calling = make_examples(MakeExamplesConfig(examples=str(out / "call.tfrecord@1.gz"), **tiny_stage["calling"]))
     return out, sh["dataset_config"], calling["path"]
 
 
