@@ -85,3 +85,30 @@ def test_stage_errors_are_one_line(tiny, tmp_path):
                                   tiny / "NA12878.chr22.tiny.bam", "--examples", tmp_path / "t.tfrecord@1.gz"),
                           "--truth_variants")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.bam"]
+
+
+@pytest.mark.slow
+def test_flow_runs_from_python_with_no_server_configured(tmp_path):
+    """Ephemeral mode: no PREFECT_API_URL, a fresh PREFECT_HOME; Prefect starts its own server."""
+    import os
+
+    import yaml
+
+    from dvtrain.config import SimulateConfig
+    from dvtrain.simulate import simulate
+
+    ds = simulate(SimulateConfig(outdir=tmp_path / "data", seed=3,
+                                 contigs={"chr1": 30_000, "chr21": 15_000, "chr20": 20_000}))
+    cfg = {"reference": ds["ref"], "truth_vcf": ds["truth_vcf"], "truth_bed": ds["truth_bed"],
+           "reads": [ds["bams"]["lowcov"]], "baseline": {"reads": [ds["bams"]["generic"]]},
+           "workdir": str(tmp_path / "wd"), "baseline_epochs": 1, "custom_epochs": 1, "shards": 1}
+    (tmp_path / "cs.yaml").write_text(yaml.safe_dump(cfg))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="240")
+    code = "import sys; from flows import run_case_study; r = run_case_study(sys.argv[1]); print(len(r['rows']))"
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cs.yaml")], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "4"  # baseline/custom x SNP/INDEL
+    assert (tmp_path / "wd" / "report.json").exists() and (tmp_path / "prefect-home" / "prefect.db").exists()
