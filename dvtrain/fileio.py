@@ -53,13 +53,6 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
             tmp_path.unlink()
 
 
-def _open_write(path: Path, compress: bool) -> BinaryIO:
-    raw = open(path, "wb")
-    if not compress:
-        return raw
-    return gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0)  # type: ignore[return-value]
-
-
 class TFRecordWriter:
     """Write TFRecords atomically: the file appears under its name only after close()."""
 

@@ -41,6 +41,7 @@ from .errors import InputError
 from .example_proto import encode_alt_allele_indices, encode_example, encode_variant
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
+from .evaluate import Normalizer, split_events
 from .variants import normalize, read_vcf
 
 PARTITION_SIZE = 1000
@@ -245,7 +246,7 @@ def build_image(cand: Candidate, reads: list[Read], ref: _RefCache, cfg: MakeExa
         img[:REF_ROWS, cols, 5] = 50
     # reads overlapping the candidate's REF span
     cand_end = cand.pos + max(1, len(cand.ref))
-    rows = [rd for rd in reads if rd.start <= cand.pos < rd.end or (rd.start < cand_end and rd.end > cand.pos)]
+    rows = [rd for rd in reads if rd.start < cand_end and rd.end > cand.pos]
     max_reads = H - REF_ROWS
     if len(rows) > max_reads:
         rng = np.random.default_rng(rng_seed)
@@ -295,19 +296,11 @@ def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int
 
 def _truth_index(cfg: MakeExamplesConfig, lengths: dict[str, int], fasta: pysam.FastaFile,
                  contigs: set[str]) -> dict[tuple[str, int, str, str], int]:
-    """(chrom, pos, ref, alt) normalised -> copies of alt in the truth genotype."""
+    """(chrom, pos, ref, alt) normalised -> copies of alt in the truth genotype (PASS
+    records; split and normalised exactly as the evaluation does)."""
     assert cfg.truth_variants is not None
-    out: dict[tuple[str, int, str, str], int] = {}
-    refs: dict[str, _RefCache] = {}
-    for v in read_vcf(cfg.truth_variants, contigs=lengths, regions=contigs, pass_only=True):
-        rc = refs.setdefault(v.chrom, _RefCache(fasta, v.chrom))
-        for i, alt in enumerate(v.alts, start=1):
-            copies = sum(1 for a in v.gt if a == i)
-            if not alt or copies == 0:
-                continue
-            pos, r, a = normalize(v.pos, v.ref, alt, rc.fetch)
-            out[(v.chrom, pos, r, a)] = copies
-    return out
+    truth = read_vcf(cfg.truth_variants, contigs=lengths, regions=contigs, pass_only=True)
+    return {e.key: e.copies for e in split_events(truth, Normalizer(fasta))}
 
 
 def example_info(cfg: MakeExamplesConfig) -> dict:
@@ -345,16 +338,14 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     contig_index = {c: i for i, c in enumerate(lengths)}
     class_counts = [0, 0, 0]
     n_candidates = 0
-    refs: dict[str, _RefCache] = {}
+    ref: Optional[_RefCache] = None
     norm_cache: dict = {}
     half = cfg.pileup_image_width // 2
     with TFRecordWriter(out_path) as writer:
         for chrom, start, end in parts:
-            if chrom not in refs:
-                refs.clear()
+            if ref is None or ref.chrom != chrom:  # partitions come contig by contig
                 norm_cache.clear()
-                refs[chrom] = _RefCache(fasta, chrom)
-            ref = refs[chrom]
+                ref = _RefCache(fasta, chrom)
             if confident is not None and not confident.clip(chrom, start, end):
                 continue
             reads = _fetch_reads(bams, chrom, start - half, end + half, cfg.min_mapping_quality, ref, norm_cache)
