@@ -157,16 +157,22 @@ class EvaluateConfig(_Config):
 
 # ---------------------------------------------------------------- whole case study
 class Splits(_Config):
-    train: list[str] = Field(default_factory=lambda: ["chr1"], min_length=1)
-    tune: list[str] = Field(default_factory=lambda: ["chr21"], min_length=1)
-    test: list[str] = Field(default_factory=lambda: ["chr20"], min_length=1)
+    """Contigs for each role; DeepVariant's case study trains on chr1, tunes on chr21, tests on chr20."""
+
+    train: list[str] = Field(default_factory=lambda: ["chr1"], min_length=1, title="Training contigs",
+                             description="make_examples --regions for the training set")
+    tune: list[str] = Field(default_factory=lambda: ["chr21"], min_length=1, title="Tuning contigs",
+                            description="held out from training; picks the best checkpoint")
+    test: list[str] = Field(default_factory=lambda: ["chr20"], min_length=1, title="Test contigs",
+                            description="held out from both; called and evaluated for the report")
 
 
 class BaselineConfig(_Config):
     """Either an existing model, or BAMs from which a generic baseline model is trained first."""
 
-    model: Optional[Path] = None
-    reads: list[Path] = Field(default_factory=list)
+    model: Optional[Path] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point)")
+    reads: list[Path] = Field(default_factory=list, title="Baseline reads",
+                              description="generic-coverage BAMs to train a baseline from, when no model is given")
 
     @model_validator(mode="after")
     def _one_of(self) -> "BaselineConfig":
@@ -176,24 +182,42 @@ class BaselineConfig(_Config):
 
 
 class CaseStudyConfig(_Config):
-    reference: Path
-    truth_vcf: Path
-    truth_bed: Path
-    reads: list[Path] = Field(min_length=1)
-    min_coverage: int = Field(2, ge=0)
-    splits: Splits = Field(default_factory=Splits)
-    baseline: BaselineConfig
-    workdir: Path = Path("demo-output")
-    shards: int = Field(2, ge=1, description="make_examples shards per dataset")
-    max_concurrency: int = Field(2, ge=1, description="make_examples shards run at once")
-    shuffle_shards: int = Field(2, ge=1)
-    baseline_epochs: int = Field(8, ge=1)
-    custom_epochs: int = Field(8, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = 1e-3
-    sample_name: str = "SAMPLE"
-    seed: int = 42
-    dataset_json: Optional[Path] = Field(None, description="provenance (e.g. simulate's dataset.json) copied into the report")
+    """The whole case study: one form in the Prefect UI, one YAML file for the CLI."""
+
+    model_config = ConfigDict(extra="forbid", title="Case study")
+
+    name: str = Field("lowcov", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", title="Name",
+                      description="short tag for run names, e.g. train-<name>-chr1-<date>")
+    reference: Path = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it)")
+    truth_vcf: Path = Field(title="Truth VCF", description="bgzipped, tabix-indexed truth variants (e.g. GIAB)")
+    truth_bed: Path = Field(title="Truth BED", description="confident regions of the truth set")
+    reads: list[Path] = Field(min_length=1, title="Reads",
+                              description="indexed BAMs of the low-coverage platform to train for")
+    min_coverage: int = Field(2, ge=0, le=1000, title="Minimum coverage",
+                              description="keep bases covered by more than this many reads (2: >= 3 reads can vote)")
+    splits: Splits = Field(default_factory=Splits, title="Splits")
+    baseline: BaselineConfig = Field(title="Baseline")
+    workdir: Path = Field(Path("demo-output"), title="Work directory",
+                          description="where every stage writes; shared by all workers of a run")
+    shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards per dataset")
+    max_concurrency: int = Field(2, ge=1, le=1024, title="Max concurrency",
+                                 description="make_examples shards running at once")
+    shuffle_shards: int = Field(2, ge=1, le=4096, title="Shuffle shards", description="output shards of the global shuffle")
+    baseline_epochs: int = Field(8, ge=1, le=1000, title="Baseline epochs",
+                                 description="epochs when training the baseline from reads")
+    custom_epochs: int = Field(8, ge=1, le=1000, title="Custom epochs",
+                               description="epochs of warm-started training on the low-coverage reads")
+    batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
+    learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate")
+    sample_name: str = Field("SAMPLE", min_length=1, title="Sample name", description="sample column of the called VCFs")
+    seed: int = Field(42, ge=0, title="Seed", description="every random choice derives from it")
+    dataset_json: Optional[Path] = Field(None, title="Dataset provenance",
+                                         description="e.g. simulate's dataset.json, copied into the report")
+    training_work_pool: Optional[str] = Field(
+        None, title="Training work pool",
+        description="submit training to a deployment of the train-model flow on this work pool (e.g. gpu-pool) "
+                    "and wait for it; empty: train in-process",
+    )
 
 
 def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:
