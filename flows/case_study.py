@@ -35,7 +35,7 @@ from tasks import (
 )
 
 from .concurrency import bounded_map
-from .training import train_model
+from .training import submit_training
 
 
 def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
@@ -71,11 +71,11 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
         ))["dataset_config"]
         for split, spec in specs.items()
     }
-    trained = train_model(TrainConfig(
+    trained = submit_training(TrainConfig(
         train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
         experiment_dir=config.workdir / model / "train", init_checkpoint=init_checkpoint,
         epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-    ))
+    ), config.training_work_pool)
     return Path(trained["best_model"])
 
 

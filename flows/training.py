@@ -1,15 +1,100 @@
 """Training as its own flow, so it can run in-process as a subflow or be sent to a GPU
-work pool as a deployment (``run_deployment("train-model/gpu", parameters={"train": ...})``)."""
+work pool as a deployment (``run_deployment("train-model/gpu", parameters={"train": ...})``).
+
+:func:`submit_training` picks between the two: no work pool → the ``train_model`` subflow
+in this process; a work pool name → a flow run of the ``train-model`` deployment on that
+pool, linked to the calling flow as a subflow, awaited, and read back from the files it
+wrote (a worker on another machine cannot share this process's Prefect result storage, so
+``experiment_dir`` must be on storage both workers see).
+"""
 
 from __future__ import annotations
 
-from prefect import flow
+import json
+from pathlib import Path
+from typing import Optional
+
+from prefect import flow, get_run_logger
 
 from dvtrain.config import TrainConfig
+from dvtrain.errors import DvtrainError
 from tasks import train_task
 
+TRAIN_FLOW_NAME = "train-model"
 
-@flow(name="train-model", log_prints=True)
+
+@flow(name=TRAIN_FLOW_NAME, log_prints=True)
 def train_model(train: TrainConfig) -> dict:
-    """Train (or warm-start from ``train.init_checkpoint``) one model; returns best_model/best_metrics."""
+    """Train (or warm-start from ``train.init_checkpoint``) one model; returns best_model/best_metrics.
+
+    Args:
+        train: datasets (shuffled ``dataset_config.pbtxt`` files), output folder and hyper-parameters.
+    """
     return train_task(train)
+
+
+class TrainingSubmissionError(DvtrainError):
+    """The training deployment is missing, or its run did not complete / left no outputs."""
+
+
+def find_training_deployment(work_pool: str) -> str:
+    """``train-model/<deployment>`` of the ``train-model`` deployment on ``work_pool``.
+
+    Several on one pool: the first by name. None: a one-line error naming the pool.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, WorkPoolFilter, WorkPoolFilterName
+
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[TRAIN_FLOW_NAME])),
+            work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[work_pool])),
+        )
+    if not deployments:
+        raise TrainingSubmissionError(
+            f"no deployment of flow '{TRAIN_FLOW_NAME}' on work pool '{work_pool}' "
+            f"(deploy one: python deployments/deploy.py), or unset training_work_pool to train in-process"
+        )
+    return f"{TRAIN_FLOW_NAME}/{sorted(d.name for d in deployments)[0]}"
+
+
+def read_training_outputs(experiment_dir: Path) -> dict:
+    """The summary a finished training run left in ``experiment_dir`` (what ``train_task`` returns)."""
+    summary_path = Path(experiment_dir) / "train_summary.json"
+    if not summary_path.exists():
+        raise TrainingSubmissionError(
+            f"{summary_path}: missing after the training run completed "
+            f"(is the workdir on storage that both work pools' workers see?)"
+        )
+    summary = json.loads(summary_path.read_text())
+    best = Path(summary.get("best_model") or Path(experiment_dir) / "best_model.keras")
+    if not best.exists():
+        raise TrainingSubmissionError(f"{best}: missing after the training run completed")
+    return summary
+
+
+def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_interval: float = 2.0) -> dict:
+    """Train in-process (``work_pool`` None/empty) or on ``work_pool`` through its ``train-model``
+    deployment, waiting for it either way; returns the training summary (``best_model``, ...).
+
+    Call it from a flow: the remote run is linked as a subflow of the caller.
+    """
+    if not work_pool:
+        return train_model(train)
+
+    from prefect.deployments import run_deployment
+
+    name = find_training_deployment(work_pool)
+    get_run_logger().info("training %s on work pool %s via deployment %s", train.experiment_dir, work_pool, name)
+    run = run_deployment(
+        name, parameters={"train": train.model_dump(mode="json")},
+        as_subflow=True, timeout=None, poll_interval=poll_interval,
+    )
+    state = run.state
+    if state is None or not state.is_completed():
+        status = state.name if state else "unknown"
+        message = f": {state.message}" if state and state.message else ""
+        raise TrainingSubmissionError(
+            f"training run '{run.name}' ({run.id}) on work pool '{work_pool}' ended {status}{message}"
+        )
+    return read_training_outputs(train.experiment_dir)
