@@ -1,7 +1,7 @@
 """The case study's report: PASS-filter benchmark rows of each model, as JSON and Markdown.
 
 ``write_report(rows, dataset, config, outdir)`` writes ``outdir/report.json`` and
-``outdir/report.md`` (each atomically) and returns the JSON object::
+``outdir/report.md`` plus the plot ``outdir/evaluation.png`` (each atomically) and returns the JSON object::
 
     {"rows": [{"model", "Type", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP",
                "METRIC.Recall", "METRIC.Precision", "METRIC.F1_Score"}, ...],
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .fileio import atomic_output
+from .plots import evaluation_bars
 
 REPORT_KEYS = [
     "model", "Type", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP",
@@ -176,7 +177,7 @@ def render_markdown(report: dict) -> str:
 
 
 def write_report(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
-    """Write outdir/report.json and outdir/report.md; return the JSON object."""
+    """Write outdir/report.json, outdir/report.md and outdir/evaluation.png; return the JSON object."""
     outdir = Path(outdir)
     report = {"rows": report_rows(rows), "dataset": dataset, "config": config}
     # round-trip through JSON so the returned object is exactly what was written
@@ -185,6 +186,7 @@ def write_report(rows: list[dict], dataset: dict, config: dict, outdir: Path) ->
     md = render_markdown(report)
     with atomic_output(outdir / "report.json", suffix=".json") as tmp:
         tmp.write_text(text)
+    evaluation_bars(report["rows"], outdir / "evaluation.png")
     with atomic_output(outdir / "report.md", suffix=".md") as tmp:
-        tmp.write_text(md)
+        tmp.write_text(md + "\n![recall, precision and F1 per model](evaluation.png)\n")
     return report

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -19,6 +20,7 @@ from .config import TrainConfig
 from .errors import InputError
 from .example_proto import decode_example
 from .fileio import atomic_output, existing_inputs, read_tfrecords
+from .plots import training_curves
 from .shuffle import read_dataset_config
 
 
@@ -85,7 +87,11 @@ def _seed_everything(seed: int) -> None:
             pass
 
 
-def train(config: TrainConfig) -> dict:
+def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None) -> dict:
+    """Train; writes checkpoints, best_model.keras, train_summary.json and training.png.
+
+    ``progress`` is called with each epoch's metrics row (``epoch``, ``epochs``, losses, tune F1).
+    """
     import keras
 
     from .model import WarmupExponentialDecay, build_model, load_model
@@ -145,6 +151,8 @@ def train(config: TrainConfig) -> dict:
             "tune/f1_weighted": f1_weighted(yt, pred),
         }
         history.append(row)
+        if progress is not None:
+            progress({**row, "epochs": config.epochs})
         ckpt = ckpt_dir / f"epoch-{epoch:03d}.keras"
         with atomic_output(ckpt, suffix=".keras") as tmp:
             model.save(tmp)
@@ -152,8 +160,10 @@ def train(config: TrainConfig) -> dict:
             best = dict(row)
             with atomic_output(exp / "best_model.keras", suffix=".keras") as tmp:
                 shutil.copyfile(ckpt, tmp)
+    plot = training_curves(history, exp / "training.png", title=f"{exp.parent.name or exp.name}: {len(x)} train / {len(xt)} tune examples")
     summary = {
         "best_model": str(exp / "best_model.keras"),
+        "plot": str(plot),
         "best_metrics": best,
         "history": history,
         "train_examples": int(len(x)),

@@ -6,11 +6,9 @@ where a stage is missing or heavy (TensorFlow is only loaded by the tasks that n
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from prefect import get_run_logger, task
-from prefect.artifacts import create_table_artifact
 
 from dvtrain.config import (
     CallConfig,
@@ -22,6 +20,7 @@ from dvtrain.config import (
 )
 from dvtrain.errors import DvtrainError
 
+from .artifacts import Progress, artifact_key, class_count_rows, png_markdown, publish_markdown, publish_table, training_markdown
 from .cache import FileContentInputs
 
 
@@ -37,11 +36,6 @@ def worth_retrying(task, task_run, state) -> bool:
 
 
 STAGE_OPTIONS = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=worth_retrying, persist_result=True)
-
-
-def artifact_key(text: str) -> str:
-    """Prefect artifact keys allow only lowercase letters, numbers and dashes."""
-    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-") or "table"
 
 
 @task(cache_policy=FileContentInputs(outputs=("output_bed", "merged_bam"), stage="dvtrain.coverage"), **STAGE_OPTIONS)
@@ -77,6 +71,11 @@ def shuffle_task(config: ShuffleConfig) -> dict:
     from dvtrain.shuffle import shuffle
 
     out = shuffle(config)
+    publish_table(
+        f"dataset-{config.output_dataset_name}",
+        class_count_rows(config.output_dataset_name, int(out["num_examples"]), out.get("class_counts", {})),
+        f"class counts of the shuffled {config.output_dataset_name} set -> {out['dataset_config']}",
+    )
     get_run_logger().info(
         "shuffle %s: %s examples %s -> %s",
         config.output_dataset_name, out["num_examples"], out.get("class_counts", {}), out["dataset_config"],
@@ -88,7 +87,18 @@ def shuffle_task(config: ShuffleConfig) -> dict:
 def train_task(config: TrainConfig) -> dict:
     from dvtrain.train import train
 
-    out = train(config)
+    progress = Progress(f"training-{Path(config.experiment_dir).parent.name}-progress", config.epochs,
+                        f"training {config.experiment_dir}")
+    log = get_run_logger()
+
+    def epoch_done(row: dict) -> None:
+        progress.set(int(row["epoch"]) + 1, f"tune/f1_weighted {row['tune/f1_weighted']:.4f}")
+        log.info("epoch %d/%d: train/loss %.4f tune/f1_weighted %.4f", int(row["epoch"]) + 1, row["epochs"],
+                 row["train/loss"], row["tune/f1_weighted"])
+
+    out = train(config, progress=epoch_done)
+    publish_markdown(f"training-{Path(config.experiment_dir).parent.name}", training_markdown(out, config.experiment_dir),
+                     f"loss and tune F1 per epoch: {config.experiment_dir}")
     get_run_logger().info(
         "train: %d epochs%s -> %s %s",
         config.epochs, f" from {config.init_checkpoint}" if config.init_checkpoint else "",
@@ -119,10 +129,8 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     from dvtrain.evaluate import evaluate
 
     rows = evaluate(config)
-    create_table_artifact(
-        table=rows, key=artifact_key(f"evaluation-{label}"),
-        description=f"{label}: {config.query_vcf} vs {config.truth_vcf} in {config.confident_bed}",
-    )
+    publish_table(f"evaluation-{label}", rows,
+                  f"{label}: {config.query_vcf} vs {config.truth_vcf} in {config.confident_bed}")
     summary = "; ".join(
         f"{r.get('Type')} {r.get('Filter')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
         for r in rows if r.get("Filter") in (None, "PASS")
@@ -134,15 +142,19 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
 @task(
     cache_policy=FileContentInputs(
         outputs=("outdir",), stage="dvtrain.report",
-        must_exist=lambda inputs: [Path(inputs["outdir"]) / "report.json", Path(inputs["outdir"]) / "report.md"],
+        must_exist=lambda inputs: [Path(inputs["outdir"]) / "report.json", Path(inputs["outdir"]) / "report.md",
+                                   Path(inputs["outdir"]) / "evaluation.png"],
     ),
     **STAGE_OPTIONS,
 )
 def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
-    """Write report.json/report.md; publish all rows as table artifact ``evaluation-report``."""
-    from dvtrain.report import write_report
+    """Write report.json/report.md/evaluation.png; publish the rows as table artifact
+    ``evaluation-report`` and the report with its plot as markdown artifact ``report``."""
+    from dvtrain.report import render_markdown, write_report
 
     report = write_report(rows, dataset, config, Path(outdir))
-    create_table_artifact(table=rows, key="evaluation-report", description="baseline vs custom model")
+    publish_table("evaluation-report", rows, "baseline vs custom model")
+    publish_markdown("report", render_markdown(report) + "\n" + png_markdown(Path(outdir) / "evaluation.png", "recall, precision and F1 per model") + "\n",
+                     f"case-study report: {outdir}")
     get_run_logger().info("report: %d rows -> %s", len(rows), outdir)
     return report

@@ -1,0 +1,95 @@
+"""What the flow shows in the Prefect UI: tables, markdown with embedded plots, progress.
+
+PNG plots are embedded in markdown artifacts as ``data:image/png;base64`` images: an image
+artifact needs a URL the browser can reach, and a local workdir has none. The UI renders
+them inline (checked in a real browser against prefect 3.9's UI).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from typing import Optional
+from uuid import UUID
+
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+
+
+def artifact_key(text: str) -> str:
+    """Prefect artifact keys allow only lowercase letters, numbers and dashes."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-") or "artifact"
+
+
+def png_markdown(png: str | Path, alt: str) -> str:
+    """A markdown image with the PNG's bytes inline."""
+    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{data})"
+
+
+def publish_table(key: str, rows: list[dict], description: str) -> UUID:
+    return create_table_artifact(table=rows, key=artifact_key(key), description=description)
+
+
+def publish_markdown(key: str, markdown: str, description: str) -> UUID:
+    return create_markdown_artifact(markdown=markdown, key=artifact_key(key), description=description)
+
+
+def class_count_rows(name: str, num_examples: int, class_counts: dict) -> list[dict]:
+    """One row per genotype class (0 hom-ref, 1 het, 2 hom-alt) with its share."""
+    labels = {0: "0 (hom-ref)", 1: "1 (het)", 2: "2 (hom-alt)"}
+    counts = {int(k): int(v) for k, v in class_counts.items()}
+    return [
+        {"dataset": name, "class": labels.get(c, str(c)), "examples": n,
+         "fraction": round(n / num_examples, 4) if num_examples else None}
+        for c, n in sorted(counts.items())
+    ]
+
+
+def training_markdown(summary: dict, experiment_dir: str | Path) -> str:
+    """Best epoch, per-epoch metrics and the loss/F1 plot of one training run."""
+    best = summary.get("best_metrics", {})
+    lines = [
+        f"# Training: {experiment_dir}",
+        "",
+        f"{summary.get('train_examples')} train / {summary.get('tune_examples')} tune examples; "
+        f"class counts {summary.get('train_class_counts')}; backend {summary.get('backend')}; "
+        f"warm start: {summary.get('init_checkpoint') or 'none'}.",
+        "",
+        f"Best epoch {int(best.get('epoch', -1)) + 1}: tune/f1_weighted {best.get('tune/f1_weighted', float('nan')):.4f} "
+        f"-> `{summary.get('best_model')}`",
+        "",
+        "| epoch | train/loss | train/accuracy | tune/accuracy | tune/f1_weighted |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary.get("history", []):
+        lines.append(f"| {int(r['epoch']) + 1} | {r['train/loss']:.4f} | {r['train/categorical_accuracy']:.4f} "
+                     f"| {r['tune/accuracy']:.4f} | {r['tune/f1_weighted']:.4f} |")
+    plot = summary.get("plot")
+    if plot and Path(plot).is_file():
+        lines += ["", png_markdown(plot, "train loss and tune F1 per epoch")]
+    return "\n".join(lines) + "\n"
+
+
+class Progress:
+    """A Prefect progress artifact (0-100 %) for a stage with countable steps."""
+
+    def __init__(self, key: str, total: int, description: str):
+        self.total = max(int(total), 1)
+        self.done = 0
+        self.description = description
+        self.id: Optional[UUID] = create_progress_artifact(progress=0.0, key=artifact_key(key), description=description)
+
+    def advance(self, steps: int = 1, note: str = "") -> None:
+        self.set(self.done + steps, note)
+
+    def set(self, done: int, note: str = "") -> None:
+        self.done = min(int(done), self.total)
+        if self.id is not None:
+            text = f"{self.description}: {self.done}/{self.total}" + (f" ({note})" if note else "")
+            update_progress_artifact(artifact_id=self.id, progress=100.0 * self.done / self.total, description=text)
