@@ -263,3 +263,33 @@ def _set_dotted(data: dict, key: str, value) -> None:
     for part in parts[:-1]:
         cur = cur.setdefault(part, {})
     cur[parts[-1]] = value
+
+
+# ---------------------------------------------------------------- on-demand calling (call-variants flow)
+class CallVariantsConfig(_Config):
+    """Call one sample's BAMs with a trained model; optionally score the calls against a truth set."""
+
+    model_config = ConfigDict(extra="forbid", title="Call variants")
+
+    reference: Path = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it) the reads are aligned to")
+    reads: list[Path] = Field(min_length=1, title="Reads", description="indexed BAMs of the sample to call")
+    model: Path = Field(title="Model", description="trained .keras model, e.g. WORKDIR/custom/train/best_model.keras")
+    regions: list[str] = Field(default_factory=list, title="Regions",
+                               description="contigs, chr:start-end (1-based) or BED files to call; empty: every contig")
+    workdir: Path = Field(Path("call-output"), title="Work directory",
+                          description="examples/ and calls.vcf.gz (+ eval.summary.csv) are written here")
+    sample_name: str = Field("SAMPLE", min_length=1, title="Sample name", description="sample column of the VCF")
+    shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards")
+    max_concurrency: int = Field(2, ge=1, le=1024, title="Max concurrency", description="make_examples shards running at once")
+    batch_size: int = Field(64, ge=1, le=65536, title="Batch size", description="examples per model call")
+    truth_vcf: Optional[Path] = Field(None, title="Truth VCF",
+                                      description="bgzipped, indexed truth variants; given: the calls are evaluated")
+    truth_bed: Optional[Path] = Field(None, title="Confident regions",
+                                      description="score only inside these regions (e.g. a coverage BED); needs a truth VCF")
+    seed: int = Field(42, ge=0, title="Seed", description="seeds read down-sampling in make_examples")
+
+    @model_validator(mode="after")
+    def _bed_needs_truth(self) -> "CallVariantsConfig":
+        if self.truth_bed is not None and self.truth_vcf is None:
+            raise ValueError("truth_bed needs truth_vcf")
+        return self
