@@ -35,6 +35,7 @@ from tasks import (
 )
 
 from .concurrency import bounded_map
+from .naming import case_study_run_name
 from .training import submit_training
 
 
@@ -93,7 +94,7 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
     return [{"model": model, **row} for row in rows]
 
 
-@flow(name="custom-model-training", log_prints=True)
+@flow(name="custom-model-training", flow_run_name=case_study_run_name, log_prints=True)
 def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = None) -> dict:
     """Coverage BED -> baseline model -> warm-started custom model -> evaluate both -> report.
 

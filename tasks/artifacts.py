@@ -40,10 +40,12 @@ def publish_markdown(key: str, markdown: str, description: str) -> UUID:
     return create_markdown_artifact(markdown=markdown, key=artifact_key(key), description=description)
 
 
-def class_count_rows(name: str, num_examples: int, class_counts: dict) -> list[dict]:
-    """One row per genotype class (0 hom-ref, 1 het, 2 hom-alt) with its share."""
+def class_count_rows(name: str, num_examples: int, class_counts: dict | list) -> list[dict]:
+    """One row per genotype class (0 hom-ref, 1 het, 2 hom-alt) with its share; counts as a
+    ``{class: n}`` mapping or a list indexed by class."""
     labels = {0: "0 (hom-ref)", 1: "1 (het)", 2: "2 (hom-alt)"}
-    counts = {int(k): int(v) for k, v in class_counts.items()}
+    pairs = class_counts.items() if isinstance(class_counts, dict) else enumerate(class_counts)
+    counts = {int(k): int(v) for k, v in pairs}
     return [
         {"dataset": name, "class": labels.get(c, str(c)), "examples": n,
          "fraction": round(n / num_examples, 4) if num_examples else None}

@@ -5,6 +5,7 @@ Slow (trains two small models on CPU): ``pytest -m slow tests/test_prefect_case_
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import fsspec
@@ -66,10 +67,24 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
     assert report["dataset"]["generator"] == "dvtrain.simulate"
     missing = [str(p) for p in products(wd) if not p.exists()]
     assert not missing
+    # What the UI shows: tables, markdown with inline plots, finished progress, a telling run name.
+    expected = {
+        "evaluation-baseline": "table", "evaluation-custom": "table", "evaluation-report": "table",
+        "dataset-train": "table", "dataset-tune": "table", "report": "markdown",
+        "training-baseline": "markdown", "training-custom": "markdown",
+        "training-baseline-progress": "progress", "training-custom-progress": "progress",
+    }
     with get_client(sync_client=True) as client:
-        keys = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["evaluation-baseline", "evaluation-custom", "evaluation-report"])))}
-    assert keys == {"evaluation-baseline", "evaluation-custom", "evaluation-report"}
+        found = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(expected))))}
+        run = client.read_flow_run(found["report"].flow_run_id)
+    assert {k: a.type for k, a in found.items()} == expected
+    assert all(found[k].data == 100.0 for k in expected if expected[k] == "progress")
+    for key in ("report", "training-custom"):
+        assert "![" in found[key].data and "data:image/png;base64,iVBORw0KGgo" in found[key].data
+    assert {row["class"] for row in json.loads(found["dataset-train"].data)} <= {"0 (hom-ref)", "1 (het)", "2 (hom-alt)"}
+    assert sum(row["examples"] for row in json.loads(found["dataset-train"].data)) > 0
+    assert run.name == f"train-lowcov-chr1-{run.expected_start_time:%Y-%m-%d}", run.name
+    assert (wd / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     # Same inputs again: every task is a cache hit, so no output file is rewritten.
     stamps = {p: p.stat().st_mtime_ns for p in products(wd)}

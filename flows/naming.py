@@ -1,0 +1,40 @@
+"""Flow-run names that say what is running, e.g. ``train-lowcov-chr1-2026-11-24``.
+
+Prefect calls these with no arguments while it creates the run; the run's parameters are
+read from :mod:`prefect.runtime` (a pydantic config or the plain dict the API sent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect.runtime import flow_run
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _today() -> str:
+    start = flow_run.scheduled_start_time  # a scheduled run is named for its slot, not for when a worker woke up
+    when = start if isinstance(start, datetime) else datetime.now(timezone.utc)
+    return f"{when.astimezone(timezone.utc):%Y-%m-%d}"
+
+
+def case_study_run_name() -> str:
+    """``train-<name>-<train contigs>-<date>`` for the case study."""
+    config = flow_run.parameters.get("config") or {}
+    contigs = _field(_field(config, "splits", {}), "train", None) or ["chr1"]
+    return f"train-{_field(config, 'name', None) or 'lowcov'}-{'+'.join(map(str, contigs))}-{_today()}"
+
+
+def training_run_name() -> str:
+    """``train-model-<model>-<date>``: the model is the experiment dir's parent (baseline, custom)."""
+    train = flow_run.parameters.get("train") or {}
+    exp = str(_field(train, "experiment_dir", "") or "").rstrip("/")
+    parts = [p for p in exp.replace("\\", "/").split("/") if p]
+    model = parts[-2] if len(parts) >= 2 and parts[-1] == "train" else (parts[-1] if parts else "model")
+    return f"train-model-{model}-{_today()}"
