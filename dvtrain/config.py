@@ -114,25 +114,30 @@ class ShuffleConfig(_Config):
 
 # ---------------------------------------------------------------- train
 class TrainConfig(_Config):
+    """One training run: shuffled datasets in; checkpoints, best_model.keras and train_summary.json out."""
+
+    model_config = ConfigDict(extra="forbid", title="Training")
+
     train_dataset_config: Path
     tune_dataset_config: Path
     experiment_dir: Path
     init_checkpoint: Optional[Path] = Field(None, description="a .keras model to warm-start from")
-    epochs: int = Field(8, ge=1)
-    batch_size: int = Field(32, ge=1)
-    learning_rate: float = 1e-3
-    learning_rate_decay_rate: float = 0.947
-    learning_rate_num_epochs_per_decay: float = 2.0
-    warmup_steps: int = Field(20, ge=0)
-    label_smoothing: float = Field(0.01, ge=0, lt=1)
-    weight_decay: float = Field(4e-5, ge=0)
-    rho: float = 0.9
-    momentum: float = 0.9
+    epochs: int = Field(8, ge=1, le=10000, title="Epochs", description="passes over the training set")
+    batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
+    learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate", description="after warm-up, before decay")
+    learning_rate_decay_rate: float = Field(0.947, gt=0, le=1, title="Decay rate",
+                                            description="the learning rate is multiplied by this every decay period")
+    learning_rate_num_epochs_per_decay: float = Field(2.0, gt=0, title="Epochs per decay")
+    warmup_steps: int = Field(20, ge=0, title="Warm-up steps", description="linear learning-rate warm-up, in batches")
+    label_smoothing: float = Field(0.01, ge=0, lt=1, title="Label smoothing")
+    weight_decay: float = Field(4e-5, ge=0, title="Weight decay", description="L2 penalty on the kernels")
+    rho: float = Field(0.9, ge=0, lt=1, title="RMSprop rho")
+    momentum: float = Field(0.9, ge=0, lt=1, title="RMSprop momentum")
     # DeepVariant uses epsilon 1.0 over ~10^5 steps; at the few hundred steps of a small
     # dataset that damps RMSprop into plain SGD and the model never leaves its start
     # (measured: train accuracy stuck at 0.45 after 6 epochs). Keras' default learns.
-    epsilon: float = 1e-7
-    seed: int = 42
+    epsilon: float = Field(1e-7, gt=0, title="RMSprop epsilon")
+    seed: int = Field(42, ge=0, title="Seed", description="initial weights and batch order")
 
 
 # ---------------------------------------------------------------- call
