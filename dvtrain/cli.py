@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from . import config as C
+from . import uri
 from .errors import DvtrainError, describe_validation_error
 
 
@@ -164,10 +165,10 @@ def evaluate(regions, **kw) -> None:
 
 @cli.command()
 @click.option("--config", "config_yaml", required=True, type=click.Path(path_type=Path), help="case-study YAML")
-@click.option("--workdir", type=click.Path(path_type=Path))
+@click.option("--workdir", help="local folder, or s3://bucket/prefix / gs://bucket/prefix")
 @click.option("--min_coverage", type=int)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config field (dotted keys)")
-def run(config_yaml: Path, workdir: Path | None, min_coverage: int | None, sets: tuple[str, ...]) -> None:
+def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: tuple[str, ...]) -> None:
     """Run the whole case study as a Prefect flow (ephemeral Prefect if no server is set)."""
     overrides: dict[str, Any] = {}
     for item in sets:
@@ -176,7 +177,7 @@ def run(config_yaml: Path, workdir: Path | None, min_coverage: int | None, sets:
         k, v = item.split("=", 1)
         overrides[k] = yaml.safe_load(v)
     if workdir is not None:
-        overrides["workdir"] = str(workdir.resolve())
+        overrides["workdir"] = str(uri.resolve(workdir))
     if min_coverage is not None:
         overrides["min_coverage"] = min_coverage
     cfg = C.load_case_study(config_yaml, overrides)
@@ -191,7 +192,7 @@ def run(config_yaml: Path, workdir: Path | None, min_coverage: int | None, sets:
     from flows.case_study import custom_model_training
 
     report = custom_model_training(cfg)
-    click.echo(f"report: {Path(cfg.workdir) / 'report.md'}")
+    click.echo(f"report: {uri.join(cfg.workdir, 'report.md')}")
     del report
 
 

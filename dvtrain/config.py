@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema, model_validator
 
 from .errors import InputError, describe_validation_error
+from .uri import location as _as_location, scheme as _uri_scheme
 
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _location(value: object) -> object:
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"expected a path or an s3:// / gs:// URI, got {type(value).__name__}")
+    return _as_location(os.fspath(value) if not isinstance(value, (str, Path)) else value)
+
+
+# A stage input/output: a local path (-> Path) or an s3:// / gs:// URI (-> str, unmangled).
+# Tasks stage remote locations into local scratch (tasks/staging.py); stages see paths only.
+Location = Annotated[Union[Path, str], PlainValidator(_location), WithJsonSchema({"type": "string"})]
 
 
 # ---------------------------------------------------------------- simulate
@@ -60,23 +72,23 @@ class SimulateConfig(_Config):
 
 # ---------------------------------------------------------------- coverage
 class CoverageConfig(_Config):
-    reads: list[Path] = Field(min_length=1)
-    truth_bed: Path
-    output_bed: Path
+    reads: list[Location] = Field(min_length=1)
+    truth_bed: Location
+    output_bed: Location
     min_coverage: int = Field(2, ge=0, description="keep bases with depth > min_coverage")
-    merged_bam: Optional[Path] = Field(None, description="where to write the merged BAM (default: beside output_bed)")
+    merged_bam: Optional[Location] = Field(None, description="where to write the merged BAM (default: beside output_bed)")
 
 
 # ---------------------------------------------------------------- make_examples
 class MakeExamplesConfig(_Config):
     mode: Literal["training", "calling"]
-    ref: Path
-    reads: list[Path] = Field(min_length=1)
+    ref: Location
+    reads: list[Location] = Field(min_length=1)
     examples: str = Field(description="output, DeepVariant style: NAME.tfrecord@N.gz")
     task: int = Field(0, ge=0)
     regions: list[str] = Field(default_factory=list, description="contigs or chr:start-end (1-based), or BED files")
-    truth_variants: Optional[Path] = None
-    confident_regions: Optional[Path] = None
+    truth_variants: Optional[Location] = None
+    confident_regions: Optional[Location] = None
     channels: list[str] = Field(default_factory=lambda: ["insert_size"])
     vsc_min_count_snps: int = 2
     vsc_min_count_indels: int = 2
@@ -103,7 +115,7 @@ class ShuffleConfig(_Config):
     input_pattern_list: list[str] = Field(min_length=1, description="shard specs, globs or paths")
     output_pattern_prefix: str = Field(description="output prefix; shards are PREFIX-0000i-of-0000N.tfrecord.gz")
     output_dataset_name: str
-    output_dataset_config_pbtxt: Optional[Path] = None
+    output_dataset_config_pbtxt: Optional[Location] = None
     num_shards: int = Field(4, ge=1)
     seed: int = 42
     runner: Literal["FnApiRunner", "BundleBasedDirectRunner"] = Field(
@@ -118,10 +130,10 @@ class TrainConfig(_Config):
 
     model_config = ConfigDict(extra="forbid", title="Training")
 
-    train_dataset_config: Path
-    tune_dataset_config: Path
-    experiment_dir: Path
-    init_checkpoint: Optional[Path] = Field(None, description="a .keras model to warm-start from")
+    train_dataset_config: Location
+    tune_dataset_config: Location
+    experiment_dir: Location
+    init_checkpoint: Optional[Location] = Field(None, description="a .keras model to warm-start from")
     epochs: int = Field(8, ge=1, le=10000, title="Epochs", description="passes over the training set")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
     learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate", description="after warm-up, before decay")
@@ -143,20 +155,20 @@ class TrainConfig(_Config):
 # ---------------------------------------------------------------- call
 class CallConfig(_Config):
     examples: str
-    checkpoint: Path
-    ref: Path
-    outfile: Path
+    checkpoint: Location
+    ref: Location
+    outfile: Location
     sample_name: str = "SAMPLE"
     batch_size: int = Field(64, ge=1)
 
 
 # ---------------------------------------------------------------- evaluate
 class EvaluateConfig(_Config):
-    truth_vcf: Path
-    query_vcf: Path
-    confident_bed: Optional[Path] = Field(None, description="hap.py -f: score only inside these regions")
-    reference: Optional[Path] = Field(None, description="FASTA (.fai beside it) for normalisation and missing ##contig lines")
-    output_prefix: Path = Field(description="writes PREFIX.summary.csv")
+    truth_vcf: Location
+    query_vcf: Location
+    confident_bed: Optional[Location] = Field(None, description="hap.py -f: score only inside these regions")
+    reference: Optional[Location] = Field(None, description="FASTA (.fai beside it) for normalisation and missing ##contig lines")
+    output_prefix: Location = Field(description="writes PREFIX.summary.csv")
     regions: list[str] = Field(default_factory=list, description="restrict to these contigs")
 
 
@@ -175,8 +187,8 @@ class Splits(_Config):
 class BaselineConfig(_Config):
     """Either an existing model, or BAMs from which a generic baseline model is trained first."""
 
-    model: Optional[Path] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point)")
-    reads: list[Path] = Field(default_factory=list, title="Baseline reads",
+    model: Optional[Location] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point)")
+    reads: list[Location] = Field(default_factory=list, title="Baseline reads",
                               description="generic-coverage BAMs to train a baseline from, when no model is given")
 
     @model_validator(mode="after")
@@ -193,16 +205,16 @@ class CaseStudyConfig(_Config):
 
     name: str = Field("lowcov", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", title="Name",
                       description="short tag for run names, e.g. train-<name>-chr1-<date>")
-    reference: Path = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it)")
-    truth_vcf: Path = Field(title="Truth VCF", description="bgzipped, tabix-indexed truth variants (e.g. GIAB)")
-    truth_bed: Path = Field(title="Truth BED", description="confident regions of the truth set")
-    reads: list[Path] = Field(min_length=1, title="Reads",
+    reference: Location = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it)")
+    truth_vcf: Location = Field(title="Truth VCF", description="bgzipped, tabix-indexed truth variants (e.g. GIAB)")
+    truth_bed: Location = Field(title="Truth BED", description="confident regions of the truth set")
+    reads: list[Location] = Field(min_length=1, title="Reads",
                               description="indexed BAMs of the low-coverage platform to train for")
     min_coverage: int = Field(2, ge=0, le=1000, title="Minimum coverage",
                               description="keep bases covered by more than this many reads (2: >= 3 reads can vote)")
     splits: Splits = Field(default_factory=Splits, title="Splits")
     baseline: BaselineConfig = Field(title="Baseline")
-    workdir: Path = Field(Path("demo-output"), title="Work directory",
+    workdir: Location = Field(Path("demo-output"), title="Work directory",
                           description="where every stage writes; shared by all workers of a run")
     shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards per dataset")
     max_concurrency: int = Field(2, ge=1, le=1024, title="Max concurrency",
@@ -216,12 +228,17 @@ class CaseStudyConfig(_Config):
     learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate")
     sample_name: str = Field("SAMPLE", min_length=1, title="Sample name", description="sample column of the called VCFs")
     seed: int = Field(42, ge=0, title="Seed", description="every random choice derives from it")
-    dataset_json: Optional[Path] = Field(None, title="Dataset provenance",
+    dataset_json: Optional[Location] = Field(None, title="Dataset provenance",
                                          description="e.g. simulate's dataset.json, copied into the report")
     training_work_pool: Optional[str] = Field(
         None, title="Training work pool",
         description="submit training to a deployment of the train-model flow on this work pool (e.g. gpu-pool) "
                     "and wait for it; empty: train in-process",
+    )
+    storage_blocks: dict[Annotated[str, Field(pattern=r"^(s3|gs)://[^/]+")], str] = Field(
+        default_factory=dict, title="Storage blocks",
+        description="saved storage blocks for URI prefixes, e.g. {\"s3://my-bucket\": \"my-s3-block\"}; "
+                    "unlisted buckets use the saved S3 Bucket / GCS Bucket block of the same bucket name",
     )
 
 
@@ -241,7 +258,7 @@ def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStud
     base = p.resolve().parent
 
     def fix(v):
-        return str(v) if Path(str(v)).is_absolute() else os.path.normpath(base / str(v))
+        return str(v) if _uri_scheme(str(v)) or Path(str(v)).is_absolute() else os.path.normpath(base / str(v))
 
     for key in ("reference", "truth_vcf", "truth_bed", "dataset_json"):
         if key in data and data[key] is not None:

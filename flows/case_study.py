@@ -22,6 +22,8 @@ from dvtrain.config import (
     ShuffleConfig,
     TrainConfig,
 )
+from blocks.storage import read_bytes, use_storage_blocks
+from dvtrain import uri
 from dvtrain.report import render_markdown
 from dvtrain.validate import check_case_study
 from tasks import (
@@ -33,6 +35,7 @@ from tasks import (
     report_task,
     shuffle_task,
 )
+from tasks.staging import check_remote_inputs
 
 from .concurrency import bounded_map
 from .naming import case_study_run_name
@@ -40,7 +43,7 @@ from .training import submit_training
 
 
 def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
-    return str(config.workdir / model / "examples" / f"{split}.tfrecord@{config.shards}.gz")
+    return str(uri.join(config.workdir, model, "examples", f"{split}.tfrecord@{config.shards}.gz"))
 
 
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],
@@ -67,28 +70,28 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
     specs = _make_examples(config, model, "training", reads, ["train", "tune"], confident_bed)
     datasets = {
         split: shuffle_task(ShuffleConfig(
-            input_pattern_list=[spec], output_pattern_prefix=str(config.workdir / model / "shuffled" / split),
+            input_pattern_list=[spec], output_pattern_prefix=str(uri.join(config.workdir, model, "shuffled", split)),
             output_dataset_name=split, num_shards=config.shuffle_shards, seed=config.seed,
         ))["dataset_config"]
         for split, spec in specs.items()
     }
     trained = submit_training(TrainConfig(
         train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
-        experiment_dir=config.workdir / model / "train", init_checkpoint=init_checkpoint,
+        experiment_dir=uri.join(config.workdir, model, "train"), init_checkpoint=init_checkpoint,
         epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
     ), config.training_work_pool)
-    return Path(trained["best_model"])
+    return uri.location(trained["best_model"])
 
 
 def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, confident_bed: Path) -> list[dict]:
     """Call the test examples ``spec`` with ``checkpoint``; score inside the coverage BED."""
     calls = call_task(CallConfig(
         examples=spec, checkpoint=checkpoint, ref=config.reference,
-        outfile=config.workdir / model / "calls.vcf.gz", sample_name=config.sample_name,
+        outfile=uri.join(config.workdir, model, "calls.vcf.gz"), sample_name=config.sample_name,
     ))
     rows = evaluate_task(EvaluateConfig(
         truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
-        reference=config.reference, output_prefix=config.workdir / model / "eval",
+        reference=config.reference, output_prefix=uri.join(config.workdir, model, "eval"),
         regions=config.splits.test,
     ), label=model)
     return [{"model": model, **row} for row in rows]
@@ -102,12 +105,15 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     intermediates) is copied there under ``<date>-<flow run name>/``.
     """
     check_case_study(config)  # fail fast on paths, formats and contig mismatches
-    config = config.model_copy(update={"workdir": config.workdir.resolve()})
+    use_storage_blocks(config.storage_blocks)  # s3:// gs:// go through these blocks (else by bucket name)
+    check_remote_inputs([config.reference, config.truth_vcf, config.truth_bed, *config.reads, *config.baseline.reads,
+                         config.baseline.model, config.dataset_json])  # remote inputs exist
+    config = config.model_copy(update={"workdir": uri.resolve(config.workdir)})
     wd = config.workdir
 
     # a. the coverage BED replaces the truth BED everywhere below
-    bed = Path(coverage_task(CoverageConfig(
-        reads=config.reads, truth_bed=config.truth_bed, output_bed=wd / "coverage" / "confident.bed",
+    bed = uri.location(coverage_task(CoverageConfig(
+        reads=config.reads, truth_bed=config.truth_bed, output_bed=uri.join(wd, "coverage", "confident.bed"),
         min_coverage=config.min_coverage,
     ))["output_bed"])
 
@@ -115,9 +121,9 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     if config.baseline.model is not None:
         baseline = config.baseline.model
     else:
-        baseline_bed = Path(coverage_task(CoverageConfig(
+        baseline_bed = uri.location(coverage_task(CoverageConfig(
             reads=config.baseline.reads, truth_bed=config.truth_bed,
-            output_bed=wd / "baseline" / "coverage" / "confident.bed", min_coverage=config.min_coverage,
+            output_bed=uri.join(wd, "baseline", "coverage", "confident.bed"), min_coverage=config.min_coverage,
         ))["output_bed"])
         baseline = _train(config, "baseline", config.baseline.reads, baseline_bed, config.baseline_epochs, None)
 
@@ -129,7 +135,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     rows = _evaluate(config, "baseline", baseline, test, bed) + _evaluate(config, "custom", custom, test, bed)
 
     # e. report
-    dataset = json.loads(config.dataset_json.read_text()) if config.dataset_json else {}
+    dataset = json.loads(read_bytes(config.dataset_json)) if config.dataset_json else {}
     report = report_task(rows, dataset, config.model_dump(mode="json"), wd)
     print(render_markdown(report))
     if publish_to:

@@ -20,6 +20,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from dvtrain.uri import is_remote
+
 
 def artifact_key(text: str) -> str:
     """Prefect artifact keys allow only lowercase letters, numbers and dashes."""
@@ -28,7 +30,9 @@ def artifact_key(text: str) -> str:
 
 def png_markdown(png: str | Path, alt: str) -> str:
     """A markdown image with the PNG's bytes inline."""
-    data = base64.b64encode(Path(png).read_bytes()).decode("ascii")
+    from blocks.storage import read_bytes  # a path or an s3:// / gs:// URI
+
+    data = base64.b64encode(read_bytes(png)).decode("ascii")
     return f"![{alt}](data:image/png;base64,{data})"
 
 
@@ -73,7 +77,7 @@ def training_markdown(summary: dict, experiment_dir: str | Path) -> str:
         lines.append(f"| {int(r['epoch']) + 1} | {r['train/loss']:.4f} | {r['train/categorical_accuracy']:.4f} "
                      f"| {r['tune/accuracy']:.4f} | {r['tune/f1_weighted']:.4f} |")
     plot = summary.get("plot")
-    if plot and Path(plot).is_file():
+    if plot and (is_remote(plot) or Path(plot).is_file()):
         lines += ["", png_markdown(plot, "train loss and tune F1 per epoch")]
     return "\n".join(lines) + "\n"
 

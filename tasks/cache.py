@@ -48,6 +48,7 @@ from prefect.utilities.hashing import hash_objects
 from pydantic import BaseModel
 
 from dvtrain.fileio import content_key, sharded_paths
+from dvtrain.uri import is_remote
 
 INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
 _TFRECORD_PATH = re.compile(r'^\s*tfrecord_path\s*:\s*"([^"]+)"', re.M)
@@ -98,7 +99,12 @@ def fingerprint(value: Any, outputs: frozenset[str] = frozenset(), _field: str |
     if isinstance(value, (set, frozenset)):
         return sorted((fingerprint(v, outputs, _field) for v in value), key=repr)
     if _field in outputs and isinstance(value, (str, PurePath)):
-        return {"output": os.path.abspath(str(value))}
+        return {"output": value if is_remote(value) else os.path.abspath(str(value))}
+    if is_remote(value):  # s3:// gs://: object metadata (size + ETag/md5/crc32c), no download
+        from .staging import remote_digest
+
+        digest = remote_digest(value)
+        return {"remote": digest} if digest is not None else value
     if isinstance(value, (str, PurePath)):
         files = _files_named_by(str(value))
         if files is not None:
@@ -168,7 +174,7 @@ def referenced_paths(result: Any) -> list[str]:
     elif isinstance(result, (list, tuple, set)):
         for v in result:
             found += referenced_paths(v)
-    elif isinstance(result, PurePath) or (isinstance(result, str) and os.path.isabs(result) and "\n" not in result):
+    elif isinstance(result, PurePath) or (isinstance(result, str) and (os.path.isabs(result) or is_remote(result)) and "\n" not in result):
         found.append(str(result))
     return found
 
@@ -177,7 +183,7 @@ def missing_paths(result: Any) -> list[str]:
     """Referenced paths that no longer exist (shard specs and globs are expanded)."""
     missing = []
     for p in referenced_paths(result):
-        if os.path.exists(p):
+        if os.path.exists(p) or (is_remote(p) and _remote_exists(p)):
             continue
         expanded = sharded_paths(p) if ("@" in p or any(c in p for c in "*?[")) else []
         if not expanded or not all(os.path.exists(x) for x in expanded):
@@ -218,7 +224,8 @@ class FileContentInputs(CachePolicy):
             try:
                 missing = missing_paths(store.read(key).result)
                 if self.must_exist is not None:
-                    missing += [str(p) for p in self.must_exist(inputs) if not os.path.exists(p)]
+                    missing += [str(p) for p in self.must_exist(inputs)
+                                if not (os.path.exists(p) or (is_remote(p) and _remote_exists(p)))]
             except Exception as exc:  # unreadable record: treat as stale
                 missing = [f"<unreadable record: {exc}>"]
             if not missing:
@@ -234,3 +241,8 @@ def _warn(msg: str) -> None:
         get_run_logger().warning(msg)
     except Exception:
         get_logger("dvtrain.cache").warning(msg)
+
+def _remote_exists(location: str) -> bool:
+    from .staging import remote_exists
+
+    return remote_exists(location)

@@ -19,9 +19,11 @@ from dvtrain.config import (
     TrainConfig,
 )
 from dvtrain.errors import DvtrainError
+from dvtrain.uri import join
 
 from .artifacts import Progress, artifact_key, class_count_rows, png_markdown, publish_markdown, publish_table, training_markdown
 from .cache import FileContentInputs
+from .staging import staged, staged_output
 
 
 def worth_retrying(task, task_run, state) -> bool:
@@ -42,7 +44,7 @@ STAGE_OPTIONS = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=
 def coverage_task(config: CoverageConfig) -> dict:
     from dvtrain.coverage import coverage_bed
 
-    out = coverage_bed(config)
+    out = staged(coverage_bed, config, outputs=("output_bed", "merged_bam"))  # remote locations via scratch
     get_run_logger().info(
         "coverage: %s keeps %s bases (%.1f%% of truth BED) at depth > %d",
         out["output_bed"], out.get("bases_kept"), 100 * float(out.get("fraction_kept", 0)), config.min_coverage,
@@ -58,7 +60,7 @@ def coverage_task(config: CoverageConfig) -> dict:
 def make_examples_task(config: MakeExamplesConfig) -> dict:
     from dvtrain.make_examples import make_examples
 
-    out = make_examples(config)
+    out = staged(make_examples, config, outputs=("examples",))
     get_run_logger().info(
         "make_examples %s shard %d: %s examples %s -> %s",
         config.mode, config.task, out["num_examples"], out.get("class_counts", {}), out["path"],
@@ -70,7 +72,7 @@ def make_examples_task(config: MakeExamplesConfig) -> dict:
 def shuffle_task(config: ShuffleConfig) -> dict:
     from dvtrain.shuffle import shuffle
 
-    out = shuffle(config)
+    out = staged(shuffle, config, outputs=("output_pattern_prefix", "output_dataset_config_pbtxt"))
     publish_table(
         f"dataset-{config.output_dataset_name}",
         class_count_rows(config.output_dataset_name, int(out["num_examples"]), out.get("class_counts", {})),
@@ -96,7 +98,7 @@ def train_task(config: TrainConfig) -> dict:
         log.info("epoch %d/%d: train/loss %.4f tune/f1_weighted %.4f", int(row["epoch"]) + 1, row["epochs"],
                  row["train/loss"], row["tune/f1_weighted"])
 
-    out = train(config, progress=epoch_done)
+    out = staged(lambda c: train(c, progress=epoch_done), config, outputs=("experiment_dir",))
     publish_markdown(f"training-{Path(config.experiment_dir).parent.name}", training_markdown(out, config.experiment_dir),
                      f"loss and tune F1 per epoch: {config.experiment_dir}")
     get_run_logger().info(
@@ -111,7 +113,7 @@ def train_task(config: TrainConfig) -> dict:
 def call_task(config: CallConfig) -> dict:
     from dvtrain.call import call_variants
 
-    out = call_variants(config)
+    out = staged(call_variants, config, outputs=("outfile",))
     get_run_logger().info("call_variants: %s variants (%s records) -> %s",
                           out["num_variants"], out.get("num_records"), out["outfile"])
     return out
@@ -128,7 +130,7 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     """hap.py-style evaluation; publishes the summary as table artifact ``evaluation-<label>``."""
     from dvtrain.evaluate import evaluate
 
-    rows = evaluate(config)
+    rows = staged(evaluate, config, outputs=("output_prefix",))
     publish_table(f"evaluation-{label}", rows,
                   f"{label}: {config.query_vcf} vs {config.truth_vcf} in {config.confident_bed}")
     summary = "; ".join(
@@ -142,8 +144,8 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
 @task(
     cache_policy=FileContentInputs(
         outputs=("outdir",), stage="dvtrain.report",
-        must_exist=lambda inputs: [Path(inputs["outdir"]) / "report.json", Path(inputs["outdir"]) / "report.md",
-                                   Path(inputs["outdir"]) / "evaluation.png"],
+        must_exist=lambda inputs: [join(inputs["outdir"], "report.json"), join(inputs["outdir"], "report.md"),
+                                   join(inputs["outdir"], "evaluation.png")],
     ),
     **STAGE_OPTIONS,
 )
@@ -152,9 +154,9 @@ def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> 
     ``evaluation-report`` and the report with its plot as markdown artifact ``report``."""
     from dvtrain.report import render_markdown, write_report
 
-    report = write_report(rows, dataset, config, Path(outdir))
+    report = staged_output(lambda d: write_report(rows, dataset, config, Path(d)), outdir)
     publish_table("evaluation-report", rows, "baseline vs custom model")
-    publish_markdown("report", render_markdown(report) + "\n" + png_markdown(Path(outdir) / "evaluation.png", "recall, precision and F1 per model") + "\n",
+    publish_markdown("report", render_markdown(report) + "\n" + png_markdown(join(outdir, "evaluation.png"), "recall, precision and F1 per model") + "\n",
                      f"case-study report: {outdir}")
     get_run_logger().info("report: %d rows -> %s", len(rows), outdir)
     return report

@@ -16,6 +16,8 @@ PLATINUM = SHARED / "platinum-na12878-chr21"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+pytest_plugins = ["conftest_storage"]  # real S3 (moto) and GCS (emulator) servers on loopback
+
 
 @pytest.fixture(scope="session")
 def tiny() -> Path:

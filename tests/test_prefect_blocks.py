@@ -1,13 +1,10 @@
-"""blocks/: the storage block registers, saves, loads and publishes (fsspec memory:// and local)."""
+"""blocks/: the publish block registers, saves, loads and publishes (local folder and S3)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import fsspec
-
 from blocks import DvtrainStorage, register
-
 
 
 def workdir(tmp: Path) -> Path:
@@ -27,11 +24,20 @@ def test_publish_skips_bulky_intermediates_and_fetches_back(tmp_path):
     assert (tmp_path / "back" / "custom" / "train" / "best_model.keras").read_text() == "custom/train/best_model.keras"
 
 
-def test_block_registers_saves_and_loads_with_a_remote_url(prefect_server, tmp_path):
+def test_block_registers_saves_loads_and_publishes_to_a_bucket(storage, tmp_path):
+    """basepath s3://...: files go through the saved S3Bucket block of that bucket (moto server)."""
+    from blocks import resolve
+
     register()  # needs the API: done here, never at import
-    DvtrainStorage(basepath="memory://bucket/dvtrain", settings={"skip_instance_cache": False}).save("test-results", overwrite=True)
-    storage = DvtrainStorage.load("test-results")
-    assert storage.is_remote and storage.settings.get_secret_value() == {"skip_instance_cache": False}
-    storage.publish(workdir(tmp_path), "run1")
-    assert fsspec.filesystem("memory").cat("/bucket/dvtrain/run1/report.json") == b"report.json"
-    assert storage.url("run1") == "memory://bucket/dvtrain/run1"
+    DvtrainStorage(basepath=storage.s3("dvtrain")).save("test-results", overwrite=True)
+    published = DvtrainStorage.load("test-results")
+    assert published.is_remote and published.url("run1") == storage.s3("dvtrain/run1")
+    published.publish(workdir(tmp_path), "run1")
+    store, _ = resolve(storage.s3())
+    assert store.read_bytes("dvtrain/run1/report.json") == b"report.json"
+    assert [store.key_of(i) for i in store.list("dvtrain/run1/")] == [
+        "dvtrain/run1/custom/calls.vcf.gz", "dvtrain/run1/custom/train/best_model.keras", "dvtrain/run1/report.json"]
+    # a remote workdir publishes too (bucket to bucket)
+    DvtrainStorage(basepath=storage.gs("published")).publish(storage.s3("dvtrain/run1"), "copy")
+    assert DvtrainStorage(basepath=storage.gs("published")).fetch("copy", tmp_path / "back") is None
+    assert (tmp_path / "back" / "report.json").read_text() == "report.json"

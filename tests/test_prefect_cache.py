@@ -99,7 +99,7 @@ def test_non_file_strings_are_kept_verbatim(tmp_path):
 
 
 def test_stage_source_covers_dvtrain_modules_imported_anywhere():
-    assert set(dvtrain_modules("dvtrain.config")) == {"dvtrain.config", "dvtrain.errors"}
+    assert set(dvtrain_modules("dvtrain.config")) == {"dvtrain.config", "dvtrain.errors", "dvtrain.uri"}
     # train() imports .model inside the function: a model change must invalidate training
     assert {"dvtrain.train", "dvtrain.model", "dvtrain.shuffle", "dvtrain.fileio"} <= set(dvtrain_modules("dvtrain.train"))
 
