@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import CallConfig
-from .errors import InputError
+from .errors import InputError, ShapeMismatchError
 from .example_proto import decode_example, decode_variant
 from .fileio import existing_inputs, read_tfrecords
 from .genome import contig_lengths
@@ -70,7 +70,7 @@ def call_variants(config: CallConfig) -> dict:
     n_var = 0
     for images, metas in _batches(paths, config.batch_size):
         if tuple(images.shape[1:]) != want:
-            raise InputError(paths[0], f"image shape {list(images.shape[1:])} does not fit the model ({list(want)})")
+            raise ShapeMismatchError(paths[0], f"image shape {list(images.shape[1:])} does not fit the model ({list(want)})")
         probs = np.asarray(model.predict_on_batch(images))
         for pr, (var, counts) in zip(probs, metas):
             chrom = var["reference_name"]

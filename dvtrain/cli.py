@@ -100,19 +100,42 @@ def make_examples_cmd(reads, regions, channels, **kw) -> None:
     _emit(make_examples(cfg))  # type: ignore[arg-type]
 
 
-@cli.command()
+def _beam_flags(args: list[str]) -> list[str]:
+    """Extra command-line words as Beam flags: ``--flag=value``, ``--flag value`` or ``--switch``."""
+    flags: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise click.UsageError(f"unexpected argument {arg!r} (Beam options look like --flag=value)")
+        if "=" not in arg and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            arg, i = f"{arg}={args[i + 1]}", i + 1
+        flags.append(arg)
+        i += 1
+    return flags
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--input_pattern_list", required=True, help="comma-separated shard specs / globs")
 @click.option("--output_pattern_prefix", required=True)
 @click.option("--output_dataset_name", required=True)
 @click.option("--output_dataset_config_pbtxt", type=click.Path(path_type=Path))
 @click.option("--num_shards", type=int)
 @click.option("--seed", type=int)
-@click.option("--runner", type=click.Choice(["FnApiRunner", "BundleBasedDirectRunner"]))
-def shuffle(input_pattern_list, **kw) -> None:
-    """Stage 3: global shuffle (Apache Beam, local runner) + dataset_config.pbtxt."""
+@click.option("--runner", help="Beam runner: FnApiRunner (default, in-process), BundleBasedDirectRunner, "
+                               "DataflowRunner, SparkRunner, FlinkRunner, PortableRunner, ...")
+@click.pass_context
+def shuffle(ctx: click.Context, input_pattern_list, **kw) -> None:
+    """Stage 3: global shuffle (Apache Beam) + dataset_config.pbtxt.
+
+    Any other --flag=value is a Beam pipeline option, as in DeepVariant's shuffle script,
+    e.g. --runner DataflowRunner --project P --region R --temp_location gs://B/tmp
+    (docs/shuffle-runners.md).
+    """
     from .shuffle import shuffle as run
 
-    _emit(run(_build(C.ShuffleConfig, input_pattern_list=_split((input_pattern_list,)), **kw)))  # type: ignore[arg-type]
+    _emit(run(_build(C.ShuffleConfig, input_pattern_list=_split((input_pattern_list,)),  # type: ignore[arg-type]
+                     pipeline_options=_beam_flags(ctx.args) or None, **kw)))
 
 
 @cli.command()

@@ -118,10 +118,28 @@ class ShuffleConfig(_Config):
     output_dataset_config_pbtxt: Optional[Location] = None
     num_shards: int = Field(4, ge=1)
     seed: int = 42
-    runner: Literal["FnApiRunner", "BundleBasedDirectRunner"] = Field(
-        "FnApiRunner",
-        description="local Beam runner, chosen explicitly: Beam's DirectRunner would try Prism, which downloads a binary",
+    runner: str = Field(
+        "FnApiRunner", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="Beam runner: FnApiRunner or BundleBasedDirectRunner (in-process), or DataflowRunner, SparkRunner, "
+                    "FlinkRunner, PortableRunner, ... (docs/shuffle-runners.md); not DirectRunner",
     )
+    pipeline_options: list[str] = Field(
+        default_factory=list,
+        description="Beam pipeline options, --flag=value each: --project, --region, --temp_location, "
+                    "--spark_master_url, --flink_master, --environment_type, --direct_num_workers, ...",
+    )
+
+    @model_validator(mode="after")
+    def _beam_runner(self) -> "ShuffleConfig":
+        if self.runner.lower() in ("directrunner", "direct"):
+            raise ValueError("runner DirectRunner may hand the pipeline to Prism, which downloads a binary "
+                             "at run time (and fails offline); use FnApiRunner, its in-process runner, explicitly")
+        for opt in self.pipeline_options:
+            if not opt.startswith("--"):
+                raise ValueError(f"pipeline option {opt!r} must look like --flag=value")
+            if opt.split("=", 1)[0] == "--runner":
+                raise ValueError("give the runner as `runner`, not as a pipeline option")
+        return self
 
 
 # ---------------------------------------------------------------- train
@@ -240,6 +258,18 @@ class CaseStudyConfig(_Config):
         description="saved storage blocks for URI prefixes, e.g. {\"s3://my-bucket\": \"my-s3-block\"}; "
                     "unlisted buckets use the saved S3 Bucket / GCS Bucket block of the same bucket name",
     )
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", title="Shard task runner",
+        description="where make_examples shards run: threads of the flow's process, or a Dask cluster "
+                    "(worker processes: shards are CPU-bound Python, so processes scale past one core)",
+    )
+    dask_address: Optional[str] = Field(
+        None, title="Dask scheduler address",
+        description="e.g. tcp://scheduler:8786 (every worker needs dvtrain and the workdir); "
+                    "empty with task_runner dask: a temporary local cluster of dask_workers processes",
+    )
+    dask_workers: int = Field(2, ge=1, le=1024, title="Dask workers",
+                              description="worker processes of the temporary local Dask cluster (1 thread each)")
 
 
 def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:

@@ -36,7 +36,9 @@ def _masked_crc(data: bytes) -> int:
 def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    The temp name keeps the final suffix (``.vcf.gz`` stays recognisable to htslib).
+    The temp name keeps the final suffix (``.vcf.gz`` stays recognisable to htslib). A
+    writer killed outright (SIGKILL, the OOM killer) cannot clean up: its temp file stays
+    until the next successful write of the same ``path`` removes it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +50,8 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+        for stale in path.parent.glob(f".{_glob.escape(path.name)}.*.part{_glob.escape(sfx)}"):
+            stale.unlink(missing_ok=True)  # left by a writer of this output that was killed
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -165,12 +169,13 @@ def content_key(path: str | Path, chunk: int = 1 << 20) -> str:
     """A content digest of a file that streams (bounded memory).
 
     Keyed on size plus a BLAKE2b digest of the bytes (companion indexes are keyed by the
-    caller, see tasks/cache.py). The digest is memoised per (path, size, mtime_ns) so
-    repeated keys of big BAMs cost one stat.
+    caller, see tasks/cache.py). The digest is memoised per (path, inode, size, mtime_ns,
+    ctime_ns) so repeated keys of big BAMs cost one stat; ctime also catches a rewrite
+    that restored the old size and mtime (``cp -p``, ``rsync -t``).
     """
     p = Path(path)
     st = p.stat()
-    memo_key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    memo_key = (str(p.resolve()), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     if memo_key in _KEY_MEMO:
         return _KEY_MEMO[memo_key]
     h = hashlib.blake2b(digest_size=16)
@@ -183,4 +188,4 @@ def content_key(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest
 
 
-_KEY_MEMO: dict[tuple[str, int, int], str] = {}
+_KEY_MEMO: dict[tuple[str, int, int, int, int], str] = {}

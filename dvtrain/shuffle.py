@@ -1,4 +1,5 @@
-"""Global shuffle of labelled examples with Apache Beam, on a local runner chosen explicitly.
+"""Global shuffle of labelled examples with Apache Beam: a local runner chosen explicitly,
+or any Beam runner (Dataflow, Spark, Flink) with its pipeline options (docs/shuffle-runners.md).
 
 Each record gets a key = BLAKE2b(seed, record). The key picks the output shard and, inside
 a shard, records are written in key order. So the order is a seeded pseudo-random
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .config import ShuffleConfig
-from .errors import DvtrainError, InputError
+from .errors import DvtrainError, InputError, ShapeMismatchError
 from .example_proto import decode_example
 from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords
 
@@ -52,14 +53,58 @@ def _write_shard(item, prefix: str, num_shards: int) -> dict:
     return {"shard": shard, "path": path, "num_examples": len(records), "class_counts": counts}
 
 
+#: in-process runners, built here so that Beam never goes through DirectRunner (which would
+#: try to download Prism); every other name is handed to Beam (docs/shuffle-runners.md)
+LOCAL_RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")
+
+
 def _runner(name: str):
     if name == "FnApiRunner":
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
-    from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
+    if name == "BundleBasedDirectRunner":
+        from apache_beam.runners.direct.direct_runner import BundleBasedDirectRunner
 
-    return BundleBasedDirectRunner()
+        return BundleBasedDirectRunner()
+    return name  # DataflowRunner, SparkRunner, FlinkRunner, PortableRunner, ... or a dotted class path
+
+
+def unknown_pipeline_options(flags: list[str]) -> list[str]:
+    """The flags no Beam ``PipelineOptions`` class defines (Beam itself only logs and drops them)."""
+    import difflib
+
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)
+
+    def reject(message: str):  # argparse would print its usage and exit
+        raise ValueError(message)
+
+    parser.error = reject  # type: ignore[method-assign]
+    try:
+        _, unknown = parser.parse_known_args(flags)
+    except ValueError as e:  # a known option with a bad value, e.g. an invalid choice
+        return [str(e)]
+    known = [o for a in parser._actions for o in a.option_strings]
+    out = []
+    for arg in unknown:
+        name = arg.split("=", 1)[0]
+        close = difflib.get_close_matches(name, known, n=1) if name.startswith("--") else []
+        out.append(f"{arg} (did you mean {close[0]}?)" if close else arg)
+    return out
+
+
+def pipeline_options(config: ShuffleConfig):
+    """Beam ``PipelineOptions`` for ``config``: one local worker unless the options say otherwise."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    unknown = unknown_pipeline_options(config.pipeline_options)
+    if unknown:
+        raise DvtrainError(f"shuffle: unknown Beam pipeline option(s): {', '.join(unknown)}")
+    return PipelineOptions(["--direct_num_workers=1", *config.pipeline_options])
 
 
 def read_example_info(paths: list[Path]) -> dict:
@@ -73,15 +118,15 @@ def read_example_info(paths: list[Path]) -> dict:
                 raise InputError(ip, "not valid JSON") from None
     distinct = {json.dumps(v, sort_keys=True) for v in infos.values()}
     if len(distinct) > 1:
-        raise InputError(sorted(infos)[-1], "example_info.json differs between input shards (mixed image shapes/channels)")
+        raise ShapeMismatchError(sorted(infos)[-1], "example_info.json differs between input shards (mixed image shapes/channels)")
     return next(iter(infos.values())) if infos else {}
 
 
 def shuffle(config: ShuffleConfig) -> dict:
     """Shuffle the input examples globally into ``num_shards`` shards; write dataset_config."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
+    opts = pipeline_options(config)  # a typo in an option fails here, before any work
     inputs = existing_inputs(config.input_pattern_list)
     info = read_example_info(inputs)
     prefix = str(config.output_pattern_prefix)
@@ -95,7 +140,6 @@ def shuffle(config: ShuffleConfig) -> dict:
     fd, summary_path = tempfile.mkstemp(prefix=".shuffle-summary.", suffix=".json", dir=Path(prefix).parent)
     os.close(fd)
     try:
-        opts = PipelineOptions(["--direct_num_workers=1"])
         with beam.Pipeline(runner=_runner(config.runner), options=opts) as p:
             _ = (
                 p

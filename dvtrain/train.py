@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .config import TrainConfig
-from .errors import InputError
+from .errors import InputError, ShapeMismatchError
 from .example_proto import decode_example
 from .fileio import atomic_output, existing_inputs, read_tfrecords
 from .plots import training_curves
@@ -38,7 +38,7 @@ def load_examples(pattern: str, with_labels: bool = True) -> tuple[np.ndarray, n
             if shape is None:
                 shape = s
             elif s != shape:
-                raise InputError(path, f"image shape {list(s)} differs from {list(shape)}")
+                raise ShapeMismatchError(path, f"image shape {list(s)} differs from {list(shape)}")
             images.append(np.frombuffer(ex["image/encoded"][0], dtype=np.uint8).reshape(s))
             if with_labels:
                 if "label" not in ex:
@@ -108,8 +108,8 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
     if config.init_checkpoint is not None:
         model = load_model(config.init_checkpoint)
         if tuple(model.input_shape[1:]) != tuple(x.shape[1:]):
-            raise InputError(config.init_checkpoint,
-                             f"model input {list(model.input_shape[1:])} does not fit examples {list(x.shape[1:])}")
+            raise ShapeMismatchError(config.init_checkpoint,
+                                     f"model input {list(model.input_shape[1:])} does not fit examples {list(x.shape[1:])}")
     else:
         model = build_model(x.shape[1:], weight_decay=config.weight_decay)
     steps_per_epoch = int(np.ceil(len(x) / config.batch_size))

@@ -30,14 +30,13 @@ from tasks import (
     call_task,
     coverage_task,
     evaluate_task,
-    make_examples_task,
     publish_task,
     report_task,
     shuffle_task,
 )
 from tasks.staging import check_remote_inputs
 
-from .concurrency import bounded_map
+from .shards import run_shards
 from .naming import case_study_run_name
 from .training import submit_training
 
@@ -60,7 +59,7 @@ def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[P
         for split, spec in specs.items()
         for i in range(config.shards)
     ]
-    bounded_map(make_examples_task, configs, limit=config.max_concurrency)
+    run_shards(config, configs, f"{model}-{mode}")  # threads or Dask (config.task_runner)
     return specs
 
 

@@ -37,6 +37,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Callable, Optional
@@ -153,16 +154,20 @@ def dvtrain_modules(name: str) -> dict[str, Path]:
 
 
 _MODULE_DIGESTS: dict[str, str] = {}
+# Shards key concurrently, and CPython 3.11's ast.parse is not thread-safe ("AST constructor
+# recursion depth mismatch"): one thread computes a digest, the others wait for it.
+_MODULE_DIGEST_LOCK = threading.Lock()
 
 
 def module_digest(name: str) -> str:
     """Hash of the source of :func:`dvtrain_modules` (memoised: a process runs one version)."""
-    if name not in _MODULE_DIGESTS:
-        h = hashlib.blake2b(digest_size=16)
-        for mod, path in sorted(dvtrain_modules(name).items()):
-            h.update(mod.encode() + b"\0" + path.read_bytes() + b"\0")
-        _MODULE_DIGESTS[name] = h.hexdigest()
-    return _MODULE_DIGESTS[name]
+    with _MODULE_DIGEST_LOCK:
+        if name not in _MODULE_DIGESTS:
+            h = hashlib.blake2b(digest_size=16)
+            for mod, path in sorted(dvtrain_modules(name).items()):
+                h.update(mod.encode() + b"\0" + path.read_bytes() + b"\0")
+            _MODULE_DIGESTS[name] = h.hexdigest()
+        return _MODULE_DIGESTS[name]
 
 
 def referenced_paths(result: Any) -> list[str]:

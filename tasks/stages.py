@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.tasks import exponential_backoff
 
 from dvtrain.config import (
     CallConfig,
@@ -18,7 +19,7 @@ from dvtrain.config import (
     ShuffleConfig,
     TrainConfig,
 )
-from dvtrain.errors import DvtrainError
+from dvtrain.errors import is_permanent
 from dvtrain.uri import join
 
 from .artifacts import Progress, artifact_key, class_count_rows, png_markdown, publish_markdown, publish_table, training_markdown
@@ -27,17 +28,38 @@ from .staging import staged, staged_output
 
 
 def worth_retrying(task, task_run, state) -> bool:
-    """Retry transient failures, not dvtrain's one-line input/config errors (they would recur)."""
+    """Prefect ``retry_condition_fn``: retry unless the error cannot go away by itself.
+
+    :func:`dvtrain.errors.classify_error` decides: network, storage, throttling and
+    registry errors are retried; bad input (``DvtrainError``), shape mismatches, missing
+    files and programming errors (``ValueError``, ``TypeError``, ``KeyError``...) are not.
+    Errors it cannot place are retried too: a few seconds lost beats a lost run.
+    """
     try:
         state.result()
-    except DvtrainError:
-        return False
-    except BaseException:
-        return True
+    except BaseException as exc:
+        return not is_permanent(exc)
     return True
 
 
-STAGE_OPTIONS = dict(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=worth_retrying, persist_result=True)
+#: transient failures (network, object storage, container pulls) get this many retries ...
+RETRIES = 3
+#: ... after exponential_backoff(BACKOFF_SECONDS) delays: 4 s, 8 s, 16 s ...
+BACKOFF_SECONDS = 4.0
+#: ... each stretched or shrunk at random (Prefect's clamped Poisson jitter, at most
+#: +50 %) so that shards failing together do not retry in lockstep
+RETRY_JITTER = 0.5
+
+
+def retry_options(retries: int = RETRIES, backoff_seconds: float = BACKOFF_SECONDS, jitter: float = RETRY_JITTER) -> dict:
+    """Task options for retries with exponential backoff and jitter, transient errors only."""
+    return dict(
+        retries=retries, retry_delay_seconds=exponential_backoff(backoff_factor=backoff_seconds),
+        retry_jitter_factor=jitter, retry_condition_fn=worth_retrying,
+    )
+
+
+STAGE_OPTIONS = dict(retry_options(), persist_result=True)
 
 
 @task(cache_policy=FileContentInputs(outputs=("output_bed", "merged_bam"), stage="dvtrain.coverage"), **STAGE_OPTIONS)

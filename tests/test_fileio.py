@@ -106,3 +106,15 @@ def test_content_key_follows_content_not_path(tmp_path):
     b.write_bytes(b"diff")
     os.utime(b, ns=(1, 1))
     assert content_key(a) != content_key(b)
+
+
+def test_temp_file_of_a_killed_writer_goes_with_the_next_write(tmp_path):
+    out = tmp_path / "x.tfrecord-00000-of-00001.gz"
+    # as left by a writer killed mid-write (atomic_output's temp name keeps the last two suffixes)
+    orphan = tmp_path / ".x.tfrecord-00000-of-00001.gz.abc123.part.tfrecord-00000-of-00001.gz"
+    orphan.write_bytes(b"half a shard")
+    other = tmp_path / ".y.tfrecord-00000-of-00001.gz.abc123.part.tfrecord-00000-of-00001.gz"  # another output's: kept
+    other.write_bytes(b"y")
+    with TFRecordWriter(out) as w:
+        w.write(b"record")
+    assert out.exists() and not orphan.exists() and other.exists()

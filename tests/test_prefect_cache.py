@@ -185,7 +185,7 @@ def flaky(kind: str) -> str:
     raise InputError("x.bam", "does not exist") if kind == "input" else OSError("NFS hiccup")
 
 
-@pytest.mark.parametrize("kind, attempts", [("input", 1), ("transient", 3)])
+@pytest.mark.parametrize("kind, attempts", [("input", 1), ("transient", 1 + STAGE_OPTIONS["retries"])])
 def test_stage_tasks_retry_transient_errors_only(prefect_server, kind, attempts):
     @flow
     def once():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -81,3 +82,36 @@ def test_failure_stops_submissions_and_raises(prefect_server):
 def test_rejects_nonpositive_limit():
     with pytest.raises(ValueError):
         bounded_map(nap, [1], limit=0)
+
+
+# ------------------------------------------------------------------ scale: 500 shards
+IN_FLIGHT = {"now": 0, "peak": 0}
+IN_FLIGHT_LOCK = threading.Lock()
+
+
+@task(cache_policy=NO_CACHE)
+def light_shard(i: int) -> int:
+    """A lightweight shard: counts how many shard bodies run at this moment."""
+    with IN_FLIGHT_LOCK:
+        IN_FLIGHT["now"] += 1
+        IN_FLIGHT["peak"] = max(IN_FLIGHT["peak"], IN_FLIGHT["now"])
+    time.sleep(0.001)
+    with IN_FLIGHT_LOCK:
+        IN_FLIGHT["now"] -= 1
+    return i * i
+
+
+@flow
+def many_shards(n: int, limit: int) -> list[int]:
+    return bounded_map(light_shard, range(n), limit=limit)
+
+
+def test_500_shards_never_exceed_the_limit(prefect_server):
+    IN_FLIGHT.update(now=0, peak=0)
+    t0 = time.monotonic()
+    out = many_shards(500, 4)
+    elapsed = time.monotonic() - t0
+    assert out == [i * i for i in range(500)]  # every result, in shard order
+    assert 1 < IN_FLIGHT["peak"] <= 4, IN_FLIGHT  # concurrent, and never above the limit
+    assert IN_FLIGHT["now"] == 0
+    print(f"500 shards, limit 4: {elapsed:.1f} s ({1000 * elapsed / 500:.0f} ms per shard)")
