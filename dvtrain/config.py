@@ -266,7 +266,7 @@ class CaseStudyConfig(_Config):
     dask_address: Optional[str] = Field(
         None, title="Dask scheduler address",
         description="e.g. tcp://scheduler:8786 (every worker needs dvtrain and the workdir); "
-                    "empty with task_runner dask: a temporary local cluster of dask_workers processes",
+                    "empty with task_runner dask: a local cluster of dask_workers processes (one per flow process)",
     )
     dask_workers: int = Field(2, ge=1, le=1024, title="Dask workers",
                               description="worker processes of the temporary local Dask cluster (1 thread each)")

@@ -7,10 +7,13 @@ configs to :func:`run_shards`, which runs :func:`make_examples_shards` with
 * ``threads`` (default): a ``ThreadPoolTaskRunner`` of ``max_concurrency`` threads in
   the flow's process. Shards are CPU-bound Python, so threads share one core (GIL);
 * ``dask``: prefect-dask's ``DaskTaskRunner`` on the cluster at ``dask_address``, or on a
-  temporary ``LocalCluster`` of ``dask_workers`` single-threaded worker *processes*, so
-  shards use as many cores as there are workers. Task runs, results and the cache live in
-  the same Prefect API and result storage (workers get the flow's settings), so a shard
-  cached by a thread run is a hit for a Dask run and vice versa.
+  ``LocalCluster`` of ``dask_workers`` single-threaded worker *processes*, so shards use
+  as many cores as there are workers. The local cluster is started by the first fan-out
+  and shared by the later ones of the same process (starting one and importing dvtrain
+  in its workers costs seconds to a minute on a busy machine); it stops when the process
+  exits. Task runs, results and the cache live in the same Prefect API and result
+  storage (workers get the flow's settings), so a shard cached by a thread run is a hit
+  for a Dask run and vice versa.
 
 Either way :func:`flows.concurrency.bounded_map` keeps at most ``max_concurrency`` shards
 in flight, and every shard task run carries the tag :data:`SHARD_TAG`: a Prefect
@@ -20,6 +23,8 @@ across all runs on the server, e.g. to protect a shared filesystem.
 
 from __future__ import annotations
 
+import atexit
+import threading
 from typing import Literal, Optional
 
 from prefect import flow, tags
@@ -34,6 +39,24 @@ from .concurrency import bounded_map
 SHARD_TAG = "dvtrain-shards"
 
 
+_CLUSTERS: dict[int, object] = {}
+_CLUSTERS_LOCK = threading.Lock()
+
+
+def local_cluster_address(workers: int) -> str:
+    """Scheduler address of this process's LocalCluster of ``workers`` processes (started once)."""
+    with _CLUSTERS_LOCK:
+        cluster = _CLUSTERS.get(workers)
+        if cluster is None or getattr(cluster, "status", None) is None or cluster.status.name != "running":
+            from distributed import LocalCluster
+
+            cluster = LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
+                                   dashboard_address=None)  # no web server (port clashes between runs)
+            _CLUSTERS[workers] = cluster
+            atexit.register(cluster.close)
+        return cluster.scheduler_address
+
+
 def shard_task_runner(kind: Literal["threads", "dask"] = "threads", max_concurrency: int = 2,
                       dask_address: Optional[str] = None, dask_workers: int = 2) -> TaskRunner:
     """The task runner for one fan-out (a fresh one: a task runner is started once)."""
@@ -43,12 +66,9 @@ def shard_task_runner(kind: Literal["threads", "dask"] = "threads", max_concurre
         raise ValueError(f"task_runner must be 'threads' or 'dask', got {kind!r}")
     from prefect_dask import DaskTaskRunner
 
-    if dask_address:
-        return DaskTaskRunner(address=dask_address)
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": dask_workers, "processes": True, "threads_per_worker": 1,
-        "dashboard_address": None,  # no web server (port clashes between concurrent runs)
-    })
+    # by address: Prefect duplicates a flow's task runner per run, and a duplicate keeps
+    # the address but not a cluster object
+    return DaskTaskRunner(address=dask_address or local_cluster_address(dask_workers))
 
 
 @flow(name="make-examples-shards", flow_run_name="make-examples-{label}", log_prints=True)

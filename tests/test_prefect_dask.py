@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dvtrain.config import BaselineConfig, CaseStudyConfig, MakeExamplesConfig, SimulateConfig
-from flows.shards import SHARD_TAG, make_examples_shards, run_shards, shard_task_runner
+from flows.shards import SHARD_TAG, run_shards, shard_task_runner
 
 pytestmark = pytest.mark.slow  # starts a Dask cluster and a Prefect server (about 40 s)
 
@@ -51,17 +51,21 @@ def digests(results: list[dict]) -> list[str]:
     return [hashlib.sha256(Path(r["path"]).read_bytes()).hexdigest() for r in results]
 
 
-def test_task_runner_choice():
+def test_task_runner_choice(monkeypatch):
     from prefect.task_runners import ThreadPoolTaskRunner
     from prefect_dask import DaskTaskRunner
 
+    import flows.shards
+
     threads = shard_task_runner("threads", max_concurrency=3)
     assert isinstance(threads, ThreadPoolTaskRunner) and threads._max_workers == 3
+    started = []
+    monkeypatch.setattr(flows.shards, "local_cluster_address", lambda n: started.append(n) or "tcp://127.0.0.1:1")
     local = shard_task_runner("dask", dask_workers=3)
-    assert isinstance(local, DaskTaskRunner) and local.address is None
-    assert (local.cluster_kwargs["n_workers"], local.cluster_kwargs["processes"], local.cluster_kwargs["threads_per_worker"]) == (3, True, 1)
+    assert isinstance(local, DaskTaskRunner) and local.address == "tcp://127.0.0.1:1" and started == [3]
+    assert local.duplicate().address == local.address  # what each flow run actually uses
     remote = shard_task_runner("dask", dask_address="tcp://scheduler:8786")
-    assert remote.address == "tcp://scheduler:8786" and not remote.cluster_kwargs
+    assert remote.address == "tcp://scheduler:8786" and not remote.cluster_kwargs and started == [3]
     with pytest.raises(ValueError):
         shard_task_runner("processes")
 
@@ -108,13 +112,21 @@ def test_dask_workers_run_the_shards_with_identical_output(prefect_server, datas
         tagged = c.read_task_runs(task_run_filter=TaskRunFilter(tags=TaskRunFilterTags(all_=[SHARD_TAG])),
                                   flow_run_filter=FlowRunFilter(id={"any_": [r.id for r in runs]}))
     assert len(tagged) == 2 * SHARDS and all(t.state_name == "Completed" for t in tagged)
-    print(f"{SHARDS} shards: threads {t_threads:.1f} s, dask (2 worker processes, warm cluster) {t_dask:.1f} s")
+    print(f"{SHARDS} shards: threads {t_threads:.1f} s, dask on a new 2-process cluster (worker imports included) {t_dask:.1f} s")
 
 
-def test_temporary_local_cluster(prefect_server, dataset, tmp_path):
-    """task_runner=dask with no address: a LocalCluster of dask_workers processes for the fan-out."""
-    t0 = time.monotonic()
-    out = make_examples_shards.with_options(task_runner=shard_task_runner("dask", dask_workers=2))(
-        shard_configs(dataset, tmp_path / "local")[:2], 2, "local-cluster")
-    print(f"2 shards on a temporary 2-process cluster (startup included): {time.monotonic() - t0:.1f} s")
-    assert [Path(r["path"]).exists() for r in out] == [True, True]
+def test_local_cluster_is_started_once_per_process(prefect_server, dataset, tmp_path):
+    """task_runner=dask with no address: a LocalCluster of dask_workers processes, shared by
+    every fan-out of the process (as the case study's three fan-outs share it)."""
+    from flows.shards import local_cluster_address
+
+    config = case_study(dataset, tmp_path, task_runner="dask", dask_workers=2)
+    seconds = []
+    for name in ("first", "second"):
+        t0 = time.monotonic()
+        out = run_shards(config, shard_configs(dataset, tmp_path / name), f"local-{name}")
+        seconds.append(time.monotonic() - t0)
+        assert all(Path(r["path"]).exists() for r in out)
+    assert local_cluster_address(2) == local_cluster_address(2)
+    print(f"{SHARDS} shards on the process's 2-worker LocalCluster: first fan-out (cluster start) "
+          f"{seconds[0]:.1f} s, second {seconds[1]:.1f} s")
