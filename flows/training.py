@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Optional
 
 from prefect import flow, get_run_logger
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_logger
 
 from dvtrain.config import TrainConfig
 from dvtrain.errors import DvtrainError
@@ -58,18 +60,32 @@ def find_training_deployment(work_pool: str) -> str:
     return f"{TRAIN_FLOW_NAME}/{sorted(d.name for d in deployments)[0]}"
 
 
-def read_training_outputs(experiment_dir: Path) -> dict:
-    """The summary a finished training run left in ``experiment_dir`` (what ``train_task`` returns)."""
-    summary_path = Path(experiment_dir) / "train_summary.json"
-    if not summary_path.exists():
-        raise TrainingSubmissionError(
-            f"{summary_path}: missing after the training run completed "
-            f"(is the workdir on storage that both work pools' workers see?)"
-        )
-    summary = json.loads(summary_path.read_text())
-    best = Path(summary.get("best_model") or Path(experiment_dir) / "best_model.keras")
-    if not best.exists():
-        raise TrainingSubmissionError(f"{best}: missing after the training run completed")
+def _storage():
+    """(exists, read_bytes) for local paths and s3:// / gs:// URIs (blocks.storage), or local only."""
+    try:
+        from blocks.storage import exists, read_bytes
+    except ImportError:  # an older blocks package: local paths only
+        return (lambda p: Path(p).exists()), (lambda p: Path(p).read_bytes())
+    return exists, read_bytes
+
+
+def _join(base, name: str):
+    return f"{str(base).rstrip('/')}/{name}" if "://" in str(base) else Path(base) / name
+
+
+def read_training_outputs(experiment_dir) -> dict:
+    """The summary a finished training run left in ``experiment_dir`` (what ``train_task`` returns),
+    with ``best_model`` as seen from here: ``experiment_dir/best_model.keras``."""
+    exists, read_bytes = _storage()
+    summary_path, best = _join(experiment_dir, "train_summary.json"), _join(experiment_dir, "best_model.keras")
+    for path in (summary_path, best):
+        if not exists(path):
+            raise TrainingSubmissionError(
+                f"{path}: missing after the training run completed "
+                f"(is the workdir on storage that the workers of both work pools see?)"
+            )
+    summary = json.loads(read_bytes(summary_path))
+    summary["best_model"] = str(best)
     return summary
 
 
@@ -85,7 +101,11 @@ def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_in
     from prefect.deployments import run_deployment
 
     name = find_training_deployment(work_pool)
-    get_run_logger().info("training %s on work pool %s via deployment %s", train.experiment_dir, work_pool, name)
+    try:
+        logger = get_run_logger()
+    except MissingContextError:  # called outside a flow: still works, just not linked as a subflow
+        logger = get_logger(__name__)
+    logger.info("training %s on work pool %s via deployment %s", train.experiment_dir, work_pool, name)
     run = run_deployment(
         name, parameters={"train": train.model_dump(mode="json")},
         as_subflow=True, timeout=None, poll_interval=poll_interval,

@@ -1,0 +1,91 @@
+"""On-demand calling: a sample's BAMs + a trained model -> VCF, optionally scored against a truth set.
+
+``make_examples`` (calling mode, ``shards`` shards, at most ``max_concurrency`` at once) ->
+``call`` -> ``evaluate`` (when ``truth_vcf`` is given; table artifact ``evaluation-calls``).
+Deployed as ``call-variants/on-demand`` (deployments/prefect.yaml).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from prefect import flow
+
+from dvtrain.config import CallConfig, CallVariantsConfig, EvaluateConfig, MakeExamplesConfig
+from tasks import call_task, evaluate_task, make_examples_task
+
+from .concurrency import bounded_map
+
+
+def _intersect(a: list[tuple[str, int, int]], b: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Intervals covered by both lists (each merged first), in ``a``'s contig order."""
+    from dvtrain.bed import merge
+
+    by_b: dict[str, list[tuple[int, int]]] = {}
+    for c, s, e in merge(b):
+        by_b.setdefault(c, []).append((s, e))
+    out = []
+    for c, s, e in merge(a):
+        for bs, be in by_b.get(c, []):
+            if bs < e and be > s:
+                out.append((c, max(s, bs), min(e, be)))
+    return out
+
+
+def _check_inputs(config: CallVariantsConfig) -> tuple[list[str], Optional[Path]]:
+    """Fail fast on bad inputs; returns (contigs to score, confident BED for scoring).
+
+    Whole contigs are scored inside ``truth_bed`` (or everywhere); sub-contig regions are
+    scored inside a BED of those regions (intersected with ``truth_bed``).
+    """
+    from dvtrain.bed import read_bed, write_bed
+    from dvtrain.errors import require_file
+    from dvtrain.genome import contig_lengths, open_bams, parse_regions
+
+    lengths = contig_lengths(config.reference)
+    called = parse_regions(config.regions, lengths)
+    for bam in open_bams(list(config.reads), lengths):
+        bam.close()
+    require_file(config.model, "model")
+    if config.truth_vcf is None:
+        return [], None
+    require_file(config.truth_vcf, "truth VCF")
+    contigs = list(dict.fromkeys(c for c, _, _ in called)) if config.regions else []
+    if all(s == 0 and e == lengths[c] for c, s, e in called):
+        return contigs, config.truth_bed
+    scored = _intersect(called, read_bed(config.truth_bed)) if config.truth_bed else called
+    bed = config.workdir / "scored_regions.bed"
+    bed.parent.mkdir(parents=True, exist_ok=True)
+    write_bed(bed, scored)
+    return contigs, bed
+
+
+@flow(name="call-variants", log_prints=True)
+def call_variants(config: CallVariantsConfig) -> dict:
+    """Call ``config.reads`` with ``config.model``; evaluate against ``config.truth_vcf`` when given.
+
+    Args:
+        config: reference, reads, model, regions, output folder and (optional) truth set.
+
+    Returns ``{"vcf": path, "num_variants": n, "evaluation": [hap.py-style rows] or None}``.
+    """
+    config = config.model_copy(update={"workdir": Path(config.workdir).resolve()})
+    contigs, scoring_bed = _check_inputs(config)
+    spec = str(config.workdir / "examples" / f"calling.tfrecord@{config.shards}.gz")
+    bounded_map(make_examples_task, [
+        MakeExamplesConfig(mode="calling", ref=config.reference, reads=config.reads, examples=spec,
+                           task=i, regions=config.regions, seed=config.seed)
+        for i in range(config.shards)
+    ], limit=config.max_concurrency)
+    calls = call_task(CallConfig(
+        examples=spec, checkpoint=config.model, ref=config.reference,
+        outfile=config.workdir / "calls.vcf.gz", sample_name=config.sample_name, batch_size=config.batch_size,
+    ))
+    rows = None
+    if config.truth_vcf is not None:
+        rows = evaluate_task(EvaluateConfig(
+            truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=scoring_bed,
+            reference=config.reference, output_prefix=config.workdir / "eval", regions=contigs,
+        ), label="calls")
+    return {"vcf": str(calls["outfile"]), "num_variants": calls.get("num_variants"), "evaluation": rows}
