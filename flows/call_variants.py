@@ -14,6 +14,7 @@ from prefect import flow
 
 from dvtrain.config import CallConfig, CallVariantsConfig, EvaluateConfig, MakeExamplesConfig
 from tasks import call_task, evaluate_task, make_examples_task
+from tasks.artifacts import publish_evaluation
 
 from .concurrency import bounded_map
 
@@ -88,4 +89,5 @@ def call_variants(config: CallVariantsConfig) -> dict:
             truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=scoring_bed,
             reference=config.reference, output_prefix=config.workdir / "eval", regions=contigs,
         ), label="calls")
+        publish_evaluation("calls", rows, calls["outfile"], config.truth_vcf, scoring_bed)
     return {"vcf": str(calls["outfile"]), "num_variants": calls.get("num_variants"), "evaluation": rows}

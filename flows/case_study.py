@@ -34,6 +34,7 @@ from tasks import (
     report_task,
     shuffle_task,
 )
+from tasks.artifacts import publish_dataset, publish_evaluation, publish_report
 from tasks.staging import check_remote_inputs
 
 from .shards import run_shards
@@ -67,18 +68,19 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
            epochs: int, init_checkpoint: Optional[Path]) -> Path:
     """Examples -> shuffle -> training subflow; returns the best model's path."""
     specs = _make_examples(config, model, "training", reads, ["train", "tune"], confident_bed)
-    datasets = {
-        split: shuffle_task(ShuffleConfig(
+    datasets = {}
+    for split, spec in specs.items():
+        shuffled = shuffle_task(ShuffleConfig(
             input_pattern_list=[spec], output_pattern_prefix=str(uri.join(config.workdir, model, "shuffled", split)),
             output_dataset_name=split, num_shards=config.shuffle_shards, seed=config.seed,
-        ))["dataset_config"]
-        for split, spec in specs.items()
-    }
+        ))
+        publish_dataset(split if model == "custom" else f"{model}-{split}", shuffled)
+        datasets[split] = shuffled["dataset_config"]
     trained = submit_training(TrainConfig(
         train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
         experiment_dir=uri.join(config.workdir, model, "train"), init_checkpoint=init_checkpoint,
         epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-    ), config.training_work_pool)
+    ), config.training_work_pool, storage_blocks=config.storage_blocks)
     return uri.location(trained["best_model"])
 
 
@@ -93,6 +95,7 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
         reference=config.reference, output_prefix=uri.join(config.workdir, model, "eval"),
         regions=config.splits.test,
     ), label=model)
+    publish_evaluation(model, rows, calls["outfile"], config.truth_vcf, confident_bed)
     return [{"model": model, **row} for row in rows]
 
 
@@ -136,6 +139,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     # e. report
     dataset = json.loads(read_bytes(config.dataset_json)) if config.dataset_json else {}
     report = report_task(rows, dataset, config.model_dump(mode="json"), wd)
+    publish_report(report, rows, wd)
     print(render_markdown(report))
     if publish_to:
         publish_task(publish_to, wd, f"{date.today():%Y-%m-%d}-{flow_run.name or 'run'}")

@@ -31,10 +31,15 @@ def case_study_run_name() -> str:
     return f"train-{_field(config, 'name', None) or 'lowcov'}-{'+'.join(map(str, contigs))}-{_today()}"
 
 
+def training_model_name(experiment_dir: Any) -> str:
+    """The model an experiment dir trains: its parent for ``.../<model>/train``, else its name."""
+    parts = [p for p in str(experiment_dir or "").replace("\\", "/").split("/") if p and p != "."]
+    if len(parts) >= 2 and parts[-1] == "train":
+        return parts[-2]
+    return parts[-1] if parts else "model"
+
+
 def training_run_name() -> str:
-    """``train-model-<model>-<date>``: the model is the experiment dir's parent (baseline, custom)."""
+    """``train-model-<model>-<date>``, e.g. ``train-model-custom-2026-11-24``."""
     train = flow_run.parameters.get("train") or {}
-    exp = str(_field(train, "experiment_dir", "") or "").rstrip("/")
-    parts = [p for p in exp.replace("\\", "/").split("/") if p]
-    model = parts[-2] if len(parts) >= 2 and parts[-1] == "train" else (parts[-1] if parts else "model")
-    return f"train-model-{model}-{_today()}"
+    return f"train-model-{training_model_name(_field(train, 'experiment_dir', ''))}-{_today()}"

@@ -11,28 +11,37 @@ wrote (a worker on another machine cannot share this process's Prefect result st
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Optional
 
 from prefect import flow, get_run_logger
 from prefect.exceptions import MissingContextError
 from prefect.logging import get_logger
 
+from blocks.storage import exists, read_bytes, use_storage_blocks
+from dvtrain import uri
 from dvtrain.config import TrainConfig
 from dvtrain.errors import DvtrainError
 from tasks import train_task
+from tasks.artifacts import publish_training
+
+from .naming import training_model_name, training_run_name
 
 TRAIN_FLOW_NAME = "train-model"
 
 
-@flow(name=TRAIN_FLOW_NAME, log_prints=True)
-def train_model(train: TrainConfig) -> dict:
+@flow(name=TRAIN_FLOW_NAME, flow_run_name=training_run_name, log_prints=True)
+def train_model(train: TrainConfig, storage_blocks: Optional[dict[str, str]] = None) -> dict:
     """Train (or warm-start from ``train.init_checkpoint``) one model; returns best_model/best_metrics.
 
     Args:
         train: datasets (shuffled ``dataset_config.pbtxt`` files), output folder and hyper-parameters.
+        storage_blocks: ``{uri prefix: block name}`` for s3:// / gs:// locations (else blocks are found by bucket name).
     """
-    return train_task(train)
+    if storage_blocks is not None:
+        use_storage_blocks(storage_blocks)
+    summary = train_task(train)
+    publish_training(training_model_name(train.experiment_dir), summary, train.experiment_dir)
+    return summary
 
 
 class TrainingSubmissionError(DvtrainError):
@@ -60,24 +69,10 @@ def find_training_deployment(work_pool: str) -> str:
     return f"{TRAIN_FLOW_NAME}/{sorted(d.name for d in deployments)[0]}"
 
 
-def _storage():
-    """(exists, read_bytes) for local paths and s3:// / gs:// URIs (blocks.storage), or local only."""
-    try:
-        from blocks.storage import exists, read_bytes
-    except ImportError:  # an older blocks package: local paths only
-        return (lambda p: Path(p).exists()), (lambda p: Path(p).read_bytes())
-    return exists, read_bytes
-
-
-def _join(base, name: str):
-    return f"{str(base).rstrip('/')}/{name}" if "://" in str(base) else Path(base) / name
-
-
 def read_training_outputs(experiment_dir) -> dict:
     """The summary a finished training run left in ``experiment_dir`` (what ``train_task`` returns),
     with ``best_model`` as seen from here: ``experiment_dir/best_model.keras``."""
-    exists, read_bytes = _storage()
-    summary_path, best = _join(experiment_dir, "train_summary.json"), _join(experiment_dir, "best_model.keras")
+    summary_path, best = uri.join(experiment_dir, "train_summary.json"), uri.join(experiment_dir, "best_model.keras")
     for path in (summary_path, best):
         if not exists(path):
             raise TrainingSubmissionError(
@@ -89,14 +84,15 @@ def read_training_outputs(experiment_dir) -> dict:
     return summary
 
 
-def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_interval: float = 2.0) -> dict:
+def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_interval: float = 2.0,
+                    storage_blocks: Optional[dict[str, str]] = None) -> dict:
     """Train in-process (``work_pool`` None/empty) or on ``work_pool`` through its ``train-model``
     deployment, waiting for it either way; returns the training summary (``best_model``, ...).
 
     Call it from a flow: the remote run is linked as a subflow of the caller.
     """
     if not work_pool:
-        return train_model(train)
+        return train_model(train, storage_blocks)
 
     from prefect.deployments import run_deployment
 
@@ -107,7 +103,7 @@ def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_in
         logger = get_logger(__name__)
     logger.info("training %s on work pool %s via deployment %s", train.experiment_dir, work_pool, name)
     run = run_deployment(
-        name, parameters={"train": train.model_dump(mode="json")},
+        name, parameters={"train": train.model_dump(mode="json"), "storage_blocks": storage_blocks},
         as_subflow=True, timeout=None, poll_interval=poll_interval,
     )
     state = run.state

@@ -2,8 +2,8 @@
 
 from .cache import FileContentInputs, file_digest, fingerprint
 from .publish import publish_task
+from .artifacts import artifact_key
 from .stages import (
-    artifact_key,
     call_task,
     coverage_task,
     evaluate_task,

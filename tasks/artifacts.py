@@ -1,5 +1,9 @@
 """What the flow shows in the Prefect UI: tables, markdown with embedded plots, progress.
 
+Result artifacts (``publish_*``) are created by the flows from task results, not inside
+the cached tasks: a cache hit skips the task body, and the run's page would then lack
+them. Progress artifacts are live, so the running task creates them.
+
 PNG plots are embedded in markdown artifacts as ``data:image/png;base64`` images: an image
 artifact needs a URL the browser can reach, and a local workdir has none. The UI renders
 them inline (checked in a real browser against prefect 3.9's UI).
@@ -99,3 +103,33 @@ class Progress:
         if self.id is not None:
             text = f"{self.description}: {self.done}/{self.total}" + (f" ({note})" if note else "")
             update_progress_artifact(artifact_id=self.id, progress=100.0 * self.done / self.total, description=text)
+
+
+# ---------------------------------------------------------------- what the flows publish
+def publish_dataset(name: str, shuffled: dict) -> UUID:
+    """Table ``dataset-<name>``: class counts of a shuffled dataset (shuffle_task's result)."""
+    return publish_table(
+        f"dataset-{name}", class_count_rows(name, int(shuffled["num_examples"]), shuffled.get("class_counts", {})),
+        f"class counts of the shuffled {name} set -> {shuffled['dataset_config']}",
+    )
+
+
+def publish_training(model: str, summary: dict, experiment_dir: str | Path) -> UUID:
+    """Markdown ``training-<model>``: per-epoch metrics and the loss/F1 plot."""
+    return publish_markdown(f"training-{model}", training_markdown(summary, experiment_dir),
+                            f"loss and tune F1 per epoch: {experiment_dir}")
+
+
+def publish_evaluation(label: str, rows: list[dict], query_vcf, truth_vcf, confident_bed) -> UUID:
+    """Table ``evaluation-<label>``: hap.py summary rows of one call set."""
+    return publish_table(f"evaluation-{label}", rows, f"{label}: {query_vcf} vs {truth_vcf} in {confident_bed}")
+
+
+def publish_report(report: dict, rows: list[dict], outdir: str | Path) -> None:
+    """Table ``evaluation-report`` (all rows) and markdown ``report`` with the evaluation plot."""
+    from dvtrain.report import render_markdown
+    from dvtrain.uri import join
+
+    publish_table("evaluation-report", rows, "baseline vs custom model")
+    plot = png_markdown(join(outdir, "evaluation.png"), "recall, precision and F1 per model")
+    publish_markdown("report", f"{render_markdown(report)}\n{plot}\n", f"case-study report: {outdir}")

@@ -247,6 +247,7 @@ def _warn(msg: str) -> None:
     except Exception:
         get_logger("dvtrain.cache").warning(msg)
 
+
 def _remote_exists(location: str) -> bool:
     from .staging import remote_exists
 

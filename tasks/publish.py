@@ -7,8 +7,10 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from .stages import retry_options
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+
+@task(cache_policy=NO_CACHE, **retry_options())
 def publish_task(block_name: str, local_dir: Path, subpath: str) -> str:
     """Copy ``local_dir`` to the storage block ``block_name`` under ``subpath``; return its URL."""
     from blocks import DvtrainStorage

@@ -22,7 +22,7 @@ from dvtrain.config import (
 from dvtrain.errors import is_permanent
 from dvtrain.uri import join
 
-from .artifacts import Progress, artifact_key, class_count_rows, png_markdown, publish_markdown, publish_table, training_markdown
+from .artifacts import Progress
 from .cache import FileContentInputs
 from .staging import staged, staged_output
 
@@ -95,11 +95,6 @@ def shuffle_task(config: ShuffleConfig) -> dict:
     from dvtrain.shuffle import shuffle
 
     out = staged(shuffle, config, outputs=("output_pattern_prefix", "output_dataset_config_pbtxt"))
-    publish_table(
-        f"dataset-{config.output_dataset_name}",
-        class_count_rows(config.output_dataset_name, int(out["num_examples"]), out.get("class_counts", {})),
-        f"class counts of the shuffled {config.output_dataset_name} set -> {out['dataset_config']}",
-    )
     get_run_logger().info(
         "shuffle %s: %s examples %s -> %s",
         config.output_dataset_name, out["num_examples"], out.get("class_counts", {}), out["dataset_config"],
@@ -121,8 +116,6 @@ def train_task(config: TrainConfig) -> dict:
                  row["train/loss"], row["tune/f1_weighted"])
 
     out = staged(lambda c: train(c, progress=epoch_done), config, outputs=("experiment_dir",))
-    publish_markdown(f"training-{Path(config.experiment_dir).parent.name}", training_markdown(out, config.experiment_dir),
-                     f"loss and tune F1 per epoch: {config.experiment_dir}")
     get_run_logger().info(
         "train: %d epochs%s -> %s %s",
         config.epochs, f" from {config.init_checkpoint}" if config.init_checkpoint else "",
@@ -149,12 +142,10 @@ def call_task(config: CallConfig) -> dict:
     **STAGE_OPTIONS,
 )
 def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
-    """hap.py-style evaluation; publishes the summary as table artifact ``evaluation-<label>``."""
+    """hap.py-style evaluation of one model's calls; returns the summary rows."""
     from dvtrain.evaluate import evaluate
 
     rows = staged(evaluate, config, outputs=("output_prefix",))
-    publish_table(f"evaluation-{label}", rows,
-                  f"{label}: {config.query_vcf} vs {config.truth_vcf} in {config.confident_bed}")
     summary = "; ".join(
         f"{r.get('Type')} {r.get('Filter')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
         for r in rows if r.get("Filter") in (None, "PASS")
@@ -172,13 +163,9 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     **STAGE_OPTIONS,
 )
 def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
-    """Write report.json/report.md/evaluation.png; publish the rows as table artifact
-    ``evaluation-report`` and the report with its plot as markdown artifact ``report``."""
-    from dvtrain.report import render_markdown, write_report
+    """Write report.json, report.md and evaluation.png into ``outdir``."""
+    from dvtrain.report import write_report
 
     report = staged_output(lambda d: write_report(rows, dataset, config, Path(d)), outdir)
-    publish_table("evaluation-report", rows, "baseline vs custom model")
-    publish_markdown("report", render_markdown(report) + "\n" + png_markdown(join(outdir, "evaluation.png"), "recall, precision and F1 per model") + "\n",
-                     f"case-study report: {outdir}")
     get_run_logger().info("report: %d rows -> %s", len(rows), outdir)
     return report

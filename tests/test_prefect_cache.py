@@ -14,7 +14,8 @@ from prefect.cache_policies import NO_CACHE
 from dvtrain.config import EvaluateConfig, ShuffleConfig
 from dvtrain.errors import InputError
 from tasks.cache import FileContentInputs, dvtrain_modules, fingerprint, missing_paths
-from tasks.stages import STAGE_OPTIONS, artifact_key
+from tasks.artifacts import artifact_key
+from tasks.stages import STAGE_OPTIONS
 
 
 POLICY = FileContentInputs(outputs=("output_prefix", "output_pattern_prefix", "out"))

@@ -87,8 +87,14 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
 
     # Same inputs again: every task is a cache hit, so no output file is rewritten.
     stamps = {p: p.stat().st_mtime_ns for p in products(wd)}
-    assert custom_model_training(config) == report
+    state = custom_model_training(config, return_state=True)
+    assert state.result() == report
     assert {p: p.stat().st_mtime_ns for p in products(wd)} == stamps
+    # ... and the cached run's own page still shows the results (the flow publishes them, not the tasks)
+    with get_client(sync_client=True) as client:
+        cached_run = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id={"any_": [state.state_details.flow_run_id]}))}
+    assert {"evaluation-baseline", "evaluation-custom", "evaluation-report", "report", "dataset-train"} <= cached_run
 
     # A deleted output is recomputed; what it does not depend on stays cached. This run goes
     # through run_case_study(YAML) and publishes to a storage block (a local folder; buckets: tests/test_prefect_blocks.py).
