@@ -57,6 +57,15 @@ def local_cluster_address(workers: int) -> str:
         return cluster.scheduler_address
 
 
+def close_local_clusters() -> None:
+    """Stop this process's local Dask clusters now (else at exit, when logging may be gone)."""
+    with _CLUSTERS_LOCK:
+        while _CLUSTERS:
+            cluster = _CLUSTERS.popitem()[1]
+            cluster.close()
+            atexit.unregister(cluster.close)
+
+
 def shard_task_runner(kind: Literal["threads", "dask"] = "threads", max_concurrency: int = 2,
                       dask_address: Optional[str] = None, dask_workers: int = 2) -> TaskRunner:
     """The task runner for one fan-out (a fresh one: a task runner is started once)."""

@@ -118,15 +118,18 @@ def test_dask_workers_run_the_shards_with_identical_output(prefect_server, datas
 def test_local_cluster_is_started_once_per_process(prefect_server, dataset, tmp_path):
     """task_runner=dask with no address: a LocalCluster of dask_workers processes, shared by
     every fan-out of the process (as the case study's three fan-outs share it)."""
-    from flows.shards import local_cluster_address
+    from flows.shards import close_local_clusters, local_cluster_address
 
     config = case_study(dataset, tmp_path, task_runner="dask", dask_workers=2)
     seconds = []
-    for name in ("first", "second"):
-        t0 = time.monotonic()
-        out = run_shards(config, shard_configs(dataset, tmp_path / name), f"local-{name}")
-        seconds.append(time.monotonic() - t0)
-        assert all(Path(r["path"]).exists() for r in out)
-    assert local_cluster_address(2) == local_cluster_address(2)
+    try:
+        for name in ("first", "second"):
+            t0 = time.monotonic()
+            out = run_shards(config, shard_configs(dataset, tmp_path / name), f"local-{name}")
+            seconds.append(time.monotonic() - t0)
+            assert all(Path(r["path"]).exists() for r in out)
+        assert local_cluster_address(2) == local_cluster_address(2)
+    finally:
+        close_local_clusters()  # while pytest still captures its logging
     print(f"{SHARDS} shards on the process's 2-worker LocalCluster: first fan-out (cluster start) "
           f"{seconds[0]:.1f} s, second {seconds[1]:.1f} s")

@@ -121,7 +121,7 @@ def test_scheduled_retraining_trains_on_the_gpu_pool(live, deployments):
             assert run.work_pool_name == "gpu-pool" and run.state.is_completed(), run
             assert client.read_task_run(run.parent_task_run_id).flow_run_id == parent.id  # linked as a subflow
             assert worker_of(client, run) == "gpu-worker"
-            assert set(run.parameters) == {"train"}
+            assert set(run.parameters) == {"train", "storage_blocks"} and run.parameters["storage_blocks"] == {}
         experiment_dirs = sorted(Path(r.parameters["train"]["experiment_dir"]) for r in trainings)
         artifacts = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id])))}
