@@ -4,14 +4,17 @@ the flow cannot fix it in its decorator: submit through :func:`bounded_map` inst
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Optional
 
 from prefect.futures import PrefectFuture, as_completed
 from prefect.tasks import Task
 
 
-def bounded_map(task: Task, items: Iterable[Any], limit: int, **kwargs: Any) -> list[Any]:
+def bounded_map(task: Task, items: Iterable[Any], limit: int, on_settled: Optional[Callable[[int], None]] = None,
+                **kwargs: Any) -> list[Any]:
     """Run ``task(item, **kwargs)`` for each item with at most ``limit`` unfinished at once.
+
+    ``on_settled(n)`` is called each time a run finishes, with the number finished so far.
 
     Returns the results in item order. A failed run (after its retries) stops further
     submissions and its exception is raised once the runs still in flight have finished.
@@ -29,6 +32,8 @@ def bounded_map(task: Task, items: Iterable[Any], limit: int, **kwargs: Any) -> 
         done.wait()  # records the final state locally; .state alone may ask the API, which can lag
         if failed is None and done.state.is_failed():
             failed = done
+        if on_settled is not None:
+            on_settled(len(futures) - len(running))
 
     for item in items:
         while len(running) >= limit:

@@ -32,6 +32,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from dvtrain.config import CaseStudyConfig, MakeExamplesConfig
 from tasks import make_examples_task
+from tasks.artifacts import Progress
 
 from .concurrency import bounded_map
 
@@ -83,8 +84,9 @@ def shard_task_runner(kind: Literal["threads", "dask"] = "threads", max_concurre
 @flow(name="make-examples-shards", flow_run_name="make-examples-{label}", log_prints=True)
 def make_examples_shards(configs: list[MakeExamplesConfig], limit: int, label: str = "shards") -> list[dict]:
     """Run every shard config through :data:`tasks.make_examples_task`, ``limit`` at a time."""
+    progress = Progress(f"make-examples-{label}-progress", len(configs), f"make_examples {label} shards")
     with tags(SHARD_TAG):
-        return bounded_map(make_examples_task, configs, limit=limit)
+        return bounded_map(make_examples_task, configs, limit=limit, on_settled=progress.set)
 
 
 def run_shards(config: CaseStudyConfig, configs: list[MakeExamplesConfig], label: str = "shards") -> list[dict]:

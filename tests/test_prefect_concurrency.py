@@ -101,9 +101,13 @@ def light_shard(i: int) -> int:
     return i * i
 
 
+SETTLED: list[int] = []
+
+
 @flow
 def many_shards(n: int, limit: int) -> list[int]:
-    return bounded_map(light_shard, range(n), limit=limit)
+    SETTLED.clear()
+    return bounded_map(light_shard, range(n), limit=limit, on_settled=SETTLED.append)
 
 
 def test_500_shards_never_exceed_the_limit(prefect_server):
@@ -114,4 +118,5 @@ def test_500_shards_never_exceed_the_limit(prefect_server):
     assert out == [i * i for i in range(500)]  # every result, in shard order
     assert 1 < IN_FLIGHT["peak"] <= 4, IN_FLIGHT  # concurrent, and never above the limit
     assert IN_FLIGHT["now"] == 0
+    assert SETTLED == list(range(1, 501))  # progress callback: once per finished shard, counting up
     print(f"500 shards, limit 4: {elapsed:.1f} s ({1000 * elapsed / 500:.0f} ms per shard)")
