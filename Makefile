@@ -30,10 +30,10 @@ $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) UV_VERSION=$(UV_VERSION) bash scripts/bootstrap.sh
 	touch $@
 
-# bedtools/bcftools are peers the tests compare against (not needed by `make demo`);
+# bedtools/bcftools/freebayes are peers the tests compare against (not needed by `make demo`);
 # chromium drives the Prefect UI test (tests/test_ui.py skips, saying why, without it).
 system-deps:
-	@bash scripts/system-deps.sh bedtools bcftools
+	@bash scripts/system-deps.sh bedtools bcftools freebayes
 	@bash scripts/system-deps.sh chromium || echo "chromium unavailable: tests/test_ui.py will be skipped"
 
 lock:

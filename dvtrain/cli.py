@@ -177,6 +177,8 @@ def call(**kw) -> None:
 @click.option("-r", "--reference", type=click.Path(path_type=Path))
 @click.option("-o", "--output_prefix", required=True, type=click.Path(path_type=Path))
 @click.option("--regions", multiple=True, help="restrict to these contigs")
+@click.option("--truth-sample", "truth_sample", help="sample of a multi-sample truth VCF (default: the first)")
+@click.option("--query-sample", "query_sample", help="sample of a multi-sample query VCF (default: the first)")
 def evaluate(regions, **kw) -> None:
     """Stage 6: hap.py-style comparison -> PREFIX.summary.csv."""
     from .evaluate import evaluate as run
@@ -184,6 +186,28 @@ def evaluate(regions, **kw) -> None:
 
     rows = run(_build(C.EvaluateConfig, regions=list(regions), **kw))  # type: ignore[arg-type]
     click.echo(format_table([r for r in rows if r.get("Filter") == "PASS"]))
+
+
+@cli.command("benchmark-peers")
+@click.option("--ref", required=True, type=click.Path(path_type=Path))
+@click.option("--reads", multiple=True, required=True, help="BAM(s), repeat or comma-separate")
+@click.option("--regions", multiple=True, help="contig, chr:start-end or BED; repeat or space-separate")
+@click.option("--truth_vcf", type=click.Path(path_type=Path), help="given: each peer's calls are evaluated")
+@click.option("--confident_regions", type=click.Path(path_type=Path), help="score only inside these regions (BED)")
+@click.option("--output_dir", required=True, type=click.Path(path_type=Path))
+@click.option("--peers", default="bcftools,freebayes", show_default=True, help="comma-separated peer callers")
+def benchmark_peers_cmd(reads, regions, peers, **kw) -> None:
+    """Call the same BAMs with bcftools / freebayes and score them like the models."""
+    from .peers import benchmark_peers
+    from .report import format_table
+
+    cfg = _build(C.PeersConfig, reads=_split(reads), regions=[r for v in regions for r in v.split()],
+                 peers=_split((peers,)), **kw)
+    result = benchmark_peers(cfg)  # type: ignore[arg-type]
+    if result["rows"]:
+        click.echo(format_table([r for r in result["rows"] if r.get("Filter") == "PASS"]))
+    else:
+        _emit({"vcfs": result["vcfs"], "skipped": result["skipped"]})
 
 
 @cli.command()

@@ -188,6 +188,8 @@ class EvaluateConfig(_Config):
     reference: Optional[Location] = Field(None, description="FASTA (.fai beside it) for normalisation and missing ##contig lines")
     output_prefix: Location = Field(description="writes PREFIX.summary.csv")
     regions: list[str] = Field(default_factory=list, description="restrict to these contigs")
+    truth_sample: Optional[str] = Field(None, description="sample column of the truth VCF (default: the first)")
+    query_sample: Optional[str] = Field(None, description="sample column of the query VCF (default: the first)")
 
 
 # ---------------------------------------------------------------- whole case study
@@ -270,6 +272,11 @@ class CaseStudyConfig(_Config):
     )
     dask_workers: int = Field(2, ge=1, le=1024, title="Dask workers",
                               description="worker processes of the temporary local Dask cluster (1 thread each)")
+    peers: list[Literal["bcftools", "freebayes"]] = Field(
+        default_factory=lambda: ["bcftools", "freebayes"], title="Peer callers",
+        description="conventional callers run on the test split with the same reads and scored in the same "
+                    "coverage BED (rows next to baseline and custom); a missing binary is skipped; empty: none",
+    )
 
 
 def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:
@@ -345,3 +352,24 @@ class CallVariantsConfig(_Config):
         if self.truth_bed is not None and self.truth_vcf is None:
             raise ValueError("truth_bed needs truth_vcf")
         return self
+
+
+# ---------------------------------------------------------------- peer callers (benchmark-peers)
+PeerName = Literal["bcftools", "freebayes"]
+
+
+class PeersConfig(_Config):
+    """Call the same BAMs with conventional callers (bcftools, freebayes) and score them like the models."""
+
+    model_config = ConfigDict(extra="forbid", title="Peer callers")
+
+    ref: Location = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it)")
+    reads: list[Location] = Field(min_length=1, title="Reads", description="indexed BAMs to call")
+    regions: list[str] = Field(default_factory=list, title="Regions",
+                               description="contigs, chr:start-end (1-based) or BED files; empty: every contig")
+    truth_vcf: Optional[Location] = Field(None, title="Truth VCF", description="given: each peer's calls are evaluated")
+    confident_regions: Optional[Location] = Field(None, title="Confident regions",
+                                                  description="score only inside these regions (BED)")
+    output_dir: Location = Field(title="Output folder", description="writes PEER.vcf.gz(.tbi) and PEER.eval.summary.csv")
+    peers: list[PeerName] = Field(default_factory=lambda: ["bcftools", "freebayes"], title="Peers",
+                                  description="peer callers to run; one whose binary is missing is skipped")

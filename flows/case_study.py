@@ -19,6 +19,7 @@ from dvtrain.config import (
     CoverageConfig,
     EvaluateConfig,
     MakeExamplesConfig,
+    PeersConfig,
     ShuffleConfig,
     TrainConfig,
 )
@@ -30,6 +31,7 @@ from tasks import (
     call_task,
     coverage_task,
     evaluate_task,
+    peers_task,
     publish_task,
     report_task,
     shuffle_task,
@@ -99,9 +101,22 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
     return [{"model": model, **row} for row in rows]
 
 
+def _peers(config: CaseStudyConfig, confident_bed: Path) -> list[dict]:
+    """Peer callers on the test split's low-coverage reads, scored in the same coverage BED."""
+    from dvtrain.peers import available
+
+    out = peers_task(PeersConfig(
+        ref=config.reference, reads=config.reads, regions=config.splits.test, truth_vcf=config.truth_vcf,
+        confident_regions=confident_bed, output_dir=uri.join(config.workdir, "peers"), peers=config.peers,
+    ), binaries=available(config.peers))
+    for peer, rows in out["evaluations"].items():
+        publish_evaluation(peer, rows, out["vcfs"][peer], config.truth_vcf, confident_bed)
+    return out["rows"]
+
+
 @flow(name="custom-model-training", flow_run_name=case_study_run_name, log_prints=True)
 def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = None) -> dict:
-    """Coverage BED -> baseline model -> warm-started custom model -> evaluate both -> report.
+    """Coverage BED -> baseline model -> warm-started custom model -> evaluate both (+ peers) -> report.
 
     ``publish_to``: name of a ``dvtrain-storage`` block; the finished workdir (minus bulky
     intermediates) is copied there under ``<date>-<flow run name>/``.
@@ -135,6 +150,8 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     # d. both models on the held-out contigs
     test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]  # shared by both models
     rows = _evaluate(config, "baseline", baseline, test, bed) + _evaluate(config, "custom", custom, test, bed)
+    if config.peers:  # bcftools / freebayes on the same reads and BED
+        rows += _peers(config, bed)
 
     # e. report
     dataset = json.loads(read_bytes(config.dataset_json)) if config.dataset_json else {}

@@ -8,6 +8,7 @@ from .stages import (
     coverage_task,
     evaluate_task,
     make_examples_task,
+    peers_task,
     report_task,
     shuffle_task,
     train_task,
@@ -16,5 +17,5 @@ from .stages import (
 __all__ = [
     "FileContentInputs", "file_digest", "fingerprint", "artifact_key",
     "coverage_task", "make_examples_task", "shuffle_task", "train_task",
-    "call_task", "evaluate_task", "report_task", "publish_task",
+    "call_task", "evaluate_task", "peers_task", "report_task", "publish_task",
 ]

@@ -16,6 +16,7 @@ from dvtrain.config import (
     CoverageConfig,
     EvaluateConfig,
     MakeExamplesConfig,
+    PeersConfig,
     ShuffleConfig,
     TrainConfig,
 )
@@ -152,6 +153,33 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     )
     get_run_logger().info("evaluate %s: %s", label, summary or f"{len(rows)} rows")
     return rows
+
+
+@task(
+    cache_policy=FileContentInputs(
+        outputs=("output_dir",), stage="dvtrain.peers",
+        must_exist=lambda inputs: [f"{inputs['config'].output_dir}/{p}.eval.summary.csv"
+                                   for p, b in inputs["binaries"].items() if b and inputs["config"].truth_vcf],
+    ),
+    **STAGE_OPTIONS,
+)
+def peers_task(config: PeersConfig, binaries: dict) -> dict:
+    """bcftools / freebayes on the same reads, scored like the models.
+
+    ``binaries`` (peer -> path or None, :func:`dvtrain.peers.available`) is part of the
+    cache key: installing a missing peer later re-runs the task.
+    """
+    from dvtrain.peers import benchmark_peers
+
+    out = staged(benchmark_peers, config, outputs=("output_dir",))
+    log = get_run_logger()
+    for peer, rows in out["evaluations"].items():
+        log.info("peer %s: %s", peer, "; ".join(
+            f"{r.get('Type')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
+            for r in rows if r.get("Filter") in (None, "PASS")))
+    for peer in out["skipped"]:
+        log.warning("peer %s skipped: binary not found on PATH", peer)
+    return out
 
 
 @task(

@@ -62,13 +62,17 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
     wd = config.workdir
 
     report = custom_model_training(config)
-    assert {r["model"] for r in report["rows"]} == {"baseline", "custom"}
+    import shutil
+
+    peers = {p for p in config.peers if shutil.which(p)}  # installed peers sit next to the models
+    assert {r["model"] for r in report["rows"]} == {"baseline", "custom"} | peers
     assert report["dataset"]["generator"] == "dvtrain.simulate"
     missing = [str(p) for p in products(wd) if not p.exists()]
     assert not missing
     # What the UI shows: tables, markdown with inline plots, finished progress, a telling run name.
     expected = {
         "evaluation-baseline": "table", "evaluation-custom": "table", "evaluation-report": "table",
+        **{f"evaluation-{p}": "table" for p in peers},
         "dataset-train": "table", "dataset-tune": "table", "report": "markdown",
         "training-baseline": "markdown", "training-custom": "markdown",
         "training-baseline-progress": "progress", "training-custom-progress": "progress",

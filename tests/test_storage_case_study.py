@@ -33,6 +33,7 @@ def test_case_study_reads_s3_writes_gcs_then_cached(storage, tmp_path, monkeypat
         workdir=storage.gs("e2e/run1"), shards=2, max_concurrency=2, shuffle_shards=2,
         baseline_epochs=1, custom_epochs=1, sample_name="SIM001", seed=7, dataset_json=inp("dataset.json"),
         storage_blocks={storage.gs(): storage.gcs_block},  # explicit for GCS, by bucket name for S3
+        peers=[],  # peer callers on a bucket workdir are not covered here yet
     )
     report = custom_model_training(config)
     assert {r["model"] for r in report["rows"]} == {"baseline", "custom"}
