@@ -7,9 +7,15 @@ columns. The pure helpers (``split_events``, ``match_events``, ``summarize``,
 
 What is compared
 ----------------
-* **Truth**: the first sample of every record whose FILTER is ``PASS`` or ``.``.
-* **Query**: the first sample of every record; a record is a *call* only when its genotype
-  carries a non-reference allele (``0/0`` RefCall records and ``./.`` are not variants).
+* **Truth**: the first sample (or ``truth_sample``) of every record whose FILTER is
+  ``PASS`` or ``.``.
+* **Query**: the first sample (or ``query_sample``) of every record; a record is a *call*
+  only when its genotype carries a non-reference allele (``0/0`` RefCall records, ``./.``
+  and ``.`` are not variants). Phased and unphased genotypes are alike; a missing allele
+  counts for nothing (``./1`` is one copy); a haploid genotype (``1``) is homozygous.
+* **Contig names** that differ from the truth's (or, with a reference, the reference's)
+  only by a ``chr`` prefix, in the query, the BED or the truth, are mapped onto them with a
+  warning.
   Rows are produced for Filter ``ALL`` (every call, whatever its FILTER) and ``PASS``
   (calls whose FILTER is ``PASS`` or ``.``).
 * **Events**: each record is split into one event per distinct non-reference allele named
@@ -71,7 +77,7 @@ from .bed import IntervalIndex, read_bed
 from .config import EvaluateConfig
 from .errors import InputError
 from .fileio import atomic_output
-from .variants import Variant, normalize, read_vcf, variant_type
+from .variants import Variant, normalize, read_header_contigs, read_vcf, variant_type
 
 COLUMNS = [
     "Type", "Filter", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.FP",
@@ -187,6 +193,8 @@ def split_events(variants: Iterable[Variant], normalizer: Callable | None = None
     for v in variants:
         gt = v.gt
         if len(gt) == 2 and gt[0] == gt[1]:  # the common diploid cases, fast
+            counts = {gt[0]: 2} if gt[0] > 0 else {}
+        elif len(gt) == 1:  # haploid: the allele is on every copy (homozygous)
             counts = {gt[0]: 2} if gt[0] > 0 else {}
         else:
             counts = {}
@@ -419,6 +427,35 @@ def _warn(msg: str) -> None:
     print(f"warning: {msg}", file=sys.stderr)
 
 
+class _ChrAlias:
+    """Maps a contig name onto ``target`` names when they differ only by a 'chr' prefix
+    (``1`` <-> ``chr1``, ``MT``/``chrM`` are left alone); other names pass unchanged."""
+
+    def __init__(self, target: set[str], path) -> None:
+        self.target = target
+        self.path = path
+        self.renamed: dict[str, str] = {}
+        self._memo: dict[str, str] = {}
+
+    def __call__(self, name: str) -> str:
+        out = self._memo.get(name)
+        if out is None:
+            out = name
+            if name not in self.target:
+                alt = name[3:] if name.startswith("chr") else "chr" + name
+                if alt in self.target:
+                    out = alt
+                    self.renamed[name] = alt
+            self._memo[name] = out
+        return out
+
+    def report(self) -> None:
+        if self.renamed:
+            pairs = ", ".join(f"{a} -> {b}" for a, b in sorted(self.renamed.items())[:5])
+            more = f" (+{len(self.renamed) - 5} more)" if len(self.renamed) > 5 else ""
+            _warn(f"{self.path}: contig names differ from the truth's by a 'chr' prefix; matched {pairs}{more}")
+
+
 def _require_sample(path: Path) -> None:
     """A genotype comparison needs a sample column."""
     opener = gzip.open if path.name.endswith((".gz", ".bgz")) else open
@@ -461,11 +498,23 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
     for p in (config.truth_vcf, config.query_vcf):
         if Path(p).is_file():
             _require_sample(Path(p))
-    truth = read_vcf(config.truth_vcf, contigs=contigs, regions=regions, pass_only=True)
-    query = read_vcf(config.query_vcf, contigs=contigs, regions=regions)
+    # contig names: the reference's when given, else the truth's; a file whose names differ
+    # only by a 'chr' prefix is mapped onto them (with one warning per file)
+    t_alias = _ChrAlias(set(contigs), config.truth_vcf) if contigs is not None else None
+    truth = read_vcf(config.truth_vcf, contigs=contigs, regions=regions, pass_only=True,
+                     sample=config.truth_sample, rename=t_alias)
+    target = set(contigs) if contigs is not None else (
+        set(read_header_contigs(config.truth_vcf)) | {v.chrom for v in truth})
+    q_alias = _ChrAlias(target, config.query_vcf)
+    query = read_vcf(config.query_vcf, contigs=contigs, regions=regions, sample=config.query_sample, rename=q_alias)
+    for a in (t_alias, q_alias):
+        if a is not None:
+            a.report()
     confident = None
     if config.confident_bed is not None:
-        intervals = read_bed(config.confident_bed)
+        b_alias = _ChrAlias(target, config.confident_bed)
+        intervals = [(b_alias(c), s, e) for c, s, e in read_bed(config.confident_bed)]
+        b_alias.report()
         if regions is not None:
             intervals = [iv for iv in intervals if iv[0] in regions]
         confident = IntervalIndex(intervals)

@@ -1,7 +1,7 @@
 """VCF reading (truth and query), normalisation, and VCF writing helpers.
 
 The reader is a strict, streaming text parser (plain or bgzip VCF): it needs CHROM, POS,
-REF, ALT, FILTER and the first sample's GT, and it reports a malformed line as a one-line
+REF, ALT, FILTER and one sample's GT (the first, or the one named), and it reports a malformed line as a one-line
 error with the file and line number.
 
 Missing ``##contig`` lines (real GIAB subsets have them for b37 but not for renamed
@@ -30,7 +30,7 @@ class Variant:
     pos: int  # 0-based start of REF
     ref: str
     alts: tuple[str, ...]
-    gt: tuple[int, ...] = field(default=(), compare=False)
+    gt: tuple[int, ...] = field(default=(), compare=False)  # -1 = a missing allele ('.')
     filter: str = field(default="PASS", compare=False)
     qual: Optional[float] = field(default=None, compare=False)
 
@@ -82,8 +82,15 @@ def read_vcf(
     regions: Optional[set[str]] = None,
     pass_only: bool = False,
     warn: Callable[[str], None] | None = None,
+    sample: Optional[str] = None,
+    rename: Callable[[str], str] | None = None,
 ) -> list[Variant]:
-    """Read the first sample's calls from a VCF.
+    """Read one sample's calls from a VCF: the first sample, or ``sample`` (an unknown name
+    is an InputError naming the samples present).
+
+    GT: phased and unphased separators are alike; a missing allele ('.') is kept as -1, so
+    ``./.`` and ``.`` are no call and ``./1`` is one copy; a haploid GT has one allele.
+    rename: applied to every CHROM first (e.g. to match another file's 'chr' naming).
 
     contigs: reference contig lengths. When given, contigs missing from the header are
     accepted with one warning; records on contigs the reference lacks are skipped with a
@@ -97,6 +104,7 @@ def read_vcf(
     undeclared: set[str] = set()
     unknown: dict[str, int] = {}  # contigs absent from the reference -> first line
     out: list[Variant] = []
+    col = 9
     for n, line in enumerate(_lines(p), 1):
         if line.startswith("##"):
             if line.startswith("##contig=<"):
@@ -106,6 +114,12 @@ def read_vcf(
             continue
         if line.startswith("#CHROM"):
             saw_header = True
+            samples = line.split("\t")[9:]
+            if sample is not None:
+                if sample not in samples:
+                    present = ", ".join(samples[:10]) + (" ..." if len(samples) > 10 else "") if samples else "none"
+                    raise InputError(p, f"sample {sample!r} not found (samples: {present})")
+                col = 9 + samples.index(sample)
             continue
         if not line:
             continue
@@ -114,7 +128,7 @@ def read_vcf(
         f = line.split("\t")
         if len(f) < 8:
             raise InputError(p, f"line {n}: expected at least 8 tab-separated columns, found {len(f)}")
-        chrom = f[0]
+        chrom = rename(f[0]) if rename is not None else f[0]
         if contigs is not None and chrom not in contigs:
             if chrom not in unknown:
                 unknown[chrom] = n
@@ -139,13 +153,13 @@ def read_vcf(
         if pass_only and flt not in ("PASS", "."):
             continue
         gt: tuple[int, ...] = ()
-        if len(f) >= 10:
+        if len(f) > col:
             fmt = f[8].split(":")
             if "GT" in fmt:
-                raw = f[9].split(":")
+                raw = f[col].split(":")
                 g = raw[fmt.index("GT")] if fmt.index("GT") < len(raw) else "."
                 try:
-                    gt = tuple(int(a) for a in re.split(r"[/|]", g) if a != ".")
+                    gt = tuple(-1 if a == "." else int(a) for a in re.split(r"[/|]", g))
                 except ValueError:
                     raise InputError(p, f"line {n}: GT {g!r} is not a genotype") from None
                 if any(a > len(alts) for a in gt):
