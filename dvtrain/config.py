@@ -190,8 +190,6 @@ class EvaluateConfig(_Config):
     regions: list[str] = Field(default_factory=list, description="restrict to these contigs")
     truth_sample: Optional[str] = Field(None, description="sample column of the truth VCF (default: the first)")
     query_sample: Optional[str] = Field(None, description="sample column of the query VCF (default: the first)")
-    truth_sample: Optional[str] = Field(None, description="sample column of the truth VCF (default: the first)")
-    query_sample: Optional[str] = Field(None, description="sample column of the query VCF (default: the first)")
 
 
 # ---------------------------------------------------------------- whole case study
