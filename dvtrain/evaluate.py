@@ -2,7 +2,7 @@
 
 ``evaluate(config)`` compares a query VCF with a truth VCF, optionally only inside a
 confident-regions BED (hap.py ``-f``), and writes ``PREFIX.summary.csv`` with hap.py's
-columns. The pure helpers (``split_events``, ``match_events``, ``summarize``,
+columns, and ``PREFIX.metrics.json`` (the same rows, the inputs, record/event counts). The pure helpers (``split_events``, ``match_events``, ``summarize``,
 ``evaluate_rows_for``) do the same on in-memory data.
 
 What is compared
@@ -511,6 +511,7 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
         if a is not None:
             a.report()
     confident = None
+    b_alias = None
     if config.confident_bed is not None:
         b_alias = _ChrAlias(target, config.confident_bed)
         intervals = [(b_alias(c), s, e) for c, s, e in read_bed(config.confident_bed)]
@@ -535,8 +536,35 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
         t_events = split_events(truth, norm)
         q_events = split_events(query, norm)
     rows = summarize(t_events, q_events, confident)
+    renamed = {str(a.path): a.renamed for a in (t_alias, q_alias, b_alias) if a is not None and a.renamed}
+    write_metrics(metrics_path(config.output_prefix), {
+        "rows": rows,
+        "inputs": {k: (None if v is None else (list(v) if isinstance(v, list) else str(v))) for k, v in {
+            "truth_vcf": config.truth_vcf, "query_vcf": config.query_vcf, "confident_bed": config.confident_bed,
+            "reference": config.reference, "regions": list(config.regions), "truth_sample": config.truth_sample,
+            "query_sample": config.query_sample}.items()},
+        "counts": {"truth_records": len(truth), "query_records": len(query),
+                   "query_calls": sum(1 for v in query if v.is_variant_call()),
+                   "truth_events": len(t_events), "query_events": len(q_events),
+                   "confident_intervals": len(intervals) if confident is not None else None},
+        "contig_renames": renamed,
+    })
     write_summary(summary_path(config.output_prefix), rows)
     return rows
+
+
+def metrics_path(prefix: str | Path) -> Path:
+    return Path(str(prefix) + ".metrics.json")
+
+
+def write_metrics(path: str | Path, metrics: dict) -> None:
+    """PREFIX.metrics.json: the summary rows (numbers, null for undefined), the inputs and
+    the record/event counts; written atomically."""
+    import json
+
+    text = json.dumps(metrics, indent=2) + "\n"
+    with atomic_output(path, suffix=".json") as tmp:
+        tmp.write_text(text)
 
 
 def summary_path(prefix: str | Path) -> Path:

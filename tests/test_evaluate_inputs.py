@@ -141,3 +141,24 @@ def test_cli_sample_flags(tmp_path):
     assert res.exit_code == 0, res.output
     snp = {(r["Type"], r["Filter"]): r for r in read_summary(summary_path(tmp_path / "cli"))}["SNP", "PASS"]
     assert snp["TRUTH.TP"] == 3
+
+
+def test_metrics_json_beside_summary(tmp_path):
+    import json
+
+    from dvtrain.evaluate import metrics_path
+
+    truth = vcf(tmp_path / "t.vcf.gz", TRUTH, chrom="chr1")
+    query = vcf(tmp_path / "q.vcf.gz", TRUTH[:2] + [(30, "C", "G", "./.")], chrom="1")
+    bed = tmp_path / "conf.bed"
+    bed.write_text("chr1\t0\t100\n")
+    rows = evaluate(EvaluateConfig(truth_vcf=truth, query_vcf=query, confident_bed=bed, output_prefix=tmp_path / "m"))
+    m = json.loads(metrics_path(tmp_path / "m").read_text())
+    assert m["rows"] == rows and len(m["rows"]) == 4
+    assert m["inputs"]["truth_vcf"] == str(truth) and m["inputs"]["query_sample"] is None
+    assert m["counts"] == {"truth_records": 3, "query_records": 3, "query_calls": 2, "truth_events": 3,
+                           "query_events": 2, "confident_intervals": 1}
+    assert m["contig_renames"] == {str(query): {"1": "chr1"}}
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+    snp = {(r["Type"], r["Filter"]): r for r in m["rows"]}["SNP", "PASS"]
+    assert (snp["TRUTH.TP"], snp["TRUTH.FN"]) == (2, 1)
