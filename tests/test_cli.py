@@ -101,7 +101,8 @@ def test_flow_runs_from_python_with_no_server_configured(tmp_path):
                                  contigs={"chr1": 30_000, "chr21": 15_000, "chr20": 20_000}))
     cfg = {"reference": ds["ref"], "truth_vcf": ds["truth_vcf"], "truth_bed": ds["truth_bed"],
            "reads": [ds["bams"]["lowcov"]], "baseline": {"reads": [ds["bams"]["generic"]]},
-           "workdir": str(tmp_path / "wd"), "baseline_epochs": 1, "custom_epochs": 1, "shards": 1}
+           "workdir": str(tmp_path / "wd"), "baseline_epochs": 1, "custom_epochs": 1, "shards": 1,
+           "peers": []}  # peers are covered by test_peers / the e2e case-study test
     (tmp_path / "cs.yaml").write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
