@@ -29,20 +29,14 @@ from pathlib import Path
 import numpy as np
 import pysam
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import measure  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "coverage.json"
 CONTIG = "chrS"
 READ_LEN = 150
 
-# wrapper run in a fresh interpreter: time one command, report its children's peak RSS
-_WRAPPER = r"""
-import json, resource, subprocess, sys, time
-t = time.perf_counter()
-subprocess.run(sys.argv[1:], check=True)
-wall = time.perf_counter() - t
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}))
-"""
 
 _OURS_FULL = r"""
 import sys
@@ -109,16 +103,6 @@ def build_inputs(work: Path, length: int, depth: int, seed: int) -> tuple[list[P
     truth.write_text("".join(lines))
     stamp.write_text(json.dumps(params))
     return lanes, truth
-
-
-def measure(cmd: list[str], repeats: int, env: dict) -> dict:
-    runs = []
-    for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], check=True, capture_output=True,
-                             text=True, cwd=ROOT, env=env)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {"best_wall_s": min(r["wall_s"] for r in runs), "walls_s": [r["wall_s"] for r in runs],
-            "best_cpu_s": min(r["cpu_s"] for r in runs), "peak_rss_mb": max(r["maxrss_kb"] for r in runs) / 1024}
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,20 +28,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import measure  # noqa: E402
 from perturb import perturb  # noqa: E402
 
 PLATINUM = ROOT.parent / "shared" / "data" / "platinum-na12878-chr21"
 RESULTS = ROOT / "benchmarks" / "results" / "evaluate.json"
 CHECKED = ("TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.FP", "QUERY.UNK", "FP.gt", "FP.al")
 
-_WRAPPER = r"""
-import json, resource, subprocess, sys, time
-t = time.perf_counter()
-subprocess.run(sys.argv[1:], check=True)
-wall = time.perf_counter() - t
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}))
-"""
 
 _EVAL = r"""
 import json, sys
@@ -53,16 +45,6 @@ rows = evaluate(EvaluateConfig(truth_vcf=sys.argv[1], query_vcf=sys.argv[2], con
 with open(sys.argv[4] + ".rows.json", "w") as fh:
     json.dump(rows, fh)
 """
-
-
-def measure(cmd: list[str], repeats: int, env: dict) -> dict:
-    runs = []
-    for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], check=True, capture_output=True, text=True, env=env)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda r: r["wall_s"])
-    return {"best_wall_s": best["wall_s"], "walls_s": [r["wall_s"] for r in runs], "best_cpu_s": best["cpu_s"],
-            "peak_rss_mb": max(r["maxrss_kb"] for r in runs) / 1024}
 
 
 def main() -> int:
