@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import gzip
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 from .errors import InputError, require_file
 from .fileio import atomic_output
@@ -111,3 +111,21 @@ class IntervalIndex:
 
     def total(self) -> int:
         return sum(e - s for c in self._starts for s, e in zip(self._starts[c], self._ends[c]))
+
+
+def scoring_bed(confident: Optional[str | Path], called: list[Interval], lengths: dict[str, int],
+                out: str | Path) -> Optional[Path]:
+    """The BED to score calls in when only ``called`` was called.
+
+    Whole contigs (or nothing, i.e. everything): ``confident`` itself (None: score
+    everywhere). Parts of contigs: ``confident`` (or the whole contigs) cut to ``called``,
+    written to ``out`` in reference order, so truth outside the called regions is not
+    counted as missed.
+    """
+    if all(s == 0 and e == lengths[c] for c, s, e in called):
+        return Path(confident) if confident is not None else None
+    base = IntervalIndex(read_bed(confident) if confident is not None else [(c, 0, n) for c, n in lengths.items()])
+    order = {c: i for i, c in enumerate(lengths)}
+    regions = sorted(merge(called), key=lambda iv: (order.get(iv[0], len(order)), iv[1]))
+    write_bed(out, [piece for c, s, e in regions for piece in base.clip(c, s, e)])
+    return Path(out)

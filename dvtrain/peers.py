@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .bed import scoring_bed
 from .config import EvaluateConfig, PeersConfig
 from .errors import DvtrainError, require_file
 from .fileio import atomic_output
@@ -155,18 +156,7 @@ def benchmark_peers(cfg: PeersConfig) -> dict:
     out_dir = Path(cfg.output_dir)
 
     # scoring inside chr:start-end regions: the confident BED (or whole contigs) cut to them
-    confident = cfg.confident_regions
-    if intervals and any((s, e) != (0, lengths[c]) for c, s, e in intervals):
-        from .bed import read_bed, write_bed
-
-        base = read_bed(confident) if confident is not None else [(c, 0, n) for c, n in lengths.items()]
-        cut = sorted(
-            ((c, max(s, rs), min(e, re_)) for c, s, e in base for rc, rs, re_ in intervals
-             if c == rc and max(s, rs) < min(e, re_)),
-            key=lambda iv: (order.get(iv[0], len(order)), iv[1], iv[2]),
-        )
-        confident = out_dir / "scored_regions.bed"
-        write_bed(confident, cut)
+    confident = scoring_bed(cfg.confident_regions, intervals, lengths, out_dir / "scored_regions.bed")
 
     result: dict = {"rows": [], "evaluations": {}, "vcfs": {}, "skipped": []}
     for peer, binary in available(list(cfg.peers)).items():

@@ -19,28 +19,13 @@ from tasks.artifacts import publish_evaluation
 from .concurrency import bounded_map
 
 
-def _intersect(a: list[tuple[str, int, int]], b: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
-    """Intervals covered by both lists (each merged first), in ``a``'s contig order."""
-    from dvtrain.bed import merge
-
-    by_b: dict[str, list[tuple[int, int]]] = {}
-    for c, s, e in merge(b):
-        by_b.setdefault(c, []).append((s, e))
-    out = []
-    for c, s, e in merge(a):
-        for bs, be in by_b.get(c, []):
-            if bs < e and be > s:
-                out.append((c, max(s, bs), min(e, be)))
-    return out
-
-
 def _check_inputs(config: CallVariantsConfig) -> tuple[list[str], Optional[Path]]:
     """Fail fast on bad inputs; returns (contigs to score, confident BED for scoring).
 
     Whole contigs are scored inside ``truth_bed`` (or everywhere); sub-contig regions are
     scored inside a BED of those regions (intersected with ``truth_bed``).
     """
-    from dvtrain.bed import read_bed, write_bed
+    from dvtrain.bed import scoring_bed
     from dvtrain.errors import require_file
     from dvtrain.genome import contig_lengths, open_bams, parse_regions
 
@@ -53,13 +38,7 @@ def _check_inputs(config: CallVariantsConfig) -> tuple[list[str], Optional[Path]
         return [], None
     require_file(config.truth_vcf, "truth VCF")
     contigs = list(dict.fromkeys(c for c, _, _ in called)) if config.regions else []
-    if all(s == 0 and e == lengths[c] for c, s, e in called):
-        return contigs, config.truth_bed
-    scored = _intersect(called, read_bed(config.truth_bed)) if config.truth_bed else called
-    bed = config.workdir / "scored_regions.bed"
-    bed.parent.mkdir(parents=True, exist_ok=True)
-    write_bed(bed, scored)
-    return contigs, bed
+    return contigs, scoring_bed(config.truth_bed, called, lengths, config.workdir / "scored_regions.bed")
 
 
 @flow(name="call-variants", log_prints=True)

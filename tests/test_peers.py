@@ -109,3 +109,20 @@ def test_cli_runs_bcftools(tiny, tmp_path, capsys):
 def test_unknown_peer_rejected(tiny, tmp_path):
     with pytest.raises(Exception, match="peers"):
         _cfg(tiny, tmp_path, peers=["gatk"])
+
+
+def test_scoring_bed_cuts_the_confident_regions_to_the_called_ones(tmp_path):
+    """One rule for peers and call-variants: whole contigs keep the confident BED; parts of
+    contigs get it (or the whole contigs) cut to them, merged, in reference order."""
+    from dvtrain.bed import read_bed, scoring_bed, write_bed
+
+    lengths = {"chr2": 1000, "chr1": 500}
+    confident = tmp_path / "confident.bed"
+    write_bed(confident, [("chr1", 0, 100), ("chr1", 200, 400), ("chr2", 50, 900)])
+    out = tmp_path / "scored.bed"
+    assert scoring_bed(confident, [("chr1", 0, 500)], lengths, out) == confident and not out.exists()
+    assert scoring_bed(None, [], lengths, out) is None
+    called = [("chr1", 50, 250), ("chr2", 0, 100), ("chr1", 240, 300)]  # overlapping pieces merge
+    assert scoring_bed(confident, called, lengths, out) == out
+    assert read_bed(out) == [("chr2", 50, 100), ("chr1", 50, 100), ("chr1", 200, 300)]
+    assert scoring_bed(None, [("chr2", 10, 20)], lengths, out) == out and read_bed(out) == [("chr2", 10, 20)]
