@@ -36,7 +36,6 @@ import ast
 import hashlib
 import importlib.util
 import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -51,8 +50,7 @@ from pydantic import BaseModel
 from dvtrain.fileio import content_key, sharded_paths
 from dvtrain.uri import is_remote
 
-INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
-_TFRECORD_PATH = re.compile(r'^\s*tfrecord_path\s*:\s*"([^"]+)"', re.M)
+from .staging import INDEX_SUFFIXES, TFRECORD_PATH, remote_digest, remote_exists
 
 
 def file_digest(path: str | Path) -> dict:
@@ -65,7 +63,8 @@ def file_digest(path: str | Path) -> dict:
                 out[sfx] = content_key(idx)
     if p.name.endswith(".pbtxt"):
         refs = []
-        for pattern in _TFRECORD_PATH.findall(p.read_text(errors="replace")):
+        for m in TFRECORD_PATH.finditer(p.read_text(errors="replace")):
+            pattern = m.group(2)
             if not os.path.isabs(pattern):
                 pattern = str(p.parent / pattern)
             refs.extend(content_key(f) for f in sharded_paths(pattern) if os.path.isfile(f))
@@ -102,8 +101,6 @@ def fingerprint(value: Any, outputs: frozenset[str] = frozenset(), _field: str |
     if _field in outputs and isinstance(value, (str, PurePath)):
         return {"output": value if is_remote(value) else os.path.abspath(str(value))}
     if is_remote(value):  # s3:// gs://: object metadata (size + ETag/md5/crc32c), no download
-        from .staging import remote_digest
-
         digest = remote_digest(value)
         return {"remote": digest} if digest is not None else value
     if isinstance(value, (str, PurePath)):
@@ -188,7 +185,7 @@ def missing_paths(result: Any) -> list[str]:
     """Referenced paths that no longer exist (shard specs and globs are expanded)."""
     missing = []
     for p in referenced_paths(result):
-        if os.path.exists(p) or (is_remote(p) and _remote_exists(p)):
+        if os.path.exists(p) or (is_remote(p) and remote_exists(p)):
             continue
         expanded = sharded_paths(p) if ("@" in p or any(c in p for c in "*?[")) else []
         if not expanded or not all(os.path.exists(x) for x in expanded):
@@ -230,7 +227,7 @@ class FileContentInputs(CachePolicy):
                 missing = missing_paths(store.read(key).result)
                 if self.must_exist is not None:
                     missing += [str(p) for p in self.must_exist(inputs)
-                                if not (os.path.exists(p) or (is_remote(p) and _remote_exists(p)))]
+                                if not (os.path.exists(p) or (is_remote(p) and remote_exists(p)))]
             except Exception as exc:  # unreadable record: treat as stale
                 missing = [f"<unreadable record: {exc}>"]
             if not missing:
@@ -247,8 +244,3 @@ def _warn(msg: str) -> None:
     except Exception:
         get_logger("dvtrain.cache").warning(msg)
 
-
-def _remote_exists(location: str) -> bool:
-    from .staging import remote_exists
-
-    return remote_exists(location)

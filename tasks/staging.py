@@ -40,9 +40,11 @@ from dvtrain import uri as U
 from dvtrain.errors import InputError
 from dvtrain.fileio import sharded_paths
 
+#: companion files that travel with a data file (and are part of its cache key)
 INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
 COMPANION_SUFFIXES = INDEX_SUFFIXES + (".example_info.json",)
-_TFRECORD_PATH = re.compile(r'^(\s*tfrecord_path\s*:\s*")([^"]+)(")', re.M)
+#: a dataset_config.pbtxt's ``tfrecord_path: "..."`` line; group 2 is the path
+TFRECORD_PATH = re.compile(r'^(\s*tfrecord_path\s*:\s*")([^"]+)(")', re.M)
 _REWRITE_SUFFIXES = (".pbtxt", ".json")
 
 T = TypeVar("T")
@@ -125,7 +127,7 @@ def _with_companions(store, infos: list, lister: _Lister) -> list:
 
 
 def _pbtxt_pattern(text: str) -> Optional[str]:
-    m = _TFRECORD_PATH.search(text)
+    m = TFRECORD_PATH.search(text)
     return m.group(2) if m else None
 
 
@@ -236,7 +238,7 @@ class Staging:
             return
         local_pattern = self.input(target)
         with contextlib.suppress(OSError):
-            local.write_text(_TFRECORD_PATH.sub(lambda m: m.group(1) + local_pattern + m.group(3), text, count=1))
+            local.write_text(TFRECORD_PATH.sub(lambda m: m.group(1) + local_pattern + m.group(3), text, count=1))
 
     # -- outputs
     def output(self, location: str) -> str:
