@@ -39,6 +39,18 @@ def tiny_stage(tiny, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sim_dataset(tmp_path_factory) -> dict:
+    """A small simulated genome (chr1 40 kb train, chr21 20 kb tune, chr20 30 kb test) with
+    truth and generic/lowcov BAMs, simulated once per session for the flow tests. Read-only:
+    a test that needs a changed input writes a copy."""
+    from dvtrain.config import SimulateConfig
+    from dvtrain.simulate import simulate
+
+    return simulate(SimulateConfig(outdir=tmp_path_factory.mktemp("sim-data"), seed=7,
+                                   contigs={"chr1": 40_000, "chr21": 20_000, "chr20": 30_000}))
+
+
+@pytest.fixture(scope="session")
 def platinum() -> Path:
     if not (PLATINUM / "PG_NA12878_chr21.vcf.gz").exists():
         pytest.skip(f"shared test data not found at {PLATINUM} (it sits beside the checkout in CI)")

@@ -11,20 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dvtrain.config import BaselineConfig, CaseStudyConfig, SimulateConfig
+from dvtrain.config import BaselineConfig, CaseStudyConfig
 
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> dict:
-    from dvtrain.simulate import simulate
-
-    return simulate(SimulateConfig(
-        outdir=tmp_path_factory.mktemp("data"), seed=7,
-        contigs={"chr1": 40_000, "chr21": 20_000, "chr20": 30_000},
-    ))
+def dataset(sim_dataset) -> dict:
+    return sim_dataset
 
 
 def products(wd: Path) -> list[Path]:

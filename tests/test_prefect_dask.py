@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dvtrain.config import BaselineConfig, CaseStudyConfig, MakeExamplesConfig, SimulateConfig
+from dvtrain.config import BaselineConfig, CaseStudyConfig, MakeExamplesConfig
 from flows.shards import SHARD_TAG, run_shards, shard_task_runner
 
 pytestmark = pytest.mark.slow  # starts a Dask cluster and a Prefect server (about 40 s)
@@ -22,11 +22,8 @@ SHARDS = 4
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> dict:
-    from dvtrain.simulate import simulate
-
-    return simulate(SimulateConfig(outdir=tmp_path_factory.mktemp("dask-data"), seed=7,
-                                   contigs={"chr1": 40_000, "chr21": 20_000, "chr20": 30_000}))
+def dataset(sim_dataset) -> dict:
+    return sim_dataset
 
 
 def case_study(dataset: dict, workdir: Path, **kw) -> CaseStudyConfig:

@@ -23,7 +23,7 @@ from uuid import UUID
 import pytest
 import yaml
 
-from dvtrain.config import BaselineConfig, CaseStudyConfig, SimulateConfig
+from dvtrain.config import BaselineConfig, CaseStudyConfig
 
 pytestmark = pytest.mark.slow  # about 2 minutes: five case-study runs (one killed)
 
@@ -101,11 +101,8 @@ def cached(runs: list[dict]) -> set[str]:
 
 # ------------------------------------------------------------------ the case study
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> dict:
-    from dvtrain.simulate import simulate
-
-    return simulate(SimulateConfig(outdir=tmp_path_factory.mktemp("resume-data"), seed=7,
-                                   contigs={"chr1": 40_000, "chr21": 20_000, "chr20": 30_000}))
+def dataset(sim_dataset) -> dict:
+    return sim_dataset
 
 
 def case_study(dataset: dict, workdir: Path, reads: Path | None = None, **kw) -> CaseStudyConfig:

@@ -5,23 +5,22 @@ case-study flow; then again, all cached. Slow (trains two small models):
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from dvtrain.config import BaselineConfig, CaseStudyConfig, SimulateConfig
+from dvtrain.config import BaselineConfig, CaseStudyConfig
 
 pytestmark = pytest.mark.slow
 
 
-def test_case_study_reads_s3_writes_gcs_then_cached(storage, tmp_path, monkeypatch):
+def test_case_study_reads_s3_writes_gcs_then_cached(storage, sim_dataset, tmp_path, monkeypatch):
     from blocks import resolve
     from blocks.storage import TEMP_MARK
-    from dvtrain.simulate import simulate
     from flows import custom_model_training
 
     monkeypatch.setenv("DVTRAIN_SCRATCH", str(tmp_path / "scratch"))
-    data = tmp_path / "data"
-    simulate(SimulateConfig(outdir=data, seed=7, contigs={"chr1": 40_000, "chr21": 20_000, "chr20": 30_000}))
+    data = Path(sim_dataset["ref"]).parent  # the simulated dataset's folder, uploaded as is
     s3, _ = resolve(storage.s3())
     for f in sorted(p for p in data.rglob("*") if p.is_file()):
         s3.upload(f, f"e2e/data/{f.relative_to(data).as_posix()}")
