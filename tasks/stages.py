@@ -63,6 +63,15 @@ def retry_options(retries: int = RETRIES, backoff_seconds: float = BACKOFF_SECON
 STAGE_OPTIONS = dict(retry_options(), persist_result=True)
 
 
+def pass_summary(rows: list[dict]) -> str:
+    """One log line for hap.py rows: recall and precision of each PASS row."""
+    summary = "; ".join(
+        f"{r.get('Type')} {r.get('Filter')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
+        for r in rows if r.get("Filter") in (None, "PASS")
+    )
+    return summary or f"{len(rows)} rows"
+
+
 @task(cache_policy=FileContentInputs(outputs=("output_bed", "merged_bam"), stage="dvtrain.coverage"), **STAGE_OPTIONS)
 def coverage_task(config: CoverageConfig) -> dict:
     from dvtrain.coverage import coverage_bed
@@ -147,11 +156,7 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     from dvtrain.evaluate import evaluate
 
     rows = staged(evaluate, config, outputs=("output_prefix",))
-    summary = "; ".join(
-        f"{r.get('Type')} {r.get('Filter')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
-        for r in rows if r.get("Filter") in (None, "PASS")
-    )
-    get_run_logger().info("evaluate %s: %s", label, summary or f"{len(rows)} rows")
+    get_run_logger().info("evaluate %s: %s", label, pass_summary(rows))
     return rows
 
 
@@ -174,9 +179,7 @@ def peers_task(config: PeersConfig, binaries: dict) -> dict:
     out = staged(benchmark_peers, config, outputs=("output_dir",))
     log = get_run_logger()
     for peer, rows in out["evaluations"].items():
-        log.info("peer %s: %s", peer, "; ".join(
-            f"{r.get('Type')} recall={r.get('METRIC.Recall')} precision={r.get('METRIC.Precision')}"
-            for r in rows if r.get("Filter") in (None, "PASS")))
+        log.info("peer %s: %s", peer, pass_summary(rows))
     for peer in out["skipped"]:
         log.warning("peer %s skipped: binary not found on PATH", peer)
     return out
