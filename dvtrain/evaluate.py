@@ -102,6 +102,8 @@ class Event:
     copies: int
     vtype: str
     is_pass: bool
+    rec: int = -1  # index of the source record in the list given to split_events
+    gtc: str = "het"  # genotype class of the source record: het, homalt or hetalt
 
     @property
     def key(self) -> tuple[str, int, str, str]:
@@ -190,7 +192,7 @@ def split_events(variants: Iterable[Variant], normalizer: Callable | None = None
     """Split called records into normalised per-allele events (see the module docstring)."""
     norm = normalizer or (lambda chrom, pos, ref, alt: trim(pos, ref, alt))
     out: list[Event] = []
-    for v in variants:
+    for n, v in enumerate(variants):
         gt = v.gt
         if len(gt) == 2 and gt[0] == gt[1]:  # the common diploid cases, fast
             counts = {gt[0]: 2} if gt[0] > 0 else {}
@@ -204,12 +206,13 @@ def split_events(variants: Iterable[Variant], normalizer: Callable | None = None
         if not counts:
             continue
         is_pass = v.filter in ("PASS", ".")
+        gtc = "hetalt" if len(counts) > 1 else ("homalt" if 2 in counts.values() else "het")
         for a in sorted(counts):
             alt = v.alts[a - 1]
             if not alt or alt == v.ref:  # symbolic / breakend / '*' / no-op
                 continue
             pos, ref, nalt = norm(v.chrom, v.pos, v.ref, alt)
-            out.append(Event(v.chrom, pos, ref, nalt, counts[a], variant_type(ref, nalt), is_pass))
+            out.append(Event(v.chrom, pos, ref, nalt, counts[a], variant_type(ref, nalt), is_pass, n, gtc))
     return out
 
 
@@ -228,6 +231,7 @@ def match_events(
     confident: Optional[IntervalIndex] = None,
     truth_inside: Optional[list[bool]] = None,
     query_inside: Optional[list[bool]] = None,
+    fetch=None,
 ) -> tuple[list[str], list[str]]:
     """Label events. Truth labels: ``TP``, ``FN`` or ``OUT`` (outside the confident regions);
     query labels: ``TP``, ``FP``, ``FP.gt``, ``FP.al`` or ``UNK``. ``*_inside`` may pass
@@ -304,56 +308,77 @@ def _het_hom(events: Iterable[Event]) -> Optional[float]:
     return _ratio(het, hom)
 
 
-def summarize(
-    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None
-) -> list[dict]:
-    """The four summary rows (INDEL/ALL, INDEL/PASS, SNP/ALL, SNP/PASS) for events."""
-    rows: list[dict] = []
+def metrics_row(vtype: str, flt: str, truth: list[Event], t_labels: list[str],
+                query: list[Event], q_labels: list[str]) -> dict:
+    """One hap.py row for the events of ``vtype`` among labelled truth and query events
+    (labels from ``match_events``; the caller picks the filter's query set)."""
+    t_in = [e for e, lab in zip(truth, t_labels) if lab != "OUT" and e.vtype == vtype]
+    tc = Counter(lab for e, lab in zip(truth, t_labels) if e.vtype == vtype)
+    q_of_type = [e for e in query if e.vtype == vtype]
+    qc = Counter(lab for e, lab in zip(query, q_labels) if e.vtype == vtype)
+    tp, fn = tc["TP"], tc["FN"]
+    q_total = len(q_of_type)
+    q_fp = qc["FP"] + qc["FP.gt"] + qc["FP.al"]
+    q_unk = qc["UNK"]
+    q_tp = q_total - q_fp - q_unk
+    recall = _ratio(tp, tp + fn)
+    precision = _ratio(q_tp, q_tp + q_fp)
+    if recall is None or precision is None:
+        f1 = None
+    else:
+        f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+    return {
+        "Type": vtype,
+        "Filter": flt,
+        "TRUTH.TOTAL": tp + fn,
+        "TRUTH.TP": tp,
+        "TRUTH.FN": fn,
+        "QUERY.TOTAL": q_total,
+        "QUERY.FP": q_fp,
+        "QUERY.UNK": q_unk,
+        "FP.gt": qc["FP.gt"],
+        "FP.al": qc["FP.al"],
+        "METRIC.Recall": recall,
+        "METRIC.Precision": precision,
+        "METRIC.Frac_NA": _ratio(q_unk, q_total),
+        "METRIC.F1_Score": f1,
+        "TRUTH.TOTAL.TiTv_ratio": _titv(t_in) if vtype == "SNP" else None,
+        "QUERY.TOTAL.TiTv_ratio": _titv(q_of_type) if vtype == "SNP" else None,
+        "TRUTH.TOTAL.het_hom_ratio": _het_hom(t_in),
+        "QUERY.TOTAL.het_hom_ratio": _het_hom(q_of_type),
+    }
+
+
+Labelled = dict[str, tuple[list[str], list[Event], list[str]]]
+
+
+def label_filters(
+    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None
+) -> Labelled:
+    """Match the truth against the ALL and the PASS query sets:
+    ``{filter: (truth_labels, query_events, query_labels)}``."""
     t_in = inside_flags(truth, confident)
     q_in = inside_flags(query, confident)
-    query_sets = {"ALL": query, "PASS": [e for e in query if e.is_pass]}
-    inside_sets = {"ALL": q_in, "PASS": [f for f, e in zip(q_in, query) if e.is_pass]}
-    labels = {f: match_events(truth, q, None, t_in, inside_sets[f]) for f, q in query_sets.items()}
-    for vtype in TYPES:
-        for flt in FILTERS:
-            t_lab, q_lab = labels[flt]
-            qev = query_sets[flt]
-            t_in = [e for e, lab in zip(truth, t_lab) if lab != "OUT" and e.vtype == vtype]
-            tc = Counter(lab for e, lab in zip(truth, t_lab) if e.vtype == vtype)
-            q_of_type = [e for e in qev if e.vtype == vtype]
-            qc = Counter(lab for e, lab in zip(qev, q_lab) if e.vtype == vtype)
-            tp, fn = tc["TP"], tc["FN"]
-            q_total = len(q_of_type)
-            q_fp = qc["FP"] + qc["FP.gt"] + qc["FP.al"]
-            q_unk = qc["UNK"]
-            q_tp = q_total - q_fp - q_unk
-            recall = _ratio(tp, tp + fn)
-            precision = _ratio(q_tp, q_tp + q_fp)
-            if recall is None or precision is None:
-                f1 = None
-            else:
-                f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
-            rows.append({
-                "Type": vtype,
-                "Filter": flt,
-                "TRUTH.TOTAL": tp + fn,
-                "TRUTH.TP": tp,
-                "TRUTH.FN": fn,
-                "QUERY.TOTAL": q_total,
-                "QUERY.FP": q_fp,
-                "QUERY.UNK": q_unk,
-                "FP.gt": qc["FP.gt"],
-                "FP.al": qc["FP.al"],
-                "METRIC.Recall": recall,
-                "METRIC.Precision": precision,
-                "METRIC.Frac_NA": _ratio(q_unk, q_total),
-                "METRIC.F1_Score": f1,
-                "TRUTH.TOTAL.TiTv_ratio": _titv(t_in) if vtype == "SNP" else None,
-                "QUERY.TOTAL.TiTv_ratio": _titv(q_of_type) if vtype == "SNP" else None,
-                "TRUTH.TOTAL.het_hom_ratio": _het_hom(t_in),
-                "QUERY.TOTAL.het_hom_ratio": _het_hom(q_of_type),
-            })
-    return rows
+    out: Labelled = {}
+    for flt in FILTERS:
+        keep = [j for j, e in enumerate(query) if flt == "ALL" or e.is_pass]
+        q = [query[j] for j in keep]
+        t_lab, q_lab = match_events(truth, q, None, t_in, [q_in[j] for j in keep], fetch=fetch)
+        out[flt] = (t_lab, q, q_lab)
+    return out
+
+
+def summary_rows(truth: list[Event], labelled: Labelled) -> list[dict]:
+    """The four summary rows (INDEL/ALL, INDEL/PASS, SNP/ALL, SNP/PASS)."""
+    return [metrics_row(vtype, flt, truth, labelled[flt][0], labelled[flt][1], labelled[flt][2])
+            for vtype in TYPES for flt in FILTERS]
+
+
+def summarize(
+    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None
+) -> list[dict]:
+    """The four summary rows for events (see ``label_filters`` and ``summary_rows``)."""
+    return summary_rows(truth, label_filters(truth, query, confident, fetch))
 
 
 def evaluate_rows_for(
