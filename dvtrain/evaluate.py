@@ -225,6 +225,192 @@ def inside_flags(events: list[Event], confident: Optional[IntervalIndex]) -> lis
     return [span(e.chrom, e.pos, e.pos + len(e.ref)) for e in events]
 
 
+CLUSTER_GAP = 10  # events whose spans are at most this far apart are compared together
+MAX_ASSIGNMENTS = 4096  # per side and cluster; larger clusters fall back to key matching
+_UNKNOWN = 0xE000  # without a reference, unknown bases become unique private-use characters
+
+
+def _edit(e: Event) -> tuple[int, int, str]:
+    """The event as a reference edit ``(start, end, replacement)``: a pure indel keeps its
+    anchor base out of the edit, so a SNP on the anchor can sit on the same haplotype."""
+    if len(e.ref) != len(e.alt) and e.ref[0] == e.alt[0]:
+        return e.pos + 1, e.pos + len(e.ref), e.alt[1:]
+    return e.pos, e.pos + len(e.ref), e.alt
+
+
+def _fits(hap: list[tuple[int, int, str]], ed: tuple[int, int, str]) -> bool:
+    """Whether ``ed`` (edits come sorted by start) can follow the haplotype's last edit."""
+    if not hap:
+        return True
+    s, e, _ = hap[-1]
+    if ed[0] < e:
+        return False
+    # two insertions at the same point have no order: one haplotype cannot hold both
+    return not (ed[0] == ed[1] == s == e)
+
+
+def _replay(ref: str, ws: int, hap: list[tuple[int, int, str]]) -> str:
+    out, at = [], ws
+    for s, e, r in hap:
+        out.append(ref[at - ws : s - ws])
+        out.append(r)
+        at = e
+    out.append(ref[at - ws :])
+    return "".join(out)
+
+
+def _assignments(edits: list[tuple[int, int, str]], copies: list[int], diploid: bool) -> int:
+    n = 1
+    for c in copies:
+        n *= (3 if c == 1 else 2) if diploid else 2
+    return n
+
+
+def _haplotype_sets(ref: str, ws: int, edits: list[tuple[int, int, str]], copies: list[int],
+                    diploid: bool, recs: Optional[list[int]] = None) -> dict:
+    """Every consistent way to place a subset of the edits on two haplotypes (a het edit on
+    either, a hom edit on both) or, with ``diploid=False``, on one: ``{haplotypes: chosen}``
+    keeping the largest subset per distinct haplotype sequence (the first found on ties).
+    Edits with the same ``recs`` value (the alleles of one het-alt record) never share a
+    haplotype, and a non-empty subset that replays to the reference itself (edits that
+    cancel out) is not a match for anything."""
+    best: dict = {}
+    n = len(edits)
+    recs = recs or [-1] * n
+    plain = (ref, ref) if diploid else ref
+
+    def walk(k: int, a: list, b: list, ra: tuple, rb: tuple, chosen: tuple) -> None:
+        if k == n:
+            if diploid:
+                sa, sb = _replay(ref, ws, a), _replay(ref, ws, b)
+                key = (sa, sb) if sa <= sb else (sb, sa)
+            else:
+                key = _replay(ref, ws, a)
+            if chosen and key == plain:
+                return
+            old = best.get(key)
+            if old is None or len(chosen) > len(old):
+                best[key] = chosen
+            return
+        ed, r = edits[k], recs[k]
+        ok_a = _fits(a, ed) and (r < 0 or r not in ra)
+        if not diploid:
+            if ok_a:
+                walk(k + 1, a + [ed], b, ra + (r,), rb, chosen + (k,))
+        elif copies[k] >= 2:
+            if _fits(a, ed) and _fits(b, ed):
+                walk(k + 1, a + [ed], b + [ed], ra, rb, chosen + (k,))
+        else:
+            if ok_a:
+                walk(k + 1, a + [ed], b, ra + (r,), rb, chosen + (k,))
+            if _fits(b, ed) and (r < 0 or r not in rb):
+                walk(k + 1, a, b + [ed], ra, rb + (r,), chosen + (k,))
+        walk(k + 1, a, b, ra, rb, chosen)
+
+    walk(0, [], [], (), (), ())
+    return best
+
+
+def _best_match(ref: str, ws: int, t_ev: list[Event], q_ev: list[Event], diploid: bool):
+    """The truth and query subsets (indices into t_ev / q_ev) that replay to the same
+    haplotypes with the most events, or None when the search would be too large."""
+    t_ed = [_edit(e) for e in t_ev]
+    q_ed = [_edit(e) for e in q_ev]
+    t_cp = [e.copies for e in t_ev]
+    q_cp = [e.copies for e in q_ev]
+    if max(_assignments(t_ed, t_cp, diploid), _assignments(q_ed, q_cp, diploid)) > MAX_ASSIGNMENTS:
+        return None
+    t_order = sorted(range(len(t_ev)), key=lambda i: t_ed[i][:2])
+    q_order = sorted(range(len(q_ev)), key=lambda i: q_ed[i][:2])
+    t_rec = [e.rec if e.gtc == "hetalt" else -1 for e in t_ev]
+    q_rec = [e.rec if e.gtc == "hetalt" else -1 for e in q_ev]
+    t_sets = _haplotype_sets(ref, ws, [t_ed[i] for i in t_order], [t_cp[i] for i in t_order], diploid,
+                             [t_rec[i] for i in t_order])
+    q_sets = _haplotype_sets(ref, ws, [q_ed[i] for i in q_order], [q_cp[i] for i in q_order], diploid,
+                             [q_rec[i] for i in q_order])
+    best_t: tuple = ()
+    best_q: tuple = ()
+    for key, tc in t_sets.items():
+        qc = q_sets.get(key)
+        if qc is not None and len(tc) + len(qc) > len(best_t) + len(best_q):
+            best_t, best_q = tc, qc
+    return [t_order[k] for k in best_t], [q_order[k] for k in best_q]
+
+
+def _cluster_match(ref: str, ws: int, t_ev: list[Event], q_ev: list[Event]):
+    """The best genotype match of a cluster: the replay of all its events, or identical
+    events paired first and the rest replayed, whichever matches more events. (Pairing
+    first wins when a call set holds events that cannot share haplotypes, e.g. a hom SNP
+    inside a hom deletion, which Platinum Genomes has.)"""
+    full = _best_match(ref, ws, t_ev, q_ev, diploid=True)
+    if full is None:
+        return None
+    free: dict[tuple, list[int]] = {}
+    for i, e in enumerate(t_ev):
+        free.setdefault((e.key, e.copies), []).append(i)
+    pt, pq = [], []
+    for j, e in enumerate(q_ev):
+        pool = free.get((e.key, e.copies))
+        if pool:
+            pt.append(pool.pop(0))
+            pq.append(j)
+    if not pt:
+        return full
+    rt = [i for i in range(len(t_ev)) if i not in set(pt)]
+    rq = [j for j in range(len(q_ev)) if j not in set(pq)]
+    rest = _best_match(ref, ws, [t_ev[i] for i in rt], [q_ev[j] for j in rq], diploid=True) if rt and rq else ([], [])
+    if rest is None:
+        return full
+    paired = (pt + [rt[k] for k in rest[0]], pq + [rq[k] for k in rest[1]])
+    if len(paired[0]) + len(paired[1]) > len(full[0]) + len(full[1]):
+        return paired
+    return full
+
+
+def _window(chrom: str, t_ev: list[Event], q_ev: list[Event], fetch) -> tuple[str, int]:
+    """Reference bases over the cluster: fetched, or (without a reference) assembled from
+    the events' REF alleles with unique stand-ins for bases no allele names."""
+    evs = t_ev + q_ev
+    ws = min(e.pos for e in evs)
+    we = max(e.end for e in evs)
+    if fetch is not None:
+        return fetch(chrom, ws, we), ws
+    seq = [chr(_UNKNOWN + i) for i in range(we - ws)]
+    for e in evs:
+        seq[e.pos - ws : e.end - ws] = e.ref
+    return "".join(seq), ws
+
+
+def _key_match(truth, query, ts, qs, t_label, q_label) -> None:
+    """Fallback for clusters too large to search: match by normalised allele and copies."""
+    t_by_key: dict[tuple, list[int]] = {}
+    for i in ts:
+        t_by_key.setdefault(truth[i].key, []).append(i)
+    gt_pool = {k: list(v) for k, v in t_by_key.items()}
+    for j in qs:
+        free = t_by_key.get(query[j].key)
+        k = next((n for n, i in enumerate(free or []) if truth[i].copies == query[j].copies), None)
+        if k is not None:
+            i = free.pop(k)  # type: ignore[union-attr]
+            gt_pool[query[j].key].remove(i)
+            t_label[i] = q_label[j] = "TP"
+    for j in qs:
+        if q_label[j] == "TP":
+            continue
+        pool = gt_pool.get(query[j].key)
+        if pool:
+            pool.pop(0)
+            q_label[j] = "FP.gt"
+        elif any(_overlaps(query[j], truth[i]) for i in ts):
+            q_label[j] = "FP.al"
+        else:
+            q_label[j] = "FP"
+
+
+def _overlaps(a: Event, b: Event) -> bool:
+    return a.pos < b.end and b.pos < a.end
+
+
 def match_events(
     truth: list[Event],
     query: list[Event],
@@ -232,55 +418,100 @@ def match_events(
     truth_inside: Optional[list[bool]] = None,
     query_inside: Optional[list[bool]] = None,
     fetch=None,
+    stats: Optional[Counter] = None,
+    truth_kind: Optional[list[str]] = None,
 ) -> tuple[list[str], list[str]]:
-    """Label events. Truth labels: ``TP``, ``FN`` or ``OUT`` (outside the confident regions);
-    query labels: ``TP``, ``FP``, ``FP.gt``, ``FP.al`` or ``UNK``. ``*_inside`` may pass
-    precomputed ``inside_flags``."""
+    """Label events by haplotype replay (see the module docstring). Truth labels: ``TP``,
+    ``FN`` or ``OUT`` (outside the confident regions); query labels: ``TP``, ``FP``,
+    ``FP.gt``, ``FP.al`` or ``UNK``. ``*_inside`` may pass precomputed ``inside_flags``;
+    ``fetch(chrom, start, end)`` returns reference bases (None: only what the REF alleles
+    say); ``stats`` counts clusters by how they were decided; ``truth_kind``, when given,
+    is filled with hap.py's BK per truth event: ``gm`` (TP), ``am`` (FN whose allele a
+    query FP.gt carries), ``lm`` (FN overlapped by a query FP.al) or ``.``."""
     t_in = truth_inside if truth_inside is not None else inside_flags(truth, confident)
     q_in = query_inside if query_inside is not None else inside_flags(query, confident)
-    t_label = ["OUT"] * len(truth)
+    t_label = ["FN" if f else "OUT" for f in t_in]
     q_label = ["UNK"] * len(query)
-    t_by_key: dict[tuple, list[int]] = {}
-    t_sites: set[tuple[str, int]] = set()
-    for i, e in enumerate(truth):
-        if t_in[i]:
-            t_label[i] = "FN"
-            t_by_key.setdefault((e.chrom, e.pos, e.ref, e.alt), []).append(i)
-            t_sites.add((e.chrom, e.pos))
-    q_by_key: dict[tuple, list[int]] = {}
-    for j, e in enumerate(query):
-        if q_in[j]:
-            q_by_key.setdefault((e.chrom, e.pos, e.ref, e.alt), []).append(j)
-    for key, qs in q_by_key.items():  # keys are independent: order does not matter
-        ts = t_by_key.get(key)
+    kinds = ["."] * len(truth)
+    stats = stats if stats is not None else Counter()
+    items = sorted(
+        [(e.chrom, e.pos, e.end, 0, i) for i, e in enumerate(truth) if t_in[i]]
+        + [(e.chrom, e.pos, e.end, 1, j) for j, e in enumerate(query) if q_in[j]]
+    )
+    clusters: list[tuple[list[int], list[int]]] = []
+    chrom, end = None, 0
+    for c, s, e, side, i in items:
+        if c != chrom or s > end + CLUSTER_GAP:
+            clusters.append(([], []))
+            chrom, end = c, e
+        clusters[-1][side].append(i)
+        end = max(end, e)
+    for ts, qs in clusters:
+        if not qs:
+            stats["truth_only"] += 1
+            continue
         if not ts:
-            lab = "FP.al" if (key[0], key[1]) in t_sites else "FP"
+            stats["query_only"] += 1
             for j in qs:
-                q_label[j] = lab
-            continue
-        if len(qs) == 1 and len(ts) == 1:
-            i, j = ts[0], qs[0]
-            if truth[i].copies == query[j].copies:
-                t_label[i] = q_label[j] = "TP"
-            else:
-                q_label[j] = "FP.gt"
-            continue
-        free = list(ts)
-        left: list[int] = []
-        for j in qs:
-            k = next((n for n, i in enumerate(free) if truth[i].copies == query[j].copies), None)
-            if k is None:
-                left.append(j)
-            else:
-                t_label[free.pop(k)] = "TP"
-                q_label[j] = "TP"
-        for j in left:
-            if free:
-                free.pop(0)  # stays FN
-                q_label[j] = "FP.gt"
-            else:
                 q_label[j] = "FP"
+            continue
+        if sorted((truth[i].key, truth[i].copies) for i in ts) == sorted((query[j].key, query[j].copies) for j in qs):
+            stats["identical"] += 1
+            for i in ts:
+                t_label[i] = "TP"
+            for j in qs:
+                q_label[j] = "TP"
+            continue
+        t_ev = [truth[i] for i in ts]
+        q_ev = [query[j] for j in qs]
+        ref, ws = _window(t_ev[0].chrom, t_ev, q_ev, fetch)
+        found = _cluster_match(ref, ws, t_ev, q_ev)
+        if found is None:
+            stats["too_large"] += 1
+            _key_match(truth, query, ts, qs, t_label, q_label)
+            continue
+        stats["replayed"] += 1
+        for k in found[0]:
+            t_label[ts[k]] = "TP"
+        for k in found[1]:
+            q_label[qs[k]] = "TP"
+        rest_t = [k for k in range(len(ts)) if t_label[ts[k]] != "TP"]
+        rest_q = [k for k in range(len(qs)) if q_label[qs[k]] != "TP"]
+        allele = None
+        if rest_t and rest_q:
+            allele = _best_match(ref, ws, [t_ev[k] for k in rest_t], [q_ev[k] for k in rest_q], diploid=False)
+        if allele is not None:
+            gt_q = {rest_q[k] for k in allele[1]}
+        else:  # too many leftovers to search: an allele match is an equal normalised allele
+            t_keys = {t_ev[k].key for k in rest_t}
+            gt_q = {k for k in rest_q if q_ev[k].key in t_keys}
+        for k in rest_q:
+            if k in gt_q:
+                q_label[qs[k]] = "FP.gt"
+            elif any(_overlaps(q_ev[k], t) for t in t_ev):
+                q_label[qs[k]] = "FP.al"
+            else:
+                q_label[qs[k]] = "FP"
+        if truth_kind is not None and allele is not None:
+            for k in allele[0]:
+                kinds[ts[rest_t[k]]] = "am"
+    if truth_kind is not None:
+        _truth_kinds(truth, query, t_label, q_label, clusters, kinds)
+        truth_kind[:] = kinds
     return t_label, q_label
+
+
+def _truth_kinds(truth, query, t_label, q_label, clusters, kinds) -> None:
+    for ts, qs in clusters:
+        for i in ts:
+            if t_label[i] == "TP":
+                kinds[i] = "gm"
+            elif kinds[i] == ".":
+                e = truth[i]
+                if any(q_label[j] == "FP.gt" and query[j].key == e.key for j in qs):
+                    kinds[i] = "am"
+                elif any(q_label[j] == "FP.al" and _overlaps(query[j], e) for j in qs):
+                    kinds[i] = "lm"
 
 
 # ---------------------------------------------------------------- metrics
