@@ -176,15 +176,21 @@ def call(**kw) -> None:
 @click.option("-f", "--confident_bed", type=click.Path(path_type=Path), help="score only inside these regions")
 @click.option("-r", "--reference", type=click.Path(path_type=Path))
 @click.option("-o", "--output_prefix", required=True, type=click.Path(path_type=Path))
-@click.option("--regions", multiple=True, help="restrict to these contigs")
+@click.option("-l", "--location", "--regions", "regions", multiple=True,
+              help="restrict to these contigs (comma-separated or repeated; hap.py -l)")
+@click.option("--pass-only", "pass_only", is_flag=True, default=None, help="drop non-PASS query records first")
+@click.option("--stratification", type=click.Path(path_type=Path), help="TSV of NAME<TAB>BED: subsets in PREFIX.extended.csv")
+@click.option("--threads", type=int, help="worker processes for matching")
 @click.option("--truth-sample", "truth_sample", help="sample of a multi-sample truth VCF (default: the first)")
 @click.option("--query-sample", "query_sample", help="sample of a multi-sample query VCF (default: the first)")
 def evaluate(regions, **kw) -> None:
-    """Stage 6: hap.py-style comparison -> PREFIX.summary.csv."""
+    """Stage 6: hap.py-style comparison (haplotype replay) -> PREFIX.summary.csv,
+    PREFIX.extended.csv, PREFIX.vcf.gz and PREFIX.metrics.json."""
     from .evaluate import evaluate as run
     from .report import format_table
 
-    rows = run(_build(C.EvaluateConfig, regions=list(regions), **kw))  # type: ignore[arg-type]
+    contigs = [c for r in regions for c in r.split(",") if c]
+    rows = run(_build(C.EvaluateConfig, regions=contigs, **kw))  # type: ignore[arg-type]
     click.echo(format_table([r for r in rows if r.get("Filter") == "PASS"]))
 
 

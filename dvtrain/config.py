@@ -186,10 +186,14 @@ class EvaluateConfig(_Config):
     query_vcf: Location
     confident_bed: Optional[Location] = Field(None, description="hap.py -f: score only inside these regions")
     reference: Optional[Location] = Field(None, description="FASTA (.fai beside it) for normalisation and missing ##contig lines")
-    output_prefix: Location = Field(description="writes PREFIX.summary.csv")
+    output_prefix: Location = Field(description="writes PREFIX.summary.csv, .extended.csv, .vcf.gz (+.tbi) and .metrics.json")
     regions: list[str] = Field(default_factory=list, description="restrict to these contigs")
     truth_sample: Optional[str] = Field(None, description="sample column of the truth VCF (default: the first)")
     query_sample: Optional[str] = Field(None, description="sample column of the query VCF (default: the first)")
+    pass_only: bool = Field(False, description="hap.py --pass-only: drop non-PASS query records before matching")
+    stratification: Optional[Location] = Field(
+        None, description="hap.py --stratification: TSV of NAME<TAB>BED (relative to the TSV); adds subsets to PREFIX.extended.csv")
+    threads: int = Field(1, ge=1, le=256, description="worker processes for matching (clusters are independent)")
 
 
 # ---------------------------------------------------------------- whole case study

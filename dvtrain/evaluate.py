@@ -77,7 +77,7 @@ from .bed import IntervalIndex, read_bed
 from .config import EvaluateConfig
 from .errors import InputError
 from .fileio import atomic_output
-from .variants import Variant, normalize, read_header_contigs, read_vcf, variant_type
+from .variants import Variant, normalize, read_header_contigs, read_vcf, variant_type, write_bgzip_vcf
 
 COLUMNS = [
     "Type", "Filter", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.TOTAL", "QUERY.FP",
@@ -584,19 +584,110 @@ Labelled = dict[str, tuple[list[str], list[Event], list[str]]]
 
 
 def label_filters(
-    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None
+    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None,
+    reference=None, threads: int = 1, info: Optional[dict] = None,
 ) -> Labelled:
     """Match the truth against the ALL and the PASS query sets:
-    ``{filter: (truth_labels, query_events, query_labels)}``."""
+    ``{filter: (truth_labels, query_events, query_labels)}``.
+
+    ``fetch`` (or a ``reference`` path, reopened by each worker) gives reference bases.
+    With ``threads`` > 1 the clusters are matched in that many worker processes (clusters
+    are independent, so the labels are the same). ``info``, when given, receives
+    ``{filter: {"stats": Counter, "truth_kind": [...]}}``."""
     t_in = inside_flags(truth, confident)
     q_in = inside_flags(query, confident)
-    out: Labelled = {}
+    jobs = []
     for flt in FILTERS:
         keep = [j for j, e in enumerate(query) if flt == "ALL" or e.is_pass]
-        q = [query[j] for j in keep]
-        t_lab, q_lab = match_events(truth, q, None, t_in, [q_in[j] for j in keep], fetch=fetch)
+        jobs.append((flt, [query[j] for j in keep], [q_in[j] for j in keep]))
+    if threads > 1 and fetch is None:
+        results = _label_parallel(truth, t_in, jobs, reference, threads)
+    else:
+        own = Normalizer(reference) if fetch is None and reference is not None else None
+        f = fetch or (own.fetch if own is not None else None)
+        try:
+            results = [_label_job(truth, q, t_in, qi, f) for _, q, qi in jobs]
+        finally:
+            if own is not None:
+                own.close()
+    out: Labelled = {}
+    for (flt, q, _), (t_lab, q_lab, kinds, stats) in zip(jobs, results):
         out[flt] = (t_lab, q, q_lab)
+        if info is not None:
+            info[flt] = {"stats": stats, "truth_kind": kinds}
     return out
+
+
+def _label_job(truth, query, t_in, q_in, fetch):
+    stats: Counter = Counter()
+    kinds: list[str] = []
+    t_lab, q_lab = match_events(truth, query, None, t_in, q_in, fetch=fetch, stats=stats, truth_kind=kinds)
+    return t_lab, q_lab, kinds, stats
+
+
+_FORKED: dict = {}  # the parent's events, inherited (not pickled) by forked workers
+
+
+def _label_chunk(task):
+    jobno, ts, qs = task
+    truth, jobs, reference = _FORKED["truth"], _FORKED["jobs"], _FORKED["reference"]
+    q = jobs[jobno][1]
+    with Normalizer(reference) as norm:
+        return _label_job([truth[i] for i in ts], [q[j] for j in qs], [True] * len(ts), [True] * len(qs),
+                          norm.fetch if norm.has_reference else None)
+
+
+def _chunks(truth, t_in, query, q_in, n: int) -> list[tuple[list[int], list[int]]]:
+    """Split the inside events into about ``n`` runs of whole clusters (cut only where the
+    gap between events exceeds CLUSTER_GAP, so no cluster is split)."""
+    items = sorted(
+        [(e.chrom, e.pos, e.end, 0, i) for i, e in enumerate(truth) if t_in[i]]
+        + [(e.chrom, e.pos, e.end, 1, j) for j, e in enumerate(query) if q_in[j]]
+    )
+    target = max(1, len(items) // n)
+    out: list[tuple[list[int], list[int]]] = [([], [])]
+    chrom, end, size = None, 0, 0
+    for c, s, e, side, i in items:
+        if (c != chrom or s > end + CLUSTER_GAP) and size >= target:
+            out.append(([], []))
+            size = 0
+        if c != chrom or s > end + CLUSTER_GAP:
+            chrom, end = c, e
+        out[-1][side].append(i)
+        end = max(end, e)
+        size += 1
+    return out
+
+
+def _label_parallel(truth, t_in, jobs, reference, threads: int):
+    import multiprocessing as mp
+
+    tasks, layout = [], []
+    for n, (_, q, qi) in enumerate(jobs):
+        parts = _chunks(truth, t_in, q, qi, threads)
+        layout.append(parts)
+        tasks += [(n, ts, qs) for ts, qs in parts]
+    _FORKED.update(truth=truth, jobs=jobs, reference=None if reference is None else str(reference))
+    try:
+        with mp.get_context("fork").Pool(threads) as pool:
+            done = iter(pool.map(_label_chunk, tasks, chunksize=1))
+    finally:
+        _FORKED.clear()
+    results = []
+    for (_, q, qi), parts in zip(jobs, layout):
+        t_lab = ["FN" if f else "OUT" for f in t_in]
+        q_lab = ["UNK"] * len(q)
+        kinds = ["."] * len(truth)
+        stats: Counter = Counter()
+        for ts, qs in parts:
+            tl, ql, kd, st = next(done)
+            for k, i in enumerate(ts):
+                t_lab[i], kinds[i] = tl[k], kd[k]
+            for k, j in enumerate(qs):
+                q_lab[j] = ql[k]
+            stats.update(st)
+        results.append((t_lab, q_lab, kinds, stats))
+    return results
 
 
 def summary_rows(truth: list[Event], labelled: Labelled) -> list[dict]:
@@ -785,28 +876,122 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
             f"{config.query_vcf}: shares no contig with the truth "
             f"(truth: {sorted(t_contigs)[:3]}, query: {sorted(q_contigs)[:3]}); contig naming mismatch?"
         )
+    if config.reference is None:
+        _warn("no reference (-r): indels are trimmed but not left-aligned, and haplotype replay "
+              "knows only the bases named in REF alleles")
+    if config.pass_only:
+        query = [v for v in query if v.filter in ("PASS", ".")]
+    strata = []
+    if config.stratification is not None:
+        from .stratify import load_strata
+
+        s_alias = _ChrAlias(target, config.stratification)
+        strata = load_strata(config.stratification, rename=s_alias)
+        s_alias.report()
+    info: dict = {}
     with Normalizer(config.reference) as norm:
         if norm.has_reference:
             _check_ref(truth, norm, Path(config.truth_vcf), config.reference)
             _check_ref([v for v in query if v.is_variant_call()], norm, Path(config.query_vcf), config.reference)
         t_events = split_events(truth, norm)
         q_events = split_events(query, norm)
-    rows = summarize(t_events, q_events, confident)
+        fetch = norm.fetch if norm.has_reference and config.threads == 1 else None
+        labelled = label_filters(t_events, q_events, confident, fetch=fetch, reference=config.reference,
+                                 threads=config.threads, info=info)
+    rows = summary_rows(t_events, labelled)
+    from .stratify import extended_path, extended_rows, write_extended
+
+    prefix = config.output_prefix
+    order = list(contigs) if contigs is not None else list(read_header_contigs(config.truth_vcf))
+    lengths = contigs if contigs is not None else read_header_contigs(config.truth_vcf)
     renamed = {str(a.path): a.renamed for a in (t_alias, q_alias, b_alias) if a is not None and a.renamed}
-    write_metrics(metrics_path(config.output_prefix), {
-        "rows": rows,
-        "inputs": {k: (None if v is None else (list(v) if isinstance(v, list) else str(v))) for k, v in {
-            "truth_vcf": config.truth_vcf, "query_vcf": config.query_vcf, "confident_bed": config.confident_bed,
-            "reference": config.reference, "regions": list(config.regions), "truth_sample": config.truth_sample,
-            "query_sample": config.query_sample}.items()},
-        "counts": {"truth_records": len(truth), "query_records": len(query),
-                   "query_calls": sum(1 for v in query if v.is_variant_call()),
-                   "truth_events": len(t_events), "query_events": len(q_events),
-                   "confident_intervals": len(intervals) if confident is not None else None},
-        "contig_renames": renamed,
-    })
-    write_summary(summary_path(config.output_prefix), rows)
+    try:
+        write_annotated(annotated_path(prefix), truth, t_events, q_events, labelled["ALL"],
+                        info["ALL"]["truth_kind"], query, order, lengths)
+        write_extended(extended_path(prefix), extended_rows(t_events, labelled, strata))
+        write_metrics(metrics_path(prefix), {
+            "rows": rows,
+            "inputs": {k: (None if v is None else (list(v) if isinstance(v, list) else str(v))) for k, v in {
+                "truth_vcf": config.truth_vcf, "query_vcf": config.query_vcf, "confident_bed": config.confident_bed,
+                "reference": config.reference, "regions": list(config.regions), "truth_sample": config.truth_sample,
+                "query_sample": config.query_sample, "stratification": config.stratification}.items()},
+            "options": {"pass_only": config.pass_only, "threads": config.threads, "cluster_gap": CLUSTER_GAP,
+                        "max_assignments": MAX_ASSIGNMENTS},
+            "counts": {"truth_records": len(truth), "query_records": len(query),
+                       "query_calls": sum(1 for v in query if v.is_variant_call()),
+                       "truth_events": len(t_events), "query_events": len(q_events),
+                       "confident_intervals": len(intervals) if confident is not None else None},
+            "clusters": {flt: dict(sorted(info[flt]["stats"].items())) for flt in FILTERS},
+            "contig_renames": renamed,
+        })
+        write_summary(summary_path(prefix), rows)
+    except BaseException:
+        for p in (annotated_path(prefix), Path(str(annotated_path(prefix)) + ".tbi"), extended_path(prefix),
+                  metrics_path(prefix)):
+            p.unlink(missing_ok=True)
+        raise
     return rows
+
+
+def annotated_path(prefix: str | Path) -> Path:
+    return Path(str(prefix) + ".vcf.gz")
+
+
+def _gt_text(gt: tuple[int, ...]) -> str:
+    return "/".join("." if a < 0 else str(a) for a in gt) or "."
+
+
+def write_annotated(path, truth: list[Variant], t_events: list[Event], q_events: list[Event],
+                    labelled_all: tuple[list[str], list[Event], list[str]], truth_kind: list[str],
+                    query: list[Variant], order: list[str], lengths: dict) -> None:
+    """PREFIX.vcf.gz: every scored truth record and every query call, one line each, with
+    hap.py's per-sample decision fields in two samples, TRUTH and QUERY:
+    BD (TP, FN, FP, UNK), BK (gm genotype match, am allele match, lm local match, . none)
+    and BVT (SNP, INDEL or MIXED). A record takes the decision of its worst event (FN/FP
+    over TP; UNK only when all its events are outside the confident regions)."""
+    t_lab, q_ev, q_lab = labelled_all
+    by_rec: dict[tuple[int, int], list[tuple[Event, str, str]]] = {}
+    for e, lab, kind in zip(t_events, t_lab, truth_kind):
+        by_rec.setdefault((0, e.rec), []).append((e, lab, kind))
+    q_kind = {"TP": "gm", "FP.gt": "am", "FP.al": "lm"}
+    for e, lab in zip(q_ev, q_lab):
+        by_rec.setdefault((1, e.rec), []).append((e, lab, q_kind.get(lab, ".")))
+    rank = {c: n for n, c in enumerate(order)}
+    lines = []
+    for (side, r), evs in by_rec.items():
+        v = (truth if side == 0 else query)[r]
+        labs = [lab for _, lab, _ in evs if lab not in ("OUT", "UNK")]
+        if not labs:
+            bd, bk = "UNK", "."
+        else:
+            bad = [(lab, kind) for (_, lab, kind) in evs if lab not in ("TP", "OUT", "UNK")]
+            if bad:
+                bd = "FN" if side == 0 else "FP"
+                bk = next((k for k in ("am", "lm") if any(kind == k for _, kind in bad)), ".")
+            else:
+                bd, bk = "TP", "gm"
+        types = {e.vtype for e, _, _ in evs}
+        bvt = types.pop() if len(types) == 1 else "MIXED"
+        sample = f"{_gt_text(v.gt)}:{bd}:{bk}:{bvt}"
+        empty = ".:.:.:."
+        qual = "." if v.qual is None else f"{v.qual:g}"
+        lines.append(((rank.get(v.chrom, len(rank)), v.chrom, v.pos, side, r), "\t".join([
+            v.chrom, str(v.pos + 1), ".", v.ref, ",".join(v.alts), qual, v.filter, ".", "GT:BD:BK:BVT",
+            sample if side == 0 else empty, sample if side == 1 else empty])))
+    lines.sort()
+    seen = [c for c in order] + sorted({v for (_, v, *_), _ in lines} - set(order))
+    header = [
+        "##fileformat=VCFv4.2",
+        "##source=dvtrain evaluate",
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=BD,Number=1,Type=String,Description="Decision for call (TP/FP/FN/UNK)">',
+        '##FORMAT=<ID=BK,Number=1,Type=String,Description="Sub-type for decision (gm: genotype match, '
+        'am: allele match, lm: local match, .: none)">',
+        '##FORMAT=<ID=BVT,Number=1,Type=String,Description="Variant type (SNP, INDEL or MIXED)">',
+    ]
+    header += [f"##contig=<ID={c},length={lengths[c]}>" if lengths.get(c) else f"##contig=<ID={c}>" for c in seen]
+    header.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", "TRUTH", "QUERY"]))
+    write_bgzip_vcf(path, [text for _, text in lines], "\n".join(header) + "\n")
 
 
 def metrics_path(prefix: str | Path) -> Path:

@@ -35,7 +35,7 @@ import numpy as np
 
 from .bed import merge, read_bed
 from .errors import InputError
-from .evaluate import COLUMNS, FILTERS, TYPES, Event, Labelled, format_value, metrics_row
+from .evaluate import _TRANSITIONS, COLUMNS, FILTERS, TYPES, Event, Labelled, format_value, metrics_row
 from .fileio import atomic_output
 
 EXTENDED_COLUMNS = ["Type", "Subtype", "Subset", "Filter", "Genotype", *COLUMNS[2:], "Subset.Size"]
@@ -45,7 +45,7 @@ SUBTYPES = {
     "INDEL": tuple(f"{k}{c}" for k in "IDC" for c in LENGTH_CLASSES),
 }
 GENOTYPES = ("het", "homalt", "hetalt")
-_TRANSITIONS = {("A", "G"), ("G", "A"), ("C", "T"), ("T", "C")}  # as evaluate's TiTv
+
 
 
 # ---------------------------------------------------------------- subtypes
