@@ -104,6 +104,8 @@ class Event:
     is_pass: bool
     rec: int = -1  # index of the source record in the list given to split_events
     gtc: str = "het"  # genotype class of the source record: het, homalt or hetalt
+    rpos: int = -1  # the source record's POS (0-based) and REF: reference bases it names
+    rref: str = ""
 
     @property
     def key(self) -> tuple[str, int, str, str]:
@@ -212,7 +214,8 @@ def split_events(variants: Iterable[Variant], normalizer: Callable | None = None
             if not alt or alt == v.ref:  # symbolic / breakend / '*' / no-op
                 continue
             pos, ref, nalt = norm(v.chrom, v.pos, v.ref, alt)
-            out.append(Event(v.chrom, pos, ref, nalt, counts[a], variant_type(ref, nalt), is_pass, n, gtc))
+            out.append(Event(v.chrom, pos, ref, nalt, counts[a], variant_type(ref, nalt), is_pass, n, gtc,
+                             v.pos, v.ref))
     return out
 
 
@@ -378,6 +381,10 @@ def _window(chrom: str, t_ev: list[Event], q_ev: list[Event], fetch) -> tuple[st
     seq = [chr(_UNKNOWN + i) for i in range(we - ws)]
     for e in evs:
         seq[e.pos - ws : e.end - ws] = e.ref
+        if e.rref:  # the untrimmed record REF may name more bases
+            lo, hi = max(e.rpos, ws), min(e.rpos + len(e.rref), we)
+            if lo < hi:
+                seq[lo - ws : hi - ws] = e.rref[lo - e.rpos : hi - e.rpos]
     return "".join(seq), ws
 
 
@@ -407,6 +414,23 @@ def _key_match(truth, query, ts, qs, t_label, q_label) -> None:
             q_label[j] = "FP"
 
 
+def _clusters(truth, query, ts, qs, gap: int) -> list[tuple[list[int], list[int]]]:
+    """Group truth events ``ts`` and query events ``qs`` (indices) into clusters: sorted by
+    position, an event joins the current cluster when it starts at most ``gap`` bases
+    after the cluster's end."""
+    items = sorted([(truth[i].chrom, truth[i].pos, truth[i].end, 0, i) for i in ts]
+                   + [(query[j].chrom, query[j].pos, query[j].end, 1, j) for j in qs])
+    out: list[tuple[list[int], list[int]]] = []
+    chrom, end = None, 0
+    for c, s, e, side, i in items:
+        if c != chrom or s > end + gap:
+            out.append(([], []))
+            chrom, end = c, e
+        out[-1][side].append(i)
+        end = max(end, e)
+    return out
+
+
 def _overlaps(a: Event, b: Event) -> bool:
     return a.pos < b.end and b.pos < a.end
 
@@ -434,42 +458,39 @@ def match_events(
     q_label = ["UNK"] * len(query)
     kinds = ["."] * len(truth)
     stats = stats if stats is not None else Counter()
-    items = sorted(
-        [(e.chrom, e.pos, e.end, 0, i) for i, e in enumerate(truth) if t_in[i]]
-        + [(e.chrom, e.pos, e.end, 1, j) for j, e in enumerate(query) if q_in[j]]
-    )
-    clusters: list[tuple[list[int], list[int]]] = []
-    chrom, end = None, 0
-    for c, s, e, side, i in items:
-        if c != chrom or s > end + CLUSTER_GAP:
-            clusters.append(([], []))
-            chrom, end = c, e
-        clusters[-1][side].append(i)
-        end = max(end, e)
-    for ts, qs in clusters:
+    clusters = _clusters(truth, query, [i for i in range(len(truth)) if t_in[i]],
+                         [j for j in range(len(query)) if q_in[j]], CLUSTER_GAP)
+
+    def decide(ts: list[int], qs: list[int], may_split: bool) -> None:
         if not qs:
             stats["truth_only"] += 1
-            continue
+            return
         if not ts:
             stats["query_only"] += 1
             for j in qs:
                 q_label[j] = "FP"
-            continue
+            return
         if sorted((truth[i].key, truth[i].copies) for i in ts) == sorted((query[j].key, query[j].copies) for j in qs):
             stats["identical"] += 1
             for i in ts:
                 t_label[i] = "TP"
             for j in qs:
                 q_label[j] = "TP"
-            continue
+            return
         t_ev = [truth[i] for i in ts]
         q_ev = [query[j] for j in qs]
         ref, ws = _window(t_ev[0].chrom, t_ev, q_ev, fetch)
         found = _cluster_match(ref, ws, t_ev, q_ev)
         if found is None:
-            stats["too_large"] += 1
-            _key_match(truth, query, ts, qs, t_label, q_label)
-            continue
+            parts = _clusters(truth, query, ts, qs, 0) if may_split else []
+            if len(parts) > 1:  # too large: replay its runs of overlapping events apart
+                stats["split"] += 1
+                for pt, pq in parts:
+                    decide(pt, pq, False)
+            else:
+                stats["too_large"] += 1
+                _key_match(truth, query, ts, qs, t_label, q_label)
+            return
         stats["replayed"] += 1
         for k in found[0]:
             t_label[ts[k]] = "TP"
@@ -495,6 +516,9 @@ def match_events(
         if truth_kind is not None and allele is not None:
             for k in allele[0]:
                 kinds[ts[rest_t[k]]] = "am"
+
+    for ts, qs in clusters:
+        decide(ts, qs, True)
     if truth_kind is not None:
         _truth_kinds(truth, query, t_label, q_label, clusters, kinds)
         truth_kind[:] = kinds
@@ -638,24 +662,17 @@ def _label_chunk(task):
 
 
 def _chunks(truth, t_in, query, q_in, n: int) -> list[tuple[list[int], list[int]]]:
-    """Split the inside events into about ``n`` runs of whole clusters (cut only where the
-    gap between events exceeds CLUSTER_GAP, so no cluster is split)."""
-    items = sorted(
-        [(e.chrom, e.pos, e.end, 0, i) for i, e in enumerate(truth) if t_in[i]]
-        + [(e.chrom, e.pos, e.end, 1, j) for j, e in enumerate(query) if q_in[j]]
-    )
-    target = max(1, len(items) // n)
+    """The clusters of the inside events grouped into about ``n`` runs (whole clusters
+    only, so the labels do not depend on ``n``)."""
+    clusters = _clusters(truth, query, [i for i, f in enumerate(t_in) if f],
+                         [j for j, f in enumerate(q_in) if f], CLUSTER_GAP)
+    target = max(1, sum(len(a) + len(b) for a, b in clusters) // n)
     out: list[tuple[list[int], list[int]]] = [([], [])]
-    chrom, end, size = None, 0, 0
-    for c, s, e, side, i in items:
-        if (c != chrom or s > end + CLUSTER_GAP) and size >= target:
+    for ts, qs in clusters:
+        if len(out[-1][0]) + len(out[-1][1]) >= target:
             out.append(([], []))
-            size = 0
-        if c != chrom or s > end + CLUSTER_GAP:
-            chrom, end = c, e
-        out[-1][side].append(i)
-        end = max(end, e)
-        size += 1
+        out[-1][0].extend(ts)
+        out[-1][1].extend(qs)
     return out
 
 
@@ -989,6 +1006,9 @@ def write_annotated(path, truth: list[Variant], t_events: list[Event], q_events:
         'am: allele match, lm: local match, .: none)">',
         '##FORMAT=<ID=BVT,Number=1,Type=String,Description="Variant type (SNP, INDEL or MIXED)">',
     ]
+    filters = sorted({text.split("\t")[6] for _, text in lines} - {"PASS", "."})
+    header += ['##FILTER=<ID=PASS,Description="All filters passed">']
+    header += [f'##FILTER=<ID={f},Description="from the input VCF">' for f in filters]
     header += [f"##contig=<ID={c},length={lengths[c]}>" if lengths.get(c) else f"##contig=<ID={c}>" for c in seen]
     header.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", "TRUTH", "QUERY"]))
     write_bgzip_vcf(path, [text for _, text in lines], "\n".join(header) + "\n")

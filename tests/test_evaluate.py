@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -423,3 +425,101 @@ def test_tiny_giab_without_contig_line(tmp_path, capsys):
     assert snp["TRUTH.TOTAL.het_hom_ratio"] is None  # all 14 are het
     assert rows["INDEL", "PASS"]["TRUTH.TOTAL"] == 0
     assert "no ##contig line for 'q'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the other outputs
+def _decisions(path: Path) -> dict[tuple[str, int], tuple[str, str, str]]:
+    out = {}
+    with pysam.VariantFile(str(path)) as vf:
+        assert list(vf.header.samples) == ["TRUTH", "QUERY"]
+        for r in vf:
+            for s in ("TRUTH", "QUERY"):
+                bd, bk = r.samples[s]["BD"], r.samples[s]["BK"]
+                if bd not in (None, "."):
+                    out[s, r.pos] = (bd, None if bk == "." else bk, r.samples[s]["BVT"])
+    return out
+
+
+def test_annotated_vcf_decisions(world):
+    run(world)
+    vcf = world["tmp"] / "out" / "eval.vcf.gz"
+    assert Path(str(vcf) + ".tbi").exists()
+    got = _decisions(vcf)
+    assert got == {
+        ("TRUTH", 10): ("TP", "gm", "SNP"), ("QUERY", 10): ("TP", "gm", "SNP"),
+        ("TRUTH", 20): ("FN", None, "SNP"),                      # the query has RefCall there
+        ("QUERY", 30): ("FP", None, "SNP"),
+        ("TRUTH", 40): ("FN", "am", "SNP"), ("QUERY", 40): ("FP", "am", "SNP"),  # genotype differs
+        ("TRUTH", 50): ("FN", "lm", "SNP"), ("QUERY", 50): ("FP", "lm", "SNP"),  # other allele
+        ("TRUTH", 59): ("TP", "gm", "INDEL"), ("QUERY", 63): ("TP", "gm", "INDEL"),
+        ("TRUTH", 80): ("TP", "gm", "SNP"), ("QUERY", 80): ("TP", "gm", "SNP"),
+        ("TRUTH", 90): ("TP", "gm", "SNP"), ("QUERY", 90): ("TP", "gm", "SNP"),  # ALL: LowQual counts
+        ("QUERY", 100): ("FP", None, "SNP"),
+        ("TRUTH", 140): ("UNK", None, "INDEL"), ("QUERY", 140): ("UNK", None, "INDEL"),
+        ("TRUTH", 160): ("UNK", None, "SNP"), ("QUERY", 150): ("UNK", None, "SNP"),
+    }
+
+
+def test_threads_give_identical_outputs(world):
+    run(world, output_prefix=world["tmp"] / "one" / "eval")
+    run(world, output_prefix=world["tmp"] / "two" / "eval", threads=2)
+    for suffix in (".summary.csv", ".extended.csv"):
+        a = (world["tmp"] / "one" / ("eval" + suffix)).read_text()
+        assert a == (world["tmp"] / "two" / ("eval" + suffix)).read_text()
+    a, b = (gzip.open(world["tmp"] / d / "eval.vcf.gz", "rt").read() for d in ("one", "two"))
+    assert a == b
+
+
+def test_pass_only_drops_filtered_query_records(world):
+    rows = run(world, pass_only=True)
+    assert counts(rows["SNP", "ALL"]) == counts(rows["SNP", "PASS"]) == counts(run(world)["SNP", "PASS"])
+
+
+def test_no_reference_is_a_warning(world, capsys):
+    run(world, reference=None)
+    assert "no reference (-r)" in capsys.readouterr().err
+
+
+def test_stratification_subsets(world):
+    tmp = world["tmp"]
+    (tmp / "strata").mkdir()
+    (tmp / "strata" / "first50.bed").write_text("c1\t0\t50\n")
+    tsv = tmp / "strata.tsv"
+    tsv.write_text("# name\tbed\nfirst50\tstrata/first50.bed\n")
+    rows = run(world, stratification=tsv)
+    from dvtrain.stratify import extended_path
+
+    ext = list(csv.DictReader(extended_path(tmp / "out" / "eval").open()))
+    star = [r for r in ext if r["Subset"] == "*" and r["Subtype"] == "*" and r["Genotype"] == "*"]
+    for r in star:  # the whole-set rows repeat the summary
+        s = rows[r["Type"], r["Filter"]]
+        assert int(r["TRUTH.TP"]) == s["TRUTH.TP"] and int(r["QUERY.FP"]) == s["QUERY.FP"]
+    sub = {(r["Type"], r["Filter"], r["Subtype"], r["Genotype"]): r for r in ext if r["Subset"] == "first50"}
+    snp = sub["SNP", "PASS", "*", "*"]
+    # truth SNPs at 10, 20, 40, 50 (1-based) lie in [0, 50); 10 is the only TP
+    assert (int(snp["TRUTH.TOTAL"]), int(snp["TRUTH.TP"])) == (4, 1)
+    assert int(snp["Subset.Size"]) == 50
+    assert int(sub["SNP", "PASS", "ti", "*"]["TRUTH.TOTAL"]) == 3  # 10 C>T, 20 T>C, 50 C>T
+
+
+def test_cli_hap_py_flags(world):
+    from click.testing import CliRunner
+
+    from dvtrain.cli import cli
+
+    tsv = world["tmp"] / "s.tsv"
+    (world["tmp"] / "all.bed").write_text("c1\t0\t200\n")
+    tsv.write_text("all\tall.bed\n")
+    prefix = world["tmp"] / "cli" / "hap"
+    res = CliRunner().invoke(cli, [
+        "evaluate", str(world["truth"]), str(world["query"]), "-f", str(world["bed"]), "-r", str(world["ref"]),
+        "-o", str(prefix), "-l", "c1", "--pass-only", "--stratification", str(tsv), "--threads", "2"])
+    assert res.exit_code == 0, res.output
+    for suffix in (".summary.csv", ".extended.csv", ".vcf.gz", ".vcf.gz.tbi", ".metrics.json"):
+        assert Path(str(prefix) + suffix).exists(), suffix
+    metrics = json.loads(Path(str(prefix) + ".metrics.json").read_text())
+    assert metrics["options"]["pass_only"] is True and metrics["options"]["threads"] == 2
+    assert metrics["inputs"]["regions"] == ["c1"]
+    res = CliRunner().invoke(cli, [
+        "evaluate", str(world["truth"]), str(world["query"]), "-o", str(prefix), "-l", "c1,c9", "-r", str(world["ref"])])
+    assert res.exit_code != 0 and "c9" in str(res.exception)  # main() prints it as one line
