@@ -8,7 +8,11 @@ then times ``evaluate`` in a fresh interpreter, best of N, for
 
 * self:      truth vs truth (everything TP);
 * perturbed: truth vs the perturbed copy; its PASS rows are checked against the counts the
-  perturbation implies (exit 1 on any mismatch).
+  perturbation implies (exit 1 on any mismatch);
+* perturbed -t2: the same with ``threads=2`` (matching in two forked workers).
+
+Each run writes every output (summary, extended, annotated VCF + index, metrics); the
+PASS-filter cluster statistics (identical / replayed / split / too_large) are recorded.
 
 Wall time is the child process's whole life (interpreter start, imports, reading, writing);
 peak RSS is ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` of a wrapper that ran only that child.
@@ -41,7 +45,7 @@ import json, sys
 from dvtrain.config import EvaluateConfig
 from dvtrain.evaluate import evaluate
 rows = evaluate(EvaluateConfig(truth_vcf=sys.argv[1], query_vcf=sys.argv[2], confident_bed=sys.argv[3],
-                               output_prefix=sys.argv[4]))
+                               output_prefix=sys.argv[4], threads=int(sys.argv[5])))
 with open(sys.argv[4] + ".rows.json", "w") as fh:
     json.dump(rows, fh)
 """
@@ -71,15 +75,17 @@ def main() -> int:
         build_s = time.perf_counter() - t
         results = {}
         mismatches = []
-        for name, q in (("self", truth), ("perturbed", query)):
-            prefix = str(work / name)
-            results[name] = measure([sys.executable, "-c", _EVAL, str(truth), str(q), str(bed), prefix],
+        for name, q, threads in (("self", truth, 1), ("perturbed", query, 1), ("perturbed -t2", query, 2)):
+            prefix = str(work / ("eval-" + name.replace(" ", "")))
+            results[name] = measure([sys.executable, "-c", _EVAL, str(truth), str(q), str(bed), prefix, str(threads)],
                                     args.repeats, env)
+            results[name]["clusters"] = json.loads(Path(prefix + ".metrics.json").read_text())["clusters"]["PASS"]
             rows = {(r["Type"], r["Filter"]): r for r in json.loads(Path(prefix + ".rows.json").read_text())}
             results[name]["pass_rows"] = {t: {c: rows[t, "PASS"][c] for c in CHECKED} for t in ("SNP", "INDEL")}
         for vtype, exp in info["expected"].items():
-            got = results["perturbed"]["pass_rows"][vtype]
-            mismatches += [f"{vtype} {c}: got {got[c]}, expected {exp[c]}" for c in CHECKED if got[c] != exp[c]]
+            for name in ("perturbed", "perturbed -t2"):
+                got = results[name]["pass_rows"][vtype]
+                mismatches += [f"{name} {vtype} {c}: got {got[c]}, expected {exp[c]}" for c in CHECKED if got[c] != exp[c]]
     report = {
         "benchmark": "evaluate (stage 6), Platinum NA12878 chr21 truth vs itself and vs a perturbed copy",
         "params": {"truth_records": 65402, "drop": args.drop, "flip": args.flip, "add_fp": args.add_fp,

@@ -862,6 +862,7 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
     for p in (config.truth_vcf, config.query_vcf):
         if Path(p).is_file():
             _require_sample(Path(p))
+    _refuse_overwrite(config)
     # contig names: the reference's when given, else the truth's; a file whose names differ
     # only by a 'chr' prefix is mapped onto them (with one warning per file)
     t_alias = _ChrAlias(set(contigs), config.truth_vcf) if contigs is not None else None
@@ -948,6 +949,21 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
             p.unlink(missing_ok=True)
         raise
     return rows
+
+
+def _refuse_overwrite(config: EvaluateConfig) -> None:
+    """An output PREFIX must not name an input (``-o calls`` would replace calls.vcf.gz)."""
+    from .stratify import extended_path
+
+    prefix = config.output_prefix
+    outs = [annotated_path(prefix), Path(str(annotated_path(prefix)) + ".tbi"), summary_path(prefix),
+            extended_path(prefix), metrics_path(prefix)]
+    for src in (config.truth_vcf, config.query_vcf, config.confident_bed, config.stratification, config.reference):
+        if src is None or not Path(src).exists():
+            continue
+        for out in outs:
+            if out.exists() and out.resolve() == Path(src).resolve():
+                raise InputError(src, f"is also an output of -o {prefix} ({out.name}); choose another output prefix")
 
 
 def annotated_path(prefix: str | Path) -> Path:

@@ -523,3 +523,12 @@ def test_cli_hap_py_flags(world):
     res = CliRunner().invoke(cli, [
         "evaluate", str(world["truth"]), str(world["query"]), "-o", str(prefix), "-l", "c1,c9", "-r", str(world["ref"])])
     assert res.exit_code != 0 and "c9" in str(res.exception)  # main() prints it as one line
+
+
+def test_output_prefix_must_not_overwrite_an_input(world):
+    gz = world["tmp"] / "calls.vcf.gz"
+    pysam.tabix_compress(str(world["query"]), str(gz))
+    before = gz.read_bytes()
+    with pytest.raises(InputError, match="also an output"):
+        run(world, query_vcf=gz, output_prefix=world["tmp"] / "calls")
+    assert gz.read_bytes() == before
