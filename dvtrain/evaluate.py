@@ -1,55 +1,84 @@
-"""A hap.py-style small-variant benchmark (first version: allele matching, no haplotypes).
+"""A hap.py / vcfeval-style small-variant benchmark with haplotype replay.
 
 ``evaluate(config)`` compares a query VCF with a truth VCF, optionally only inside a
-confident-regions BED (hap.py ``-f``), and writes ``PREFIX.summary.csv`` with hap.py's
-columns, and ``PREFIX.metrics.json`` (the same rows, the inputs, record/event counts). The pure helpers (``split_events``, ``match_events``, ``summarize``,
+confident-regions BED (hap.py ``-f``), and writes, all atomically:
+
+* ``PREFIX.summary.csv``: hap.py's columns, rows INDEL/SNP x ALL/PASS;
+* ``PREFIX.extended.csv``: the same per subset (``*`` and each ``--stratification``
+  stratum), subtype (ti/tv, I/D/C x 1_5/6_15/16_PLUS) and genotype (``dvtrain.stratify``);
+* ``PREFIX.vcf.gz`` (+ ``.tbi``): every scored truth record and query call with hap.py's
+  BD / BK / BVT decision fields in samples TRUTH and QUERY;
+* ``PREFIX.metrics.json``: the summary rows, inputs, options, record/event counts and how
+  many clusters were decided each way.
+
+The pure helpers (``split_events``, ``match_events``, ``label_filters``, ``summary_rows``,
 ``evaluate_rows_for``) do the same on in-memory data.
 
 What is compared
 ----------------
 * **Truth**: the first sample (or ``truth_sample``) of every record whose FILTER is
   ``PASS`` or ``.``.
-* **Query**: the first sample (or ``query_sample``) of every record; a record is a *call*
-  only when its genotype carries a non-reference allele (``0/0`` RefCall records, ``./.``
-  and ``.`` are not variants). Phased and unphased genotypes are alike; a missing allele
-  counts for nothing (``./1`` is one copy); a haploid genotype (``1``) is homozygous.
+* **Query**: the first sample (or ``query_sample``) of every record (PASS/``.`` only with
+  ``pass_only``); a record is a *call* only when its genotype carries a non-reference
+  allele (``0/0`` RefCall records, ``./.`` and ``.`` are not variants). Phased and
+  unphased genotypes are alike; a missing allele counts for nothing (``./1`` is one copy);
+  a haploid genotype (``1``) is homozygous.
 * **Contig names** that differ from the truth's (or, with a reference, the reference's)
-  only by a ``chr`` prefix, in the query, the BED or the truth, are mapped onto them with a
-  warning.
-  Rows are produced for Filter ``ALL`` (every call, whatever its FILTER) and ``PASS``
-  (calls whose FILTER is ``PASS`` or ``.``).
+  only by a ``chr`` prefix, in the query, the BED, the strata or the truth, are mapped onto
+  them with a warning. Rows are produced for Filter ``ALL`` (every call, whatever its
+  FILTER) and ``PASS`` (calls whose FILTER is ``PASS`` or ``.``).
 * **Events**: each record is split into one event per distinct non-reference allele named
   in its genotype (``1/2`` gives two events, ``2/2`` one). An event's *copies* is how many
   times its allele occurs in the genotype (het 1, hom 2; each allele of ``1/2`` has 1).
   Symbolic / breakend / ``*`` alleles are skipped (out of scope for small variants).
 * **Normalisation**: each event is trimmed and, when a reference is given, left-aligned
-  (``variants.normalize``). Without a reference events are only trimmed (common suffix,
-  then common prefix, always keeping one base), so un-left-aligned indels do not match.
-  With a reference, each record's REF must agree with it (``N`` matches anything), and
-  records on contigs the reference lacks are handled by ``read_vcf`` (a VCF with no record
-  on a reference contig is an error).
+  (``variants.normalize``); each record's REF must agree with the reference (``N``
+  matches anything). Without a reference a warning says that events are only trimmed.
 * **Type**: ``SNP`` when the normalised REF and ALT are single bases, otherwise ``INDEL``
-  (MNPs and complex substitutions count as INDEL).
+  (MNPs and complex substitutions count as INDEL). Truth and query events are typed
+  separately, so a truth MNP matched by two query SNPs is one INDEL TP in the truth
+  columns and two SNP TPs in the query columns.
 * **Confident regions**: an event is *inside* when its normalised REF span
   ``[pos, pos + len(ref))`` lies within one (merged) BED interval. Truth events outside
-  are dropped entirely; query events outside are ``UNK``. Because the decision uses the
-  normalised span, the same allele gets the same decision in the truth and the query
-  whatever its written representation.
+  are not counted (``OUT``); query events outside are ``UNK``.
 
-Matching and counting (per type, per query filter)
---------------------------------------------------
-Events are keyed by normalised ``(chrom, pos, ref, alt)``. For each key the inside truth
-events and the inside query events are paired: first those with equal *copies* (truth
-``TP``, query ``TP``), then the remaining ones pairwise (truth ``FN``, query ``FP`` counted in
-``FP.gt``). Unpaired truth events are ``FN``. An unpaired query event is ``FP``; it also
-counts in ``FP.al`` when no truth event has its key but some inside truth event starts at
-the same normalised ``(chrom, pos)`` (a different allele at a truth site). A surplus
-duplicate of an already-paired key is a plain ``FP``.
+Matching (vcfeval's idea, per cluster)
+--------------------------------------
+Inside truth and query events are sorted together and cut into *clusters*: an event joins
+the current cluster when it starts at most ``CLUSTER_GAP`` (10) bases after the cluster's
+end. Each cluster is decided on its own (which is what lets ``threads`` split the work):
 
+1. only truth events: all ``FN``; only query events: all ``FP``;
+2. the same (allele, copies) multiset on both sides: all ``TP``, no search;
+3. otherwise **genotype replay**: every subset of the truth events and of the query
+   events is placed on two haplotypes (a het event on either, a hom event on both, the
+   two alleles of one het-alt record on different ones, phase ignored); events on one
+   haplotype may not overlap (a pure indel's anchor base is not part of its edit, so a
+   SNP on the anchor can join it); each haplotype is replayed onto the reference over the
+   cluster's window. The pair of subsets whose haplotype pairs are identical and that
+   holds the most events wins (ties: the first found; a non-empty subset that replays to
+   the reference, i.e. events that cancel out, matches nothing). Its events are ``TP``.
+   Identical events paired first and the rest replayed is also tried, and the better of
+   the two kept (a call set may hold events that cannot share haplotypes, e.g. Platinum's
+   hom SNP inside a hom deletion);
+4. **allele replay** of what is left, on one haplotype with genotypes ignored: query
+   events in the best matching subset are ``FP.gt`` (their truth partners stay ``FN``,
+   BK ``am``); other query events are ``FP.al`` when they overlap a truth event of the
+   cluster, else ``FP``;
+5. a cluster whose search would exceed ``MAX_ASSIGNMENTS`` placements per side is cut
+   into runs of overlapping events and each is decided as above; a run still too large
+   falls back to matching by normalised allele and copies.
+
+Without a reference the window's bases are those named by the REF alleles of the
+cluster's records (untrimmed); other bases are unique unknowns, so two representations are
+equal only when the REF alleles prove it.
+
+Counting (per type, per query filter)
+-------------------------------------
 * ``TRUTH.TOTAL`` = inside truth events; ``TRUTH.TP + TRUTH.FN = TRUTH.TOTAL``.
 * ``QUERY.TOTAL`` = all query events of the filter (inside and outside);
   ``QUERY.UNK`` = those outside; ``QUERY.FP`` includes ``FP.gt`` and ``FP.al``;
-  ``QUERY.TP = QUERY.TOTAL - QUERY.FP - QUERY.UNK`` (equals ``TRUTH.TP`` here).
+  ``QUERY.TP = QUERY.TOTAL - QUERY.FP - QUERY.UNK``.
 * ``METRIC.Recall = TRUTH.TP / (TRUTH.TP + TRUTH.FN)``,
   ``METRIC.Precision = QUERY.TP / (QUERY.TP + QUERY.FP)``,
   ``METRIC.Frac_NA = QUERY.UNK / QUERY.TOTAL``, ``METRIC.F1_Score`` their harmonic mean
