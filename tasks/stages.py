@@ -147,7 +147,8 @@ def call_task(config: CallConfig) -> dict:
 @task(
     cache_policy=FileContentInputs(
         outputs=("output_prefix",), stage="dvtrain.evaluate",
-        must_exist=lambda inputs: [f"{inputs['config'].output_prefix}.summary.csv"],
+        must_exist=lambda inputs: [f"{inputs['config'].output_prefix}{s}"
+                                   for s in (".summary.csv", ".extended.csv", ".vcf.gz", ".metrics.json")],
     ),
     **STAGE_OPTIONS,
 )
