@@ -774,14 +774,19 @@ def format_value(v) -> str:
     return str(v)
 
 
-def write_summary(path: str | Path, rows: list[dict]) -> None:
+def write_csv(path: str | Path, columns: list[str], rows: list[dict]) -> None:
+    """Rows as CSV with ``columns`` (``format_value`` cells), written atomically."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(columns)
     for r in rows:
-        w.writerow([format_value(r.get(c)) for c in COLUMNS])
+        w.writerow([format_value(r.get(c)) for c in columns])
     with atomic_output(path, suffix=".csv") as tmp:
         tmp.write_text(buf.getvalue())
+
+
+def write_summary(path: str | Path, rows: list[dict]) -> None:
+    write_csv(path, COLUMNS, rows)
 
 
 def read_summary(path: str | Path) -> list[dict]:

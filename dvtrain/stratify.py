@@ -26,8 +26,6 @@ out. Every row is ``evaluate.metrics_row`` of the events (and their labels) of t
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
@@ -35,8 +33,7 @@ import numpy as np
 
 from .bed import merge, read_bed
 from .errors import InputError
-from .evaluate import _TRANSITIONS, COLUMNS, FILTERS, TYPES, Event, Labelled, format_value, metrics_row
-from .fileio import atomic_output
+from .evaluate import _TRANSITIONS, COLUMNS, FILTERS, TYPES, Event, Labelled, metrics_row, write_csv
 
 EXTENDED_COLUMNS = ["Type", "Subtype", "Subset", "Filter", "Genotype", *COLUMNS[2:], "Subset.Size"]
 LENGTH_CLASSES = ("1_5", "6_15", "16_PLUS")
@@ -236,10 +233,4 @@ def extended_path(prefix: str | Path) -> Path:
 
 def write_extended(path: str | Path, rows: list[dict]) -> None:
     """Write extended rows as CSV (``EXTENDED_COLUMNS``), atomically."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(EXTENDED_COLUMNS)
-    for r in rows:
-        w.writerow([format_value(r.get(c)) for c in EXTENDED_COLUMNS])
-    with atomic_output(path, suffix=".csv") as tmp:
-        tmp.write_text(buf.getvalue())
+    write_csv(path, EXTENDED_COLUMNS, rows)
