@@ -59,7 +59,7 @@ def test_baseline_model_calls_real_na12878_reads(demo_report, tiny, tmp_path):
                                      ref=tiny / "q.fa", outfile=tmp_path / "tiny.vcf.gz", sample_name="NA12878"))
     assert calls["num_records"] == ex["num_examples"] > 14
     rows = evaluate(EvaluateConfig(truth_vcf=tiny / "NA12878.chr22.tiny.giab.vcf", query_vcf=calls["outfile"],
-                                   reference=tiny / "q.fa", output_prefix=tmp_path / "tiny"))
+                                   reference=tiny / "q.fa", output_prefix=tmp_path / "tiny.eval"))
     snp = next(r for r in rows if r["Type"] == "SNP" and r["Filter"] == "PASS")
     assert snp["TRUTH.TOTAL"] == 14 and snp["TRUTH.TP"] >= 12  # all 14 are 39x het SNPs
     assert (tmp_path / "tiny.summary.csv").exists()
