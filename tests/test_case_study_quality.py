@@ -62,4 +62,4 @@ def test_baseline_model_calls_real_na12878_reads(demo_report, tiny, tmp_path):
                                    reference=tiny / "q.fa", output_prefix=tmp_path / "tiny.eval"))
     snp = next(r for r in rows if r["Type"] == "SNP" and r["Filter"] == "PASS")
     assert snp["TRUTH.TOTAL"] == 14 and snp["TRUTH.TP"] >= 12  # all 14 are 39x het SNPs
-    assert (tmp_path / "tiny.summary.csv").exists()
+    assert (tmp_path / "tiny.eval.summary.csv").exists()
