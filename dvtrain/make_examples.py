@@ -27,58 +27,25 @@ later refinement.)
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 import pysam
 
-from . import __version__
 from .bed import IntervalIndex, read_bed
 from .config import MakeExamplesConfig
 from .errors import InputError
+from .evaluate import Normalizer, split_events
 from .example_proto import encode_alt_allele_indices, encode_example, encode_variant
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
-from .evaluate import Normalizer, split_events
-from .variants import normalize, read_vcf
+from .pileup import build_image, channel_names, example_info
+from .reads import BASE_CODE, Read, RefCache, fetch_reads
+from .variants import read_vcf
 
 PARTITION_SIZE = 1000
-REF_ROWS = 5
-# DeepVariant channel enum ids (read_base=1 ... base_differs_from_ref=6, insert_size=19).
-BASE_CHANNELS = ["read_base", "base_quality", "mapping_quality", "strand", "read_supports_variant", "base_differs_from_ref"]
-CHANNEL_IDS = {"read_base": 1, "base_quality": 2, "mapping_quality": 3, "strand": 4,
-               "read_supports_variant": 5, "base_differs_from_ref": 6, "insert_size": 19}
-BASE_VALUE = np.zeros(256, dtype=np.uint8)
-for _b, _v in {"A": 250, "G": 180, "T": 100, "C": 30}.items():
-    BASE_VALUE[ord(_b)] = _v
-    BASE_VALUE[ord(_b.lower())] = _v
-BASE_CODE = np.full(256, 4, dtype=np.int64)  # A C G T -> 0..3, others 4
-for _i, _b in enumerate("ACGT"):
-    BASE_CODE[ord(_b)] = _i
-    BASE_CODE[ord(_b.lower())] = _i
-_SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400 | 0x800
-
-
-def channel_names(extra: Iterable[str]) -> list[str]:
-    return BASE_CHANNELS + [c for c in extra]
-
-
-@dataclass
-class Read:
-    start: int
-    end: int
-    name: str
-    rpos: np.ndarray  # reference positions of aligned (M/=/X) bases
-    bases: np.ndarray  # uint8 ASCII codes of those bases
-    quals: np.ndarray  # base qualities of those bases
-    mapq: int
-    reverse: bool
-    tlen: int
-    ins_anchors: np.ndarray  # reference positions after which the read has an insertion
-    del_spans: list[tuple[int, int]]  # deleted reference intervals
-    events: set = field(default_factory=set)  # normalised indel keys (pos, ref, alt)
 
 
 @dataclass(frozen=True)
@@ -96,88 +63,7 @@ class Candidate:
         return len(self.ref) == 1 and len(self.alt) == 1
 
 
-class _RefCache:
-    """Reference sequence of one contig, upper-cased, fetched once."""
-
-    def __init__(self, fasta: pysam.FastaFile, chrom: str):
-        self.chrom = chrom
-        self.seq = fasta.fetch(chrom).upper()
-        self.arr = np.frombuffer(self.seq.encode(), dtype=np.uint8)
-
-    def fetch(self, start: int, end: int) -> str:
-        return self.seq[start:end]
-
-
-def _parse_read(aln: pysam.AlignedSegment, ref: _RefCache, norm_cache: dict) -> Optional[Read]:
-    seq = aln.query_sequence
-    quals = aln.query_qualities
-    if not seq or aln.cigartuples is None:
-        return None
-    qarr = np.frombuffer(seq.encode(), dtype=np.uint8)
-    qual = np.asarray(quals, dtype=np.int16) if quals is not None else np.full(len(seq), 30, np.int16)
-    r = aln.reference_start
-    q = 0
-    rpos_parts, qpos_parts = [], []
-    ins_anchors: list[int] = []
-    dels: list[tuple[int, int]] = []
-    events: set = set()
-    for op, n in aln.cigartuples:
-        if op in (0, 7, 8):  # M, =, X
-            rpos_parts.append(np.arange(r, r + n))
-            qpos_parts.append(np.arange(q, q + n))
-            r += n
-            q += n
-        elif op == 1:  # I
-            if r > aln.reference_start:
-                ins_anchors.append(r - 1)
-                key = (r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q : q + n].upper())
-                events.add(_norm(key, ref, norm_cache))
-            q += n
-        elif op == 2:  # D
-            if r > 0:
-                dels.append((r, r + n))
-                key = (r - 1, ref.seq[r - 1 : r + n], ref.seq[r - 1])
-                events.add(_norm(key, ref, norm_cache))
-            r += n
-        elif op == 3:  # N
-            r += n
-        elif op == 4:  # S
-            q += n
-    if not rpos_parts:
-        return None
-    rpos = np.concatenate(rpos_parts)
-    qpos = np.concatenate(qpos_parts)
-    return Read(
-        start=aln.reference_start, end=aln.reference_end or r, name=aln.query_name or "",
-        rpos=rpos, bases=qarr[qpos], quals=qual[qpos], mapq=aln.mapping_quality,
-        reverse=aln.is_reverse, tlen=abs(aln.template_length),
-        ins_anchors=np.asarray(ins_anchors, dtype=np.int64), del_spans=dels, events=events,
-    )
-
-
-def _norm(key: tuple[int, str, str], ref: _RefCache, cache: dict) -> tuple[int, str, str]:
-    hit = cache.get(key)
-    if hit is None:
-        hit = normalize(key[0], key[1], key[2], ref.fetch)
-        cache[key] = hit
-    return hit
-
-
-def _fetch_reads(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int,
-                 ref: _RefCache, norm_cache: dict) -> list[Read]:
-    reads: list[Read] = []
-    for bam in bams:
-        for aln in bam.fetch(chrom, max(0, start), end):
-            if aln.flag & _SKIP_FLAGS or aln.mapping_quality < min_mapq:
-                continue
-            rd = _parse_read(aln, ref, norm_cache)
-            if rd is not None:
-                reads.append(rd)
-    reads.sort(key=lambda x: (x.start, x.name, x.reverse))
-    return reads
-
-
-def find_candidates(reads: list[Read], ref: _RefCache, start: int, end: int, cfg: MakeExamplesConfig) -> list[Candidate]:
+def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig) -> list[Candidate]:
     """Allele counting over [start, end) -> candidates sorted by (pos, ref, alt)."""
     width = end - start
     if width <= 0:
@@ -224,68 +110,6 @@ def find_candidates(reads: list[Read], ref: _RefCache, start: int, end: int, cfg
     return cands
 
 
-def build_image(cand: Candidate, reads: list[Read], ref: _RefCache, cfg: MakeExamplesConfig,
-                rng_seed: int) -> np.ndarray:
-    """The H x W x C uint8 pileup tensor for one candidate."""
-    H, W = cfg.pileup_image_height, cfg.pileup_image_width
-    chans = channel_names(cfg.channels)
-    C = len(chans)
-    img = np.zeros((H, W, C), dtype=np.uint8)
-    half = W // 2
-    w0 = cand.pos - half
-    # reference band
-    lo, hi = max(0, w0), min(len(ref.seq), w0 + W)
-    if lo < hi:
-        refvals = BASE_VALUE[ref.arr[lo:hi]]
-        cols = slice(lo - w0, hi - w0)
-        img[:REF_ROWS, cols, 0] = refvals
-        img[:REF_ROWS, cols, 1] = 254
-        img[:REF_ROWS, cols, 2] = 254
-        img[:REF_ROWS, cols, 3] = 70
-        img[:REF_ROWS, cols, 4] = 152
-        img[:REF_ROWS, cols, 5] = 50
-    # reads overlapping the candidate's REF span
-    cand_end = cand.pos + max(1, len(cand.ref))
-    rows = [rd for rd in reads if rd.start < cand_end and rd.end > cand.pos]
-    max_reads = H - REF_ROWS
-    if len(rows) > max_reads:
-        rng = np.random.default_rng(rng_seed)
-        keep = np.sort(rng.choice(len(rows), size=max_reads, replace=False))
-        rows = [rows[i] for i in keep]
-    key = (cand.pos, cand.ref, cand.alt)
-    snp = cand.is_snp
-    alt_code = ord(cand.alt) if snp else 0
-    has_insert = "insert_size" in chans
-    for r, rd in enumerate(rows, start=REF_ROWS):
-        s, e = max(rd.start, w0), min(rd.end, w0 + W)
-        if s >= e:
-            continue
-        span = slice(s - w0, e - w0)
-        if snp:
-            hit = np.nonzero(rd.rpos == cand.pos)[0]
-            supports = bool(hit.size) and rd.bases[hit[0]] in (alt_code, alt_code + 32)
-        else:
-            supports = key in rd.events
-        row = img[r]
-        row[span, 2] = int(254 * min(rd.mapq, 60) / 60)
-        row[span, 3] = 240 if rd.reverse else 70
-        row[span, 4] = 254 if supports else 152
-        row[span, 5] = 254  # deletions/unaligned columns differ unless overwritten below
-        if has_insert:
-            row[span, 6] = int(254 * min(rd.tlen, 1000) / 1000)
-        m = (rd.rpos >= w0) & (rd.rpos < w0 + W)
-        cols = rd.rpos[m] - w0
-        b = rd.bases[m]
-        row[cols, 0] = BASE_VALUE[b]
-        row[cols, 1] = (254 * np.minimum(rd.quals[m], 40) // 40).astype(np.uint8)
-        refb = ref.arr[rd.rpos[m]]
-        row[cols, 5] = np.where((b | 32) == (refb | 32), 50, 254)
-        if rd.ins_anchors.size:
-            a = rd.ins_anchors[(rd.ins_anchors >= w0) & (rd.ins_anchors < w0 + W)] - w0
-            row[a, 5] = 254
-    return img
-
-
 def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     out = []
     for chrom, s, e in regions:
@@ -301,15 +125,6 @@ def _truth_index(cfg: MakeExamplesConfig, lengths: dict[str, int], fasta: pysam.
     assert cfg.truth_variants is not None
     truth = read_vcf(cfg.truth_variants, contigs=lengths, regions=contigs, pass_only=True)
     return {e.key: e.copies for e in split_events(truth, Normalizer(fasta))}
-
-
-def example_info(cfg: MakeExamplesConfig) -> dict:
-    chans = channel_names(cfg.channels)
-    return {
-        "version": f"dvtrain-{__version__}",
-        "shape": [cfg.pileup_image_height, cfg.pileup_image_width, len(chans)],
-        "channels": [CHANNEL_IDS[c] for c in chans],
-    }
 
 
 def make_examples(config: MakeExamplesConfig) -> dict:
@@ -338,17 +153,17 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     contig_index = {c: i for i, c in enumerate(lengths)}
     class_counts = [0, 0, 0]
     n_candidates = 0
-    ref: Optional[_RefCache] = None
+    ref: Optional[RefCache] = None
     norm_cache: dict = {}
     half = cfg.pileup_image_width // 2
     with TFRecordWriter(out_path) as writer:
         for chrom, start, end in parts:
             if ref is None or ref.chrom != chrom:  # partitions come contig by contig
                 norm_cache.clear()
-                ref = _RefCache(fasta, chrom)
+                ref = RefCache(fasta, chrom)
             if confident is not None and not confident.clip(chrom, start, end):
                 continue
-            reads = _fetch_reads(bams, chrom, start - half, end + half, cfg.min_mapping_quality, ref, norm_cache)
+            reads = fetch_reads(bams, chrom, start - half, end + half, cfg.min_mapping_quality, ref, norm_cache)
             cands = find_candidates(reads, ref, start, end, cfg)
             n_candidates += len(cands)
             for cand in cands:
