@@ -1,0 +1,236 @@
+"""Pileup images against golden arrays written out by hand (rules: docs/pileup.md)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dvtrain.config import MakeExamplesConfig
+from dvtrain.pileup import build_image, example_info
+from dvtrain.reads import Read
+
+
+def _cfg(height=9, width=11, channels=("insert_size",), **kw):
+    return MakeExamplesConfig(mode="calling", ref="ref.fa", reads=["reads.bam"], examples="out.tfrecord@1.gz",
+                              pileup_image_height=height, pileup_image_width=width, channels=list(channels), **kw)
+
+
+class _Ref:
+    """RefCache look-alike: .seq (upper-case str) and .arr (uint8 codes)."""
+
+    def __init__(self, seq: str):
+        self.chrom = "c"
+        self.seq = seq
+        self.arr = np.frombuffer(seq.encode(), dtype=np.uint8)
+
+
+def _read(name, start, rpos, bases, quals, *, mapq=60, reverse=False, tlen=0, ins=(), ins_quals=None,
+          dels=(), events=()):
+    rpos = np.asarray(rpos, dtype=np.int64)
+    assert len(rpos) == len(bases) == len(quals)
+    rd = Read(start=start, end=int(max(rpos.max() + 1, max((e for _, e in dels), default=0))), name=name,
+              rpos=rpos, bases=np.frombuffer(bases.encode(), dtype=np.uint8), quals=np.asarray(quals, np.int16),
+              mapq=mapq, reverse=reverse, tlen=tlen, ins_anchors=np.asarray(ins, dtype=np.int64),
+              del_spans=list(dels), events=set(events))
+    if ins_quals is not None:
+        rd.ins_quals = np.asarray(ins_quals, dtype=np.int16)
+    return rd
+
+
+#          0123456789
+REF = _Ref("GATCCAGTNCATGCATGGAC")  # window for pos 10, width 11: reference 5..15 = A G T N C A T G C A T
+SNP = SimpleNamespace(chrom="c", pos=10, ref="A", alt="G", is_snp=True)
+
+# D: reverse, 12M at 0..11, starts left of the window; N at 9, alt G at 10 (BQ 10 = min_base_quality, kept).
+READ_D = _read("d", 0, range(0, 12), "GATCCAGTANGT", [30] * 5 + [40, 35, 13, 50, 2, 10, 20],
+               reverse=True, tlen=0)
+# A: forward, 4M2D6M at 3: deletion of 7..8 anchored at 6, ref allele at 10, mismatch T at 13.
+READ_A = _read("a", 3, [3, 4, 5, 6, 9, 10, 11, 12, 13, 14], "CCAGCATGTA", [30, 30, 30, 25, 38, 30, 39, 41, 30, 15],
+               mapq=30, tlen=400, dels=[(7, 9)], events=[(6, "GTN", "G")])
+# B: forward, 2S5M2I4M at 7: soft clip (would be 5..6) not drawn, A over ref N at 8, alt G at 10,
+# 2-base insertion after 11 whose first base has quality 12, C over ref T at 15 (right window edge).
+READ_B = _read("b", 7, range(7, 16), "TACGTGCAC", [20, 30, 30, 35, 40, 5, 30, 30, 60], mapq=45, tlen=250,
+               ins=[11], ins_quals=[12], events=[(11, "T", "TGG")])
+# C: reverse, 8M at 12..19: runs off the right edge, does not cover 10 but is within 5 bp of it.
+READ_C = _read("c", 12, range(12, 20), "GCGTGGAC", [45, 20, 41, 0, 30, 30, 30, 30], mapq=70, reverse=True,
+               tlen=1500)
+# E: quality 9 < min_base_quality at the candidate: left out of the image.
+READ_E = _read("e", 6, range(6, 12), "GTACGT", [30, 30, 30, 30, 9, 30])
+# F: ends at 5, not within 5 bp of the candidate: left out.
+READ_F = _read("f", 0, range(0, 5), "GATCC", [30] * 5)
+
+# GOLDEN[channel] = 9 rows x 11 columns. Rows 0-4 reference band, then D, A, B, C (sorted by start).
+_REF_BASES = [250, 180, 100, 0, 30, 250, 100, 180, 30, 250, 100]
+GOLDEN = {
+    "read_base": [_REF_BASES] * 5 + [
+        [250, 180, 100, 250, 0, 180, 100, 0, 0, 0, 0],       # D: N -> 0
+        [250, 0, 0, 0, 30, 250, 100, 180, 100, 250, 0],      # A: anchor at 6 -> 0, 7..8 deleted
+        [0, 0, 100, 250, 30, 180, 0, 180, 30, 250, 30],      # B: clip not drawn, insertion anchor 11 -> 0
+        [0, 0, 0, 0, 0, 0, 0, 180, 30, 180, 100],            # C
+    ],
+    "base_quality": [[254] * 11] * 5 + [
+        [254, 222, 82, 254, 12, 63, 127, 0, 0, 0, 0],        # 40 35 13 50(cap) 2 10 20
+        [190, 158, 0, 0, 241, 190, 247, 254, 190, 95, 0],    # 30 25 - - 38 30 39 41 30 15
+        [0, 0, 127, 190, 190, 222, 76, 31, 190, 190, 254],   # 20 30 30 35 [ins 12] 5 30 30 60
+        [0, 0, 0, 0, 0, 0, 0, 254, 127, 254, 0],             # 45 20 41 0
+    ],
+    "mapping_quality": [[254] * 11] * 5 + [
+        [254] * 7 + [0] * 4,                                 # 60
+        [127, 127, 0, 0, 127, 127, 127, 127, 127, 127, 0],   # 30
+        [0, 0] + [190] * 9,                                  # 45
+        [0] * 7 + [254] * 4,                                 # 70 -> cap 60
+    ],
+    "strand": [[70] * 11] * 5 + [
+        [240] * 7 + [0] * 4,
+        [70, 70, 0, 0, 70, 70, 70, 70, 70, 70, 0],
+        [0, 0] + [70] * 9,
+        [0] * 7 + [240] * 4,
+    ],
+    "read_supports_variant": [[152] * 11] * 5 + [
+        [254] * 7 + [0] * 4,                                 # G at 10
+        [152, 152, 0, 0, 152, 152, 152, 152, 152, 152, 0],   # A at 10
+        [0, 0] + [254] * 9,                                  # G at 10
+        [0] * 7 + [152] * 4,                                 # no base at 10
+    ],
+    "base_differs_from_ref": [[50] * 11] * 5 + [
+        [50, 50, 50, 254, 254, 254, 50, 0, 0, 0, 0],         # A/N, N/C, G/A
+        [50, 254, 0, 0, 50, 50, 50, 50, 254, 50, 0],         # anchor, T/C
+        [0, 0, 50, 254, 50, 254, 254, 50, 50, 50, 254],      # A/N, G/A, anchor, C/T
+        [0, 0, 0, 0, 0, 0, 0, 50, 50, 254, 50],              # G/A
+    ],
+    "insert_size": [[254] * 11] * 5 + [
+        [0] * 11,                                            # TLEN 0
+        [101, 101, 0, 0, 101, 101, 101, 101, 101, 101, 0],   # 400
+        [0, 0] + [63] * 9,                                   # 250
+        [0] * 7 + [254] * 4,                                 # 1500 -> cap 1000
+    ],
+}
+CHANNEL_ORDER = ["read_base", "base_quality", "mapping_quality", "strand", "read_supports_variant",
+                 "base_differs_from_ref", "insert_size"]
+
+
+def test_every_pixel_matches_the_hand_written_golden_image():
+    reads = [READ_C, READ_E, READ_A, READ_F, READ_B, READ_D]  # any input order; rows come out by start
+    img = build_image(SNP, reads, REF, _cfg(), rng_seed=7)
+    assert img.shape == (9, 11, 7) and img.dtype == np.uint8
+    for c, name in enumerate(CHANNEL_ORDER):
+        expected = np.array(GOLDEN[name], dtype=np.uint8)
+        assert expected.shape == (9, 11)
+        np.testing.assert_array_equal(img[:, :, c], expected, err_msg=name)
+    assert img.max() <= 254
+
+
+def test_without_the_insert_size_channel_the_other_channels_are_unchanged():
+    img = build_image(SNP, [READ_A, READ_B, READ_C, READ_D], REF, _cfg(channels=()), rng_seed=7)
+    assert img.shape == (9, 11, 6)
+    for c, name in enumerate(CHANNEL_ORDER[:6]):
+        np.testing.assert_array_equal(img[:, :, c], np.array(GOLDEN[name], np.uint8), err_msg=name)
+
+
+def test_indel_candidate_support_comes_from_the_read_carrying_the_indel():
+    dele = SimpleNamespace(chrom="c", pos=6, ref="GTN", alt="G", is_snp=False)
+    img = build_image(dele, [READ_A, READ_B, READ_D], REF, _cfg(), rng_seed=1)
+    # window 1..11; rows D, A, B; column of the anchor (6) is 5
+    assert [int(v) for v in img[5:8, 5, 4]] == [152, 254, 0]  # B starts right of the anchor
+    assert [int(v) for v in img[6, :, 4]] == [0, 0, 254, 254, 254, 254, 0, 0, 254, 254, 254]
+    assert int(img[8, 0, 0]) == 0  # empty row: only 3 reads
+    assert not img[8].any()
+    ins = SimpleNamespace(chrom="c", pos=11, ref="T", alt="TGG", is_snp=False)
+    img = build_image(ins, [READ_A, READ_B, READ_C, READ_D], REF, _cfg(), rng_seed=1)
+    # window 6..16: rows D, A, B, C; B carries the insertion
+    assert [int(v) for v in img[5:9, 5, 4]] == [152, 152, 254, 0]  # C starts at 12
+
+
+def test_a_list_of_alleles_supports_reads_carrying_any_of_them():
+    snp_t = SimpleNamespace(chrom="c", pos=10, ref="A", alt="T", is_snp=True)
+    t_read = _read("t", 8, range(8, 13), "ACTTG", [30] * 5)
+    reads = [READ_A, READ_B, READ_D, t_read]  # D, B carry G; t carries T; A carries the reference
+    one = build_image(SNP, reads, REF, _cfg(), rng_seed=0)
+    both = build_image([SNP, snp_t], reads, REF, _cfg(), rng_seed=0)
+    only_t = build_image([snp_t], reads, REF, _cfg(), rng_seed=0)
+    # rows: D(0), A(3), B(7), t(8); column 5 is position 10
+    assert [int(v) for v in one[5:9, 5, 4]] == [254, 152, 254, 152]
+    assert [int(v) for v in both[5:9, 5, 4]] == [254, 152, 254, 254]
+    assert [int(v) for v in only_t[5:9, 5, 4]] == [152, 152, 152, 254]
+    for c in (0, 1, 2, 3, 5, 6):
+        np.testing.assert_array_equal(one[:, :, c], both[:, :, c])
+    with pytest.raises(ValueError):
+        build_image([SNP, SimpleNamespace(chrom="c", pos=11, ref="T", alt="C", is_snp=True)], reads, REF, _cfg(), 0)
+
+
+def test_insertion_anchor_falls_back_to_the_anchor_base_quality_without_ins_quals():
+    b = _read("b", 7, range(7, 16), "TACGTGCAC", [20, 30, 30, 35, 40, 5, 30, 30, 60], mapq=45, tlen=250, ins=[11])
+    img = build_image(SNP, [b], REF, _cfg(), rng_seed=0)
+    assert int(img[5, 6, 1]) == 254 and int(img[5, 6, 0]) == 0 and int(img[5, 6, 5]) == 254
+
+
+def test_low_base_quality_at_an_insertion_anchor_drops_the_read():
+    ins = SimpleNamespace(chrom="c", pos=11, ref="T", alt="TGG", is_snp=False)
+    low = _read("b", 7, range(7, 16), "TACGTGCAC", [30] * 9, ins=[11], ins_quals=[3])
+    img = build_image(ins, [low], REF, _cfg(), rng_seed=0)
+    assert not img[5:].any()
+
+
+def test_insert_size_channel_scales_tlen_like_deepvariant():
+    tlens = [0, 250, 999, 1000, 5000, -400, 4]
+    reads = [_read(f"r{i}", 8, range(8, 13), "ACATG", [30] * 5, tlen=t) for i, t in enumerate(tlens)]
+    img = build_image(SNP, reads, REF, _cfg(height=12), rng_seed=0)
+    assert [int(v) for v in img[5:12, 5, 6]] == [0, 63, 253, 254, 254, 101, 1]
+    assert (img[:5, :, 6] == 254).all()
+    for r in range(5, 12):  # constant on drawn columns (8..12 -> 3..7), 0 elsewhere
+        assert [int(v) for v in img[r, :, 6]] == [0, 0, 0] + [int(img[r, 5, 6])] * 5 + [0, 0, 0]
+
+
+def _deep_reads(n=60):
+    rng = np.random.default_rng(3)
+    reads = []
+    for i in range(n):
+        s = int(rng.integers(0, 10))
+        rpos = np.arange(s, s + 10)
+        bases = "".join(REF.seq[p] if p != 10 or i % 3 else "G" for p in rpos)
+        reads.append(_read(f"r{i:03d}", s, rpos, bases, [30] * 10, reverse=bool(i % 2), tlen=100 + 10 * i))
+    reads.sort(key=lambda r: (r.start, r.name))
+    return reads
+
+
+def test_height_32_downsamples_with_a_seeded_rng():
+    reads = _deep_reads()
+    cfg = _cfg(height=32, width=11)
+    a = build_image(SNP, reads, REF, cfg, rng_seed=11)
+    b = build_image(SNP, reads, REF, cfg, rng_seed=11)
+    c = build_image(SNP, reads, REF, cfg, rng_seed=12)
+    assert a.shape == (32, 11, 7)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    for img in (a, c):
+        drawn = img[5:, :, 3].any(axis=1)
+        assert drawn.sum() == 27  # at most H - 5 reads, all rows used
+        # every read row is one of the input reads, none twice (insert size identifies them)
+        sizes = [int(v) for v in img[5:, :, 6].max(axis=1)]
+        assert len(set(sizes)) == 27
+
+
+def test_fewer_reads_than_rows_keeps_all_and_pads_with_zero_rows():
+    reads = _deep_reads(10)
+    img = build_image(SNP, reads, REF, _cfg(height=32), rng_seed=0)
+    assert int(img[5:, :, 3].any(axis=1).sum()) == 10
+    assert not img[15:].any()
+    starts = [int(np.nonzero(img[r, :, 3])[0][0]) for r in range(5, 15)]
+    assert starts == sorted(starts)
+
+
+def test_example_info_for_height_32():
+    info = example_info(_cfg(height=32, width=221))
+    assert info["shape"] == [32, 221, 7]
+    assert info["channels"] == [1, 2, 3, 4, 5, 6, 19]
+    assert example_info(_cfg(height=32, width=221, channels=()))["shape"] == [32, 221, 6]
+
+
+@pytest.mark.parametrize("height", [32, 100])
+def test_image_shape_follows_the_config(height):
+    img = build_image(SNP, _deep_reads(), REF, _cfg(height=height, width=221), rng_seed=5)
+    assert img.shape == (height, 221, 7)
+    # off-contig columns: reference band constant channels only, read_base 0
+    assert (img[:5, :100, 0] == 0).all() and (img[:5, :, 3] == 70).all()
