@@ -89,13 +89,19 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--vsc_min_fraction_indels", type=float)
 @click.option("--min_mapping_quality", type=int)
 @click.option("--min_base_quality", type=int)
+@click.option("--pileup_image_height", type=int)
+@click.option("--pileup_image_width", type=int)
+@click.option("--exclude_regions", multiple=True, help="regions to leave out (contig, chr:start-end or BED)")
+@click.option("--downsample_fraction", type=float, help="keep this fraction of reads (seeded)")
+@click.option("--training_random_emit_ref_sites", type=float, help="emit this fraction of non-candidate sites (label 0)")
 @click.option("--seed", type=int)
-def make_examples_cmd(reads, regions, channels, **kw) -> None:
+def make_examples_cmd(reads, regions, channels, exclude_regions, **kw) -> None:
     """Stage 2: candidates -> pileup tensors -> tf.Example shard --task of N."""
     from .make_examples import make_examples
 
     regs = [r for v in regions for r in v.split()]
     cfg = _build(C.MakeExamplesConfig, reads=_split(reads), regions=regs,
+                 exclude_regions=[r for v in exclude_regions for r in v.split()],
                  channels=_split(channels) if channels else None, **kw)
     _emit(make_examples(cfg))  # type: ignore[arg-type]
 

@@ -87,23 +87,29 @@ class MakeExamplesConfig(_Config):
     examples: str = Field(description="output, DeepVariant style: NAME.tfrecord@N.gz")
     task: int = Field(0, ge=0)
     regions: list[str] = Field(default_factory=list, description="contigs or chr:start-end (1-based), or BED files")
+    exclude_regions: list[str] = Field(default_factory=list, description="regions to leave out (same forms as regions)")
     truth_variants: Optional[Location] = None
-    confident_regions: Optional[Location] = None
+    confident_regions: Optional[Location] = Field(None, description="required in training mode")
     channels: list[str] = Field(default_factory=lambda: ["insert_size"])
-    vsc_min_count_snps: int = 2
-    vsc_min_count_indels: int = 2
-    vsc_min_fraction_snps: float = 0.12
-    vsc_min_fraction_indels: float = 0.06
-    min_mapping_quality: int = 5
-    min_base_quality: int = 10
-    pileup_image_height: int = 100
-    pileup_image_width: int = 221
+    vsc_min_count_snps: int = Field(2, ge=1)
+    vsc_min_count_indels: int = Field(2, ge=1)
+    vsc_min_fraction_snps: float = Field(0.12, ge=0, le=1)
+    vsc_min_fraction_indels: float = Field(0.06, ge=0, le=1)
+    min_mapping_quality: int = Field(5, ge=0)
+    min_base_quality: int = Field(10, ge=0)
+    pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
+    pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
+    downsample_fraction: float = Field(1.0, gt=0, le=1, description="keep this fraction of read pairs (seeded by name)")
+    training_random_emit_ref_sites: float = Field(
+        0.0, ge=0, le=1, description="training mode: also emit this fraction of non-candidate sites as label-0 examples")
     seed: int = 42
 
     @model_validator(mode="after")
     def _training_needs_truth(self) -> "MakeExamplesConfig":
         if self.mode == "training" and (self.truth_variants is None or self.confident_regions is None):
             raise ValueError("--mode training needs --truth_variants and --confident_regions")
+        if self.pileup_image_width % 2 == 0:
+            raise ValueError(f"pileup_image_width must be odd (got {self.pileup_image_width})")
         unknown = set(self.channels) - {"insert_size"}
         if unknown:
             raise ValueError(f"unsupported optional channels: {sorted(unknown)} (supported: insert_size)")

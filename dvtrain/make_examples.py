@@ -1,31 +1,35 @@
 """make_examples (native engine): candidates from read counts -> DeepVariant-style pileup
 tensors -> tf.train.Example TFRecords, one shard per ``task``.
 
-Work is split into 1 kb partitions of the requested regions; shard ``task`` of N takes
-partitions ``task, task+N, ...`` so shards are balanced and independent.
+Regions: ``regions`` (contigs, ``chr:start-end`` or BED files; merged, so overlapping
+inputs give no duplicate examples) minus ``exclude_regions``; the work is split into 1 kb
+partitions, and shard ``task`` of N takes partitions ``task, task+N, ...``.
 
-Candidates (per position, after left-normalising indels against the reference):
-  * SNP: the most frequent non-reference base with count >= vsc_min_count_snps and
-    count / depth >= vsc_min_fraction_snps,
-  * indel: the most frequent insertion/deletion anchored there with count >=
-    vsc_min_count_indels and fraction >= vsc_min_fraction_indels.
-Only reads that are mapped, primary, not duplicate / QC-fail and with MAPQ >=
-min_mapping_quality are used; bases with quality < min_base_quality are not counted.
+Reads (``dvtrain.reads``): mapped, primary, non-supplementary, non-duplicate, QC-passed,
+MAPQ >= ``min_mapping_quality``; with ``downsample_fraction`` < 1 a read is kept when a
+hash of (seed, read name) falls below the fraction, so mates and shards agree.
 
-Image: ``pileup_image_height`` rows (5 reference rows, then reads sorted by start,
-down-sampled with a position-seeded RNG when there are too many) x ``pileup_image_width``
-columns centred on the candidate, channels in DeepVariant order (see CHANNELS).
-Deleted bases are drawn with read_base 0 and base_differs_from_ref 254; an insertion marks
-its anchor column as differing from the reference.
+Candidates, DeepVariant's rules and flag names: every allele at a position whose count
+is >= ``vsc_min_count_snps`` / ``vsc_min_count_indels`` and whose fraction of the depth is
+>= ``vsc_min_fraction_snps`` / ``vsc_min_fraction_indels`` (bases below
+``min_base_quality`` are not counted; indels are left-normalised). The alleles at one
+position form a *site* written as one variant (REF = the longest allele REF, every ALT
+extended to it); a site gives one example per alt and one per pair of alts, marked in
+``alt_allele_indices/encoded``.
 
-Labels (training mode): the number of copies (0/1/2) of the candidate's normalised alt
-allele in the truth genotype; candidates whose REF span is not inside the confident
-regions are skipped. (Haplotype-aware matching of differently-represented alleles is a
-later refinement.)
+Images: ``dvtrain.pileup`` (docs/pileup.md), ``pileup_image_height`` x
+``pileup_image_width`` x channels; shape and channels go to ``example_info.json``.
+
+Labels (training mode): the copies (0/1/2) of the example's alt allele(s) in the truth
+genotype (a pair example adds both, capped at 2); only sites whose REF span lies inside
+``confident_regions`` are written. ``training_random_emit_ref_sites`` adds that fraction
+of covered, non-candidate confident positions (seeded by position) as label-0 examples
+with ALT ``<*>`` and variant_type 0.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +38,7 @@ from typing import Optional
 import numpy as np
 import pysam
 
-from .bed import IntervalIndex, read_bed
+from .bed import IntervalIndex, merge, read_bed
 from .config import MakeExamplesConfig
 from .errors import InputError
 from .evaluate import Normalizer, split_events
@@ -63,8 +67,11 @@ class Candidate:
         return len(self.ref) == 1 and len(self.alt) == 1
 
 
-def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig) -> list[Candidate]:
-    """Allele counting over [start, end) -> candidates sorted by (pos, ref, alt)."""
+def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig,
+                    depth_out: Optional[list] = None) -> list[Candidate]:
+    """Allele counting over [start, end) -> every allele passing DeepVariant's thresholds,
+    sorted by (pos, ref, alt). A position can yield several alleles (a multi-allelic
+    site). ``depth_out``, when given, receives the per-position depth array."""
     width = end - start
     if width <= 0:
         return []
@@ -83,31 +90,115 @@ def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg:
             if start <= ev[0] < end:
                 indel_counts[ev] = indel_counts.get(ev, 0) + 1
     depth = np.cumsum(depth_diff)[:width]
+    if depth_out is not None:
+        depth_out.append(depth)
     ref_codes = BASE_CODE[ref.arr[start:end]]
     cands: list[Candidate] = []
     alt_counts = counts[:, :4].copy()
     valid_ref = ref_codes < 4
     alt_counts[np.arange(width)[valid_ref], ref_codes[valid_ref]] = 0
-    best = alt_counts.argmax(axis=1)
-    best_n = alt_counts[np.arange(width), best]
-    frac = np.divide(best_n, np.maximum(depth, 1))
-    ok = valid_ref & (best_n >= cfg.vsc_min_count_snps) & (frac >= cfg.vsc_min_fraction_snps)
-    for i in np.nonzero(ok)[0]:
+    frac = alt_counts / np.maximum(depth, 1)[:, None]
+    ok = valid_ref[:, None] & (alt_counts >= cfg.vsc_min_count_snps) & (frac >= cfg.vsc_min_fraction_snps)
+    for i, b in zip(*np.nonzero(ok)):
         p = start + int(i)
-        cands.append(Candidate(ref.chrom, p, ref.seq[p], "ACGT"[best[i]], int(depth[i]),
-                               int(best_n[i]), int(counts[i, ref_codes[i]])))
-    best_indel: dict[int, tuple[int, tuple[int, str, str]]] = {}
-    for key, n in sorted(indel_counts.items()):
-        cur = best_indel.get(key[0])
-        if cur is None or n > cur[0]:
-            best_indel[key[0]] = (n, key)
-    for p, (n, key) in best_indel.items():
+        cands.append(Candidate(ref.chrom, p, ref.seq[p], "ACGT"[b], int(depth[i]),
+                               int(alt_counts[i, b]), int(counts[i, ref_codes[i]])))
+    for key, n in indel_counts.items():
+        p = key[0]
         d = int(depth[p - start])
         if n >= cfg.vsc_min_count_indels and n / max(d, 1) >= cfg.vsc_min_fraction_indels:
-            ref_n = int(counts[p - start, BASE_CODE[ref.arr[p]]]) if BASE_CODE[ref.arr[p]] < 4 else 0
+            code = BASE_CODE[ref.arr[p]]
+            ref_n = int(counts[p - start, code]) if code < 4 else 0
             cands.append(Candidate(ref.chrom, p, key[1], key[2], d, n, max(0, ref_n - n)))
     cands.sort(key=lambda c: (c.pos, c.ref, c.alt))
     return cands
+
+
+@dataclass(frozen=True)
+class Site:
+    """The candidate alleles at one position, written DeepVariant-style as one variant:
+    REF is the longest allele REF and every ALT is extended to it."""
+
+    chrom: str
+    pos: int
+    ref: str
+    alts: tuple[str, ...]
+    alleles: tuple[Candidate, ...]
+
+    def subsets(self) -> list[tuple[int, ...]]:
+        """DeepVariant's examples per site: one per alt, then one per pair of alts."""
+        n = len(self.alts)
+        return [(i,) for i in range(n)] + [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+def group_sites(cands: list[Candidate]) -> list[Site]:
+    sites: list[Site] = []
+    i = 0
+    while i < len(cands):
+        j = i
+        while j < len(cands) and cands[j].pos == cands[i].pos:
+            j += 1
+        group = cands[i:j]
+        ref = max((c.ref for c in group), key=len)
+        alts = tuple(c.alt + ref[len(c.ref):] for c in group)
+        sites.append(Site(group[0].chrom, group[0].pos, ref, alts, tuple(group)))
+        i = j
+    return sites
+
+
+def _unit_hash(seed: int, *parts) -> float:
+    """A uniform number in [0, 1) from the seed and ``parts`` (stable across runs/shards)."""
+    h = hashlib.blake2b(repr((seed,) + parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") / 2.0**64
+
+
+def downsample(reads: list[Read], fraction: float, seed: int) -> list[Read]:
+    """Keep about ``fraction`` of the reads, deciding by read name so both mates of a pair
+    (and the same read seen from two partitions or shards) go the same way."""
+    if fraction >= 1.0:
+        return reads
+    return [r for r in reads if _unit_hash(seed, "downsample", r.name) < fraction]
+
+
+def _subtract(regions: list[tuple[str, int, int]], exclude: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Merged ``regions`` minus merged ``exclude``."""
+    cut: dict[str, list[tuple[int, int]]] = {}
+    for c, s, e in merge(exclude):
+        cut.setdefault(c, []).append((s, e))
+    out = []
+    for c, s, e in merge(regions):
+        pieces = [(s, e)]
+        for xs, xe in cut.get(c, []):
+            pieces = [q for a, b in pieces for q in ((a, min(b, xs)), (max(a, xe), b)) if q[0] < q[1]]
+        out += [(c, a, b) for a, b in pieces]
+    return out
+
+
+def _variant_type(site: Site, sub: tuple[int, ...]) -> int:
+    """DeepVariant's EncodedVariantType: 1 SNP, 2 indel, 0 other (a reference site)."""
+    if site.alts == ("<*>",):
+        return 0
+    return 1 if all(site.alleles[i].is_snp for i in sub) else 2
+
+
+def _with_ref_sites(sites: list[Site], cands: list[Candidate], depth: np.ndarray, ref: RefCache, start: int,
+                    end: int, confident: Optional[IntervalIndex], cfg: MakeExamplesConfig) -> list[Site]:
+    """Add DeepVariant's random reference sites (``--training_random_emit_ref_sites``):
+    covered, non-candidate positions inside the confident regions, each kept with that
+    probability (seeded by position), as a one-allele site with ALT ``<*>``."""
+    taken = {c.pos for c in cands}
+    extra = []
+    for i in np.nonzero(depth > 0)[0]:
+        p = start + int(i)
+        if p in taken or BASE_CODE[ref.arr[p]] > 3:
+            continue
+        if _unit_hash(cfg.seed, "ref_site", ref.chrom, p) >= cfg.training_random_emit_ref_sites:
+            continue
+        if confident is not None and not confident.contains_span(ref.chrom, p, p + 1):
+            continue
+        c = Candidate(ref.chrom, p, ref.seq[p], "<*>", int(depth[i]), 0, int(depth[i]))
+        extra.append(Site(ref.chrom, p, ref.seq[p], ("<*>",), (c,)))
+    return sorted(sites + extra, key=lambda st: st.pos)
 
 
 def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -137,6 +228,10 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     lengths = contig_lengths(cfg.ref)
     fasta = open_reference(cfg.ref)
     regions = parse_regions(cfg.regions, lengths)
+    if cfg.exclude_regions:
+        regions = _subtract(regions, parse_regions(cfg.exclude_regions, lengths))
+    else:
+        regions = merge(regions)
     bams = open_bams(list(cfg.reads), lengths)
     for bam in bams:
         for c in {r[0] for r in regions}:
@@ -152,7 +247,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     shape = [cfg.pileup_image_height, cfg.pileup_image_width, len(channel_names(cfg.channels))]
     contig_index = {c: i for i, c in enumerate(lengths)}
     class_counts = [0, 0, 0]
-    n_candidates = 0
+    counts = {"candidates": 0, "sites": 0, "multiallelic_sites": 0, "ref_sites": 0, "reads": 0, "reads_kept": 0}
     ref: Optional[RefCache] = None
     norm_cache: dict = {}
     half = cfg.pileup_image_width // 2
@@ -164,34 +259,50 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             if confident is not None and not confident.clip(chrom, start, end):
                 continue
             reads = fetch_reads(bams, chrom, start - half, end + half, cfg.min_mapping_quality, ref, norm_cache)
-            cands = find_candidates(reads, ref, start, end, cfg)
-            n_candidates += len(cands)
-            for cand in cands:
-                label = None
-                if confident is not None:
-                    if not confident.contains_span(chrom, cand.pos, cand.pos + len(cand.ref)):
-                        continue
-                    label = truth.get((chrom, cand.pos, cand.ref, cand.alt), 0)
-                img = build_image(cand, reads, ref, cfg, rng_seed=(cfg.seed * 1_000_003 + contig_index[chrom]) * 4_000_000_007 + cand.pos)
-                feats: dict = {
-                    "image/encoded": img.tobytes(),
-                    "image/shape": shape,
-                    "locus": f"{chrom}:{cand.pos + 1}-{cand.pos + len(cand.ref)}".encode(),
-                    "variant/encoded": encode_variant(chrom, cand.pos, cand.ref, [cand.alt]),
-                    "alt_allele_indices/encoded": encode_alt_allele_indices([0]),
-                    "variant_type": 1 if cand.is_snp else 2,
-                    "dvtrain/allele_counts": [cand.depth, cand.ref_count, cand.alt_count],
-                }
-                if label is not None:
-                    feats["label"] = label
-                    class_counts[label] += 1
-                writer.write(encode_example(feats))
+            counts["reads"] += len(reads)
+            reads = downsample(reads, cfg.downsample_fraction, cfg.seed)
+            counts["reads_kept"] += len(reads)
+            depth_out: list = []
+            cands = find_candidates(reads, ref, start, end, cfg, depth_out)
+            counts["candidates"] += len(cands)
+            sites = group_sites(cands)
+            if confident is not None:
+                sites = [st for st in sites if confident.contains_span(chrom, st.pos, st.pos + len(st.ref))]
+            copies = {}
+            if cfg.mode == "training":
+                copies = {(c.pos, c.ref, c.alt): truth.get((chrom, c.pos, c.ref, c.alt), 0)
+                          for st in sites for c in st.alleles}
+                if cfg.training_random_emit_ref_sites > 0:
+                    sites = _with_ref_sites(sites, cands, depth_out[0], ref, start, end, confident, cfg)
+            for st in sites:
+                counts["sites"] += 1
+                counts["multiallelic_sites"] += len(st.alts) > 1
+                counts["ref_sites"] += st.alts == ("<*>",)
+                seed = (cfg.seed * 1_000_003 + contig_index[chrom]) * 4_000_000_007 + st.pos
+                for sub in st.subsets():
+                    alleles = [st.alleles[i] for i in sub]
+                    img = build_image(alleles[0] if len(alleles) == 1 else alleles, reads, ref, cfg, rng_seed=seed)
+                    feats: dict = {
+                        "image/encoded": img.tobytes(),
+                        "image/shape": shape,
+                        "locus": f"{chrom}:{st.pos + 1}-{st.pos + len(st.ref)}".encode(),
+                        "variant/encoded": encode_variant(chrom, st.pos, st.ref, list(st.alts)),
+                        "alt_allele_indices/encoded": encode_alt_allele_indices(list(sub)),
+                        "variant_type": _variant_type(st, sub),
+                        "dvtrain/allele_counts": [alleles[0].depth, alleles[0].ref_count,
+                                                  sum(c.alt_count for c in alleles)],
+                    }
+                    if cfg.mode == "training":
+                        label = min(2, sum(copies.get((c.pos, c.ref, c.alt), 0) for c in alleles))
+                        feats["label"] = label
+                        class_counts[label] += 1
+                    writer.write(encode_example(feats))
         n = writer.count
     info_path = Path(str(out_path) + ".example_info.json")
     with atomic_output(info_path) as tmp:
         tmp.write_text(json.dumps(example_info(cfg), sort_keys=True) + "\n")
-    result = {"path": str(out_path), "num_examples": n, "num_candidates": n_candidates,
-              "example_info": str(info_path)}
+    result = {"path": str(out_path), "num_examples": n, "num_candidates": counts["candidates"],
+              "example_info": str(info_path), "counts": counts}
     if cfg.mode == "training":
         result["class_counts"] = class_counts
     return result

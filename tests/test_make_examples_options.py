@@ -1,0 +1,216 @@
+"""make_examples options and outputs beyond the basics: multi-allelic sites, read filters,
+downsampling, region exclusion, random reference sites, DeepVariant's feature spec."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pysam
+import pytest
+
+from dvtrain.call import combine_site, genotypes, site_fields
+from dvtrain.config import MakeExamplesConfig
+from dvtrain.example_proto import decode_alt_allele_indices, decode_example, decode_variant
+from dvtrain.fileio import read_tfrecords
+from dvtrain.make_examples import make_examples
+
+
+def _ref(tmp_path, n=800, seed=3):
+    rng = random.Random(seed)
+    seq = "".join(rng.choice("ACGT") for _ in range(n))
+    fa = tmp_path / "ref.fa"
+    fa.write_text(">c\n" + seq + "\n")
+    pysam.faidx(str(fa))
+    return fa, seq
+
+
+def _bam(tmp_path, seq, reads, name="r.bam"):
+    """reads: (name, start, sequence, cigar, flag)."""
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "c", "LN": len(seq)}]}
+    path = tmp_path / name
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for qname, start, rseq, cigar, flag in sorted(reads, key=lambda r: (r[1], r[0])):
+            a = pysam.AlignedSegment()
+            a.query_name = qname
+            a.reference_id = 0
+            a.reference_start = start
+            a.query_sequence = rseq
+            a.cigarstring = cigar
+            a.mapping_quality = 60
+            a.query_qualities = pysam.qualitystring_to_array("I" * len(rseq))
+            a.flag = flag
+            out.write(a)
+    pysam.index(str(path))
+    return path
+
+
+def _with(seq, start, pos, alt, length=100):
+    r = list(seq[start : start + length])
+    r[pos - start] = alt
+    return "".join(r)
+
+
+def _examples(path):
+    return [decode_example(r) for r in read_tfrecords(path)]
+
+
+def _run(tmp_path, fa, bam, name="e", **kw):
+    cfg = dict(mode="calling", ref=fa, reads=[bam], examples=str(tmp_path / f"{name}.tfrecord@1.gz"))
+    cfg.update(kw)
+    res = make_examples(MakeExamplesConfig(**cfg))
+    return res, _examples(res["path"])
+
+
+def _sites(exs):
+    out = []
+    for e in exs:
+        v = decode_variant(e["variant/encoded"][0])
+        out.append((v["start"], v["reference_bases"], tuple(v["alternate_bases"]),
+                    tuple(decode_alt_allele_indices(e["alt_allele_indices/encoded"][0]))))
+    return out
+
+
+def _others(base):
+    return [b for b in "ACGT" if b != base]
+
+
+def test_multiallelic_site_gives_one_example_per_alt_and_per_pair(tmp_path):
+    fa, seq = _ref(tmp_path)
+    pos = 400
+    a1, a2 = _others(seq[pos])[:2]
+    reads = [(f"r{i}", 350 + i, _with(seq, 350 + i, pos, a1 if i < 5 else a2 if i < 10 else seq[pos]), "100M", 0)
+             for i in range(14)]
+    bam = _bam(tmp_path, seq, reads)
+    res, exs = _run(tmp_path, fa, bam)
+    alts = tuple(sorted((a1, a2)))
+    assert _sites(exs) == [(pos, seq[pos], alts, (0,)), (pos, seq[pos], alts, (1,)), (pos, seq[pos], alts, (0, 1))]
+    assert res["counts"]["multiallelic_sites"] == 1
+    # the allele counts of a pair example add up its alts
+    assert [e["dvtrain/allele_counts"][2] for e in exs] == [5, 5, 10]
+
+
+def test_skipped_read_flags(tmp_path):
+    fa, seq = _ref(tmp_path)
+    pos = 400
+    alt = _others(seq[pos])[0]
+    good = [(f"ref{i}", 350 + i, seq[350 + i : 450 + i], "100M", 0) for i in range(6)]
+    # 0x100 secondary, 0x200 QC fail, 0x400 duplicate, 0x800 supplementary: never counted
+    bad = [(f"bad{f}-{i}", 352 + i, _with(seq, 352 + i, pos, alt), "100M", f)
+           for f in (0x100, 0x200, 0x400, 0x800) for i in range(3)]
+    bam = _bam(tmp_path, seq, good + bad)
+    res, exs = _run(tmp_path, fa, bam)
+    assert exs == []
+    bam2 = _bam(tmp_path, seq, good + [(f"alt{i}", 352 + i, _with(seq, 352 + i, pos, alt), "100M", 0x10)
+                                       for i in range(3)], name="r2.bam")  # reverse strand: counted
+    _, exs = _run(tmp_path, fa, bam2, name="e2")
+    assert [s[0] for s in _sites(exs)] == [pos]
+
+
+def test_downsample_fraction_is_seeded_and_by_read_name(tmp_path):
+    fa, seq = _ref(tmp_path, n=3000)
+    reads = [(f"r{i}", s, seq[s : s + 100], "100M", 0) for i, s in enumerate(range(0, 2900, 5))]
+    bam = _bam(tmp_path, seq, reads)
+    full, _ = _run(tmp_path, fa, bam, name="full")
+    half, _ = _run(tmp_path, fa, bam, name="half", downsample_fraction=0.5)
+    again, _ = _run(tmp_path, fa, bam, name="again", downsample_fraction=0.5)
+    other, _ = _run(tmp_path, fa, bam, name="other", downsample_fraction=0.5, seed=7)
+    frac = half["counts"]["reads_kept"] / half["counts"]["reads"]
+    assert full["counts"]["reads_kept"] == full["counts"]["reads"]
+    assert 0.4 < frac < 0.6
+    assert half["counts"] == again["counts"]
+    assert other["counts"]["reads_kept"] != half["counts"]["reads_kept"]
+
+
+def test_exclude_regions_and_bed_regions(tmp_path):
+    fa, seq = _ref(tmp_path, n=3000)
+    snps = [500, 1500, 2500]
+    reads = []
+    for p in snps:
+        alt = _others(seq[p])[0]
+        reads += [(f"r{p}-{i}", p - 50 + i, _with(seq, p - 50 + i, p, alt), "100M", 0) for i in range(6)]
+    bam = _bam(tmp_path, seq, reads)
+    _, exs = _run(tmp_path, fa, bam, name="all")
+    assert [s[0] for s in _sites(exs)] == snps
+    bed = tmp_path / "x.bed"
+    bed.write_text("c\t1400\t1600\n")
+    _, exs = _run(tmp_path, fa, bam, name="ex", exclude_regions=[str(bed), "c:2401-2600"])
+    assert [s[0] for s in _sites(exs)] == [500]
+    keep = tmp_path / "keep.bed"
+    keep.write_text("c\t0\t1000\nc\t400\t1700\n")  # overlapping intervals: no duplicate examples
+    _, exs = _run(tmp_path, fa, bam, name="bed", regions=[str(keep)])
+    assert [s[0] for s in _sites(exs)] == [500, 1500]
+
+
+def test_training_random_emit_ref_sites(tmp_path):
+    fa, seq = _ref(tmp_path, n=3000)
+    reads = [(f"r{i}", s, seq[s : s + 100], "100M", 0) for i, s in enumerate(range(0, 2900, 10))]
+    bam = _bam(tmp_path, seq, reads)
+    truth = tmp_path / "t.vcf"
+    truth.write_text("##fileformat=VCFv4.2\n##contig=<ID=c,length=3000>\n"
+                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n")
+    bed = tmp_path / "conf.bed"
+    bed.write_text("c\t0\t2000\n")
+    common = dict(mode="training", truth_variants=truth, confident_regions=bed)
+    none, exs0 = _run(tmp_path, fa, bam, name="n", **common)
+    assert exs0 == []
+    res, exs = _run(tmp_path, fa, bam, name="r", training_random_emit_ref_sites=0.05, **common)
+    n = res["counts"]["ref_sites"]
+    assert 60 < n < 140  # ~5 % of the ~2,000 covered confident positions
+    assert len(exs) == n and all(e["label"] == [0] and e["variant_type"] == [0] for e in exs)
+    assert all(decode_variant(e["variant/encoded"][0])["alternate_bases"] == ["<*>"] for e in exs)
+    assert all(decode_variant(e["variant/encoded"][0])["start"] < 2000 for e in exs)
+    res2, _ = _run(tmp_path, fa, bam, name="r2", training_random_emit_ref_sites=0.05, **common)
+    assert (tmp_path / "r.tfrecord-00000-of-00001.gz").read_bytes() == (tmp_path / "r2.tfrecord-00000-of-00001.gz").read_bytes()
+
+
+def test_examples_parse_with_deepvariant_feature_spec(tmp_path):
+    """The TFRecords parse with DeepVariant's own feature spec (names and dtypes)."""
+    tf = pytest.importorskip("tensorflow", reason="TensorFlow is needed to parse with tf.io")
+    fa, seq = _ref(tmp_path)
+    pos = 400
+    alt = _others(seq[pos])[0]
+    bam = _bam(tmp_path, seq, [(f"r{i}", 350 + i, _with(seq, 350 + i, pos, alt), "100M", 0) for i in range(5)])
+    truth = tmp_path / "t.vcf"
+    truth.write_text("##fileformat=VCFv4.2\n##contig=<ID=c,length=800>\n"
+                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n"
+                     f"c\t{pos + 1}\t.\t{seq[pos]}\t{alt}\t50\tPASS\t.\tGT\t1/1\n")
+    bed = tmp_path / "conf.bed"
+    bed.write_text("c\t0\t800\n")
+    res, _ = _run(tmp_path, fa, bam, mode="training", truth_variants=truth, confident_regions=bed)
+    spec = {
+        "image/encoded": tf.io.FixedLenFeature((), tf.string),
+        "image/shape": tf.io.FixedLenFeature((3,), tf.int64),
+        "label": tf.io.FixedLenFeature((1,), tf.int64),
+        "locus": tf.io.FixedLenFeature((), tf.string),
+        "variant/encoded": tf.io.FixedLenFeature((), tf.string),
+        "alt_allele_indices/encoded": tf.io.FixedLenFeature((), tf.string),
+        "variant_type": tf.io.FixedLenFeature((1,), tf.int64),
+    }
+    ds = tf.data.TFRecordDataset(res["path"], compression_type="GZIP")
+    parsed = [tf.io.parse_single_example(r, spec) for r in ds]
+    assert len(parsed) == 1
+    p = parsed[0]
+    assert list(p["image/shape"].numpy()) == [100, 221, 7] and int(p["label"][0]) == 2
+    img = tf.io.decode_raw(p["image/encoded"], tf.uint8).numpy()
+    assert img.size == 100 * 221 * 7
+    assert p["locus"].numpy() == f"c:{pos + 1}-{pos + 1}".encode()
+
+
+def test_postprocess_combines_multiallelic_predictions():
+    assert genotypes(2) == [(0, 0), (0, 1), (1, 1), (0, 2), (1, 2), (2, 2)]
+    # biallelic: the example's own distribution
+    p = combine_site(1, [((0,), np.array([0.1, 0.7, 0.2]))])
+    assert np.allclose(p, [0.1, 0.7, 0.2])
+    # a confident 1/2 site: each single-alt image says het, the pair image says hom-alt
+    preds = [((0,), np.array([0.02, 0.96, 0.02])), ((1,), np.array([0.03, 0.95, 0.02])),
+             ((0, 1), np.array([0.01, 0.01, 0.98]))]
+    p = combine_site(2, preds)
+    assert p.sum() == pytest.approx(1.0)
+    assert genotypes(2)[int(np.argmax(p))] == (1, 2)
+    gt, qual, gq, pl, flt = site_fields(p, 2)
+    assert gt == "1/2" and flt == "PASS" and len(pl) == 6 and min(pl) == 0 and pl[4] == 0
+    # only the first alt is real: 0/1
+    preds = [((0,), np.array([0.02, 0.96, 0.02])), ((1,), np.array([0.97, 0.02, 0.01])),
+             ((0, 1), np.array([0.02, 0.96, 0.02]))]
+    assert site_fields(combine_site(2, preds), 2)[0] == "0/1"
