@@ -214,3 +214,15 @@ def test_postprocess_combines_multiallelic_predictions():
     preds = [((0,), np.array([0.02, 0.96, 0.02])), ((1,), np.array([0.97, 0.02, 0.01])),
              ((0, 1), np.array([0.02, 0.96, 0.02]))]
     assert site_fields(combine_site(2, preds), 2)[0] == "0/1"
+
+
+def test_calling_examples_at_every_giab_position(tiny_stage, tmp_path):
+    """Real HiSeqX reads: calling mode makes an example at each of the 14 GIAB truth sites."""
+    cfg = MakeExamplesConfig(examples=str(tmp_path / "call.tfrecord@2.gz"), task=0, **tiny_stage["calling"])
+    starts = set()
+    for task in range(2):
+        res = make_examples(cfg.model_copy(update={"task": task}))
+        starts |= {decode_variant(e["variant/encoded"][0])["start"] + 1 for e in _examples(res["path"])}
+    truth = tiny_stage["training"]["truth_variants"]
+    giab = {int(line.split("\t")[1]) for line in truth.read_text().splitlines() if not line.startswith("#")}
+    assert len(giab) == 14 and giab <= starts
