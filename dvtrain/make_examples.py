@@ -20,9 +20,13 @@ extended to it); a site gives one example per alt and one per pair of alts, mark
 Images: ``dvtrain.pileup`` (docs/pileup.md), ``pileup_image_height`` x
 ``pileup_image_width`` x channels; shape and channels go to ``example_info.json``.
 
-Labels (training mode): the copies (0/1/2) of the example's alt allele(s) in the truth
-genotype (a pair example adds both, capped at 2); only sites whose REF span lies inside
-``confident_regions`` are written. ``training_random_emit_ref_sites`` adds that fraction
+Labels (training mode, ``dvtrain.labeler``): haplotype-aware. Candidates and truth events
+close together are grouped and each candidate allele gets the copies (0/1/2) that make the
+candidate haplotypes reproduce the truth haplotypes, so a truth indel written shifted,
+split or merged still labels the reads' representation; an example's label is the sum over
+its alleles, capped at 2. Only sites whose REF span lies inside ``confident_regions`` are
+written. Per shard, ``SHARD.labeling_metrics.json`` counts truth events matched and
+unmatched and candidates per class. ``training_random_emit_ref_sites`` adds that fraction
 of covered, non-candidate confident positions (seeded by position) as label-0 examples
 with ALT ``<*>`` and variant_type 0.
 """
@@ -45,6 +49,7 @@ from .evaluate import Normalizer, split_events
 from .example_proto import encode_alt_allele_indices, encode_example, encode_variant
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
+from .labeler import Labeler, labeling_metrics_path, write_metrics
 from .pileup import build_image, channel_names, example_info
 from .reads import BASE_CODE, Read, RefCache, fetch_reads
 from .variants import read_vcf
@@ -209,13 +214,14 @@ def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int
     return out
 
 
-def _truth_index(cfg: MakeExamplesConfig, lengths: dict[str, int], fasta: pysam.FastaFile,
-                 contigs: set[str]) -> dict[tuple[str, int, str, str], int]:
-    """(chrom, pos, ref, alt) normalised -> copies of alt in the truth genotype (PASS
-    records; split and normalised exactly as the evaluation does)."""
+def _labeler(cfg: MakeExamplesConfig, lengths: dict[str, int], fasta: pysam.FastaFile, contigs: set[str],
+             confident: IntervalIndex) -> Labeler:
+    """The haplotype-aware labeler over the truth's PASS records (split and normalised
+    exactly as the evaluation does) inside the confident regions."""
     assert cfg.truth_variants is not None
     truth = read_vcf(cfg.truth_variants, contigs=lengths, regions=contigs, pass_only=True)
-    return {e.key: e.copies for e in split_events(truth, Normalizer(fasta))}
+    norm = Normalizer(fasta)
+    return Labeler(split_events(truth, norm), norm.fetch, confident=confident)
 
 
 def make_examples(config: MakeExamplesConfig) -> dict:
@@ -237,12 +243,12 @@ def make_examples(config: MakeExamplesConfig) -> dict:
         for c in {r[0] for r in regions}:
             if c not in bam.references:
                 raise InputError(bam.filename.decode(), f"contig {c!r} is not in the BAM header")
-    truth: dict = {}
+    labeler: Optional[Labeler] = None
     confident: Optional[IntervalIndex] = None
     if cfg.mode == "training":
         assert cfg.confident_regions is not None
         confident = IntervalIndex(read_bed(cfg.confident_regions))
-        truth = _truth_index(cfg, lengths, fasta, {r[0] for r in regions})
+        labeler = _labeler(cfg, lengths, fasta, {r[0] for r in regions}, confident)
     parts = [p for i, p in enumerate(_partitions(regions)) if i % len(paths) == cfg.task]
     shape = [cfg.pileup_image_height, cfg.pileup_image_width, len(channel_names(cfg.channels))]
     contig_index = {c: i for i, c in enumerate(lengths)}
@@ -268,10 +274,10 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             sites = group_sites(cands)
             if confident is not None:
                 sites = [st for st in sites if confident.contains_span(chrom, st.pos, st.pos + len(st.ref))]
-            copies = {}
-            if cfg.mode == "training":
-                copies = {(c.pos, c.ref, c.alt): truth.get((chrom, c.pos, c.ref, c.alt), 0)
-                          for st in sites for c in st.alleles}
+            copies: dict = {}
+            if labeler is not None:
+                labels = labeler.label(chrom, start, end, [(chrom, c.pos, c.ref, c.alt) for c in cands])
+                copies = {(c.pos, c.ref, c.alt): lab for c, lab in zip(cands, labels) if lab is not None}
                 if cfg.training_random_emit_ref_sites > 0:
                     sites = _with_ref_sites(sites, cands, depth_out[0], ref, start, end, confident, cfg)
             for st in sites:
@@ -298,6 +304,8 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                         class_counts[label] += 1
                     writer.write(encode_example(feats))
         n = writer.count
+    if labeler is not None:
+        write_metrics(labeling_metrics_path(out_path), labeler.metrics())
     info_path = Path(str(out_path) + ".example_info.json")
     with atomic_output(info_path) as tmp:
         tmp.write_text(json.dumps(example_info(cfg), sort_keys=True) + "\n")
@@ -305,4 +313,5 @@ def make_examples(config: MakeExamplesConfig) -> dict:
               "example_info": str(info_path), "counts": counts}
     if cfg.mode == "training":
         result["class_counts"] = class_counts
+        result["labeling_metrics"] = str(labeling_metrics_path(out_path))
     return result

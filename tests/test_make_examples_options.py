@@ -226,3 +226,35 @@ def test_calling_examples_at_every_giab_position(tiny_stage, tmp_path):
     truth = tiny_stage["training"]["truth_variants"]
     giab = {int(line.split("\t")[1]) for line in truth.read_text().splitlines() if not line.startswith("#")}
     assert len(giab) == 14 and giab <= starts
+
+
+def test_labels_follow_haplotypes_when_truth_merges_two_changes(tmp_path):
+    """The reads carry a homopolymer deletion and a SNP right after the run; the truth
+    writes both as one complex record (AG -> C), which no key lookup or left-alignment
+    turns into the reads' two candidates. The labeler labels both hom (2) and reports the
+    truth event matched in labeling_metrics.json."""
+    import json
+
+    fa, seq = _ref(tmp_path)
+    seq = seq[:399] + "TAAAAAG" + seq[406:]  # homopolymer A at 400..404, G at 405
+    fa.write_text(">c\n" + seq + "\n")
+    pysam.faidx(str(fa))
+    alt_g = "C" if seq[405] != "C" else "T"
+    reads = []
+    for i in range(8):  # hom: one A deleted, G at 405 changed
+        s = 340 + i
+        rseq = seq[s:402] + seq[403:405] + alt_g + seq[406 : s + 101]
+        reads.append((f"d{i}", s, rseq, f"{402 - s}M1D{s - 302}M", 0))
+    bam = _bam(tmp_path, seq, reads)
+    truth = tmp_path / "t.vcf"
+    truth.write_text("##fileformat=VCFv4.2\n##contig=<ID=c,length=800>\n"
+                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n"
+                     f"c\t405\t.\t{seq[404:406]}\t{alt_g}\t50\tPASS\t.\tGT\t1|1\n")
+    bed = tmp_path / "conf.bed"
+    bed.write_text("c\t0\t800\n")
+    res, exs = _run(tmp_path, fa, bam, mode="training", truth_variants=truth, confident_regions=bed)
+    assert [s[:3] for s in _sites(exs)] == [(399, "TA", ("T",)), (405, seq[405], (alt_g,))]
+    assert [e["label"] for e in exs] == [[2], [2]]
+    metrics = json.loads(open(res["labeling_metrics"]).read())
+    assert metrics["truth_variants"] == 1 and metrics["truth_matched"] == 1 and metrics["truth_unmatched"] == 0
+    assert metrics["candidates_per_class"] == [0, 0, 2]
