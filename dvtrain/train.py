@@ -104,6 +104,9 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
         raise InputError(config.train_dataset_config, "training set has no examples")
     if len(xt) == 0:
         raise InputError(config.tune_dataset_config, "tune set has no examples")
+    if xt.shape[1:] != x.shape[1:]:
+        raise ShapeMismatchError(config.tune_dataset_config, f"tune image shape {list(xt.shape[1:])} differs from "
+                                 f"the training set's {list(x.shape[1:])}")
     _seed_everything(config.seed)
     if config.init_checkpoint is not None:
         model = load_model(config.init_checkpoint)
