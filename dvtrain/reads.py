@@ -10,6 +10,7 @@ reference spans, and both as normalised indel keys ``(pos, ref, alt)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Optional
 
 import numpy as np
@@ -52,27 +53,41 @@ class RefCache:
         return self.seq[start:end]
 
 
+_ALIGNED_OPS = (0, 7, 8)  # M, =, X
+_EMPTY_ANCHORS = np.zeros(0, dtype=np.int64)
+
+
 def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Optional[Read]:
     seq = aln.query_sequence
-    quals = aln.query_qualities
-    if not seq or aln.cigartuples is None:
+    cigar = aln.cigartuples
+    if not seq or cigar is None:
         return None
+    quals = aln.query_qualities
     qarr = np.frombuffer(seq.encode(), dtype=np.uint8)
-    qual = np.asarray(quals, dtype=np.int16) if quals is not None else np.full(len(seq), 30, np.int16)
+    qual = np.array(quals, dtype=np.int16) if quals is not None else np.full(len(seq), 30, np.int16)
     r = aln.reference_start
+    if len(cigar) == 1 and cigar[0][0] in _ALIGNED_OPS and cigar[0][1] == len(qarr) == len(qual):
+        # fast path (most reads): one aligned block covering the whole read, no indels
+        n = cigar[0][1]
+        return Read(
+            start=r, end=aln.reference_end or r + n, name=aln.query_name or "",
+            rpos=np.arange(r, r + n), bases=qarr.copy(), quals=qual, mapq=aln.mapping_quality,
+            reverse=aln.is_reverse, tlen=abs(aln.template_length),
+            ins_anchors=_EMPTY_ANCHORS.copy(), del_spans=[], events=set(),
+        )
+    start = r
     q = 0
-    rpos_parts, qpos_parts = [], []
+    blocks: list[tuple[int, int, int]] = []  # (ref start, query start, length) of aligned blocks
     ins_anchors: list[int] = []
     dels: list[tuple[int, int]] = []
     events: set = set()
-    for op, n in aln.cigartuples:
-        if op in (0, 7, 8):  # M, =, X
-            rpos_parts.append(np.arange(r, r + n))
-            qpos_parts.append(np.arange(q, q + n))
+    for op, n in cigar:
+        if op in _ALIGNED_OPS:
+            blocks.append((r, q, n))
             r += n
             q += n
         elif op == 1:  # I
-            if r > aln.reference_start:
+            if r > start:
                 ins_anchors.append(r - 1)
                 key = (r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q : q + n].upper())
                 events.add(_norm(key, ref, norm_cache))
@@ -87,12 +102,19 @@ def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Op
             r += n
         elif op == 4:  # S
             q += n
-    if not rpos_parts:
+    if not blocks:
         return None
-    rpos = np.concatenate(rpos_parts)
-    qpos = np.concatenate(qpos_parts)
+    if len(blocks) == 1:
+        r0, q0, n = blocks[0]
+        rpos = np.arange(r0, r0 + n)
+        qpos = np.arange(q0, q0 + n)
+    else:
+        # concatenated aranges in one go: per-base offset (ref - query) of its block, plus query positions
+        lens = np.array([b[2] for b in blocks])
+        qpos = np.concatenate([np.arange(b[1], b[1] + b[2]) for b in blocks])
+        rpos = qpos + np.repeat(np.array([b[0] - b[1] for b in blocks]), lens)
     return Read(
-        start=aln.reference_start, end=aln.reference_end or r, name=aln.query_name or "",
+        start=start, end=aln.reference_end or r, name=aln.query_name or "",
         rpos=rpos, bases=qarr[qpos], quals=qual[qpos], mapq=aln.mapping_quality,
         reverse=aln.is_reverse, tlen=abs(aln.template_length),
         ins_anchors=np.asarray(ins_anchors, dtype=np.int64), del_spans=dels, events=events,
@@ -107,6 +129,9 @@ def _norm(key: tuple[int, str, str], ref: RefCache, cache: dict) -> tuple[int, s
     return hit
 
 
+_SORT_KEY = attrgetter("start", "name", "reverse")
+
+
 def fetch_reads(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int,
                  ref: RefCache, norm_cache: dict) -> list[Read]:
     reads: list[Read] = []
@@ -117,5 +142,5 @@ def fetch_reads(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: in
             rd = parse_read(aln, ref, norm_cache)
             if rd is not None:
                 reads.append(rd)
-    reads.sort(key=lambda x: (x.start, x.name, x.reverse))
+    reads.sort(key=_SORT_KEY)
     return reads
