@@ -2,7 +2,7 @@
 tensors -> tf.train.Example TFRecords, one shard per ``task``.
 
 Regions: ``regions`` (contigs, ``chr:start-end`` or BED files; merged, so overlapping
-inputs give no duplicate examples) minus ``exclude_regions``; the work is split into 1 kb
+inputs give no duplicate examples) minus ``exclude_regions``; the work is split into 10 kb
 partitions, and shard ``task`` of N takes partitions ``task, task+N, ...``.
 
 Reads (``dvtrain.reads``): mapped, primary, non-supplementary, non-duplicate, QC-passed,
@@ -50,11 +50,11 @@ from .example_proto import encode_alt_allele_indices, encode_example, encode_var
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
 from .labeler import Labeler, labeling_metrics_path, write_metrics
-from .pileup import build_image, channel_names, example_info
+from .pileup import ReadIndex, build_image, channel_names, example_info
 from .reads import BASE_CODE, Read, RefCache, fetch_reads
 from .variants import read_vcf
 
-PARTITION_SIZE = 1000
+PARTITION_SIZE = 10_000  # bases per work unit; shard i takes units i, i+N, ...
 
 
 @dataclass(frozen=True)
@@ -80,21 +80,25 @@ def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg:
     width = end - start
     if width <= 0:
         return []
-    counts = np.zeros((width, 5), dtype=np.int64)
-    depth_diff = np.zeros(width + 1, dtype=np.int64)
     indel_counts: dict[tuple[int, str, str], int] = {}
+    if reads:
+        rs = np.clip(np.fromiter((r.start for r in reads), np.int64, len(reads)), start, end) - start
+        re_ = np.clip(np.fromiter((r.end for r in reads), np.int64, len(reads)), start, end) - start
+        ok = rs < re_
+        depth = np.cumsum(np.bincount(rs[ok], minlength=width + 1)[: width + 1]
+                          - np.bincount(re_[ok], minlength=width + 1)[: width + 1])[:width]
+        rpos = np.concatenate([r.rpos for r in reads])
+        m = (rpos >= start) & (rpos < end) & (np.concatenate([r.quals for r in reads]) >= cfg.min_base_quality)
+        codes = BASE_CODE[np.concatenate([r.bases for r in reads])[m]]
+        counts = np.bincount((rpos[m] - start) * 5 + codes, minlength=width * 5).reshape(width, 5)
+    else:
+        depth = np.zeros(width, dtype=np.int64)
+        counts = np.zeros((width, 5), dtype=np.int64)
     for rd in reads:
-        s, e = max(rd.start, start), min(rd.end, end)
-        if s < e:
-            depth_diff[s - start] += 1
-            depth_diff[e - start] -= 1
-        m = (rd.rpos >= start) & (rd.rpos < end) & (rd.quals >= cfg.min_base_quality)
-        if m.any():
-            np.add.at(counts, (rd.rpos[m] - start, BASE_CODE[rd.bases[m]]), 1)
-        for ev in rd.events:
-            if start <= ev[0] < end:
-                indel_counts[ev] = indel_counts.get(ev, 0) + 1
-    depth = np.cumsum(depth_diff)[:width]
+        if rd.events:
+            for ev in rd.events:
+                if start <= ev[0] < end:
+                    indel_counts[ev] = indel_counts.get(ev, 0) + 1
     if depth_out is not None:
         depth_out.append(depth)
     ref_codes = BASE_CODE[ref.arr[start:end]]
@@ -268,6 +272,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             counts["reads"] += len(reads)
             reads = downsample(reads, cfg.downsample_fraction, cfg.seed)
             counts["reads_kept"] += len(reads)
+            index = ReadIndex(reads)
             depth_out: list = []
             cands = find_candidates(reads, ref, start, end, cfg, depth_out)
             counts["candidates"] += len(cands)
@@ -287,7 +292,8 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                 seed = (cfg.seed * 1_000_003 + contig_index[chrom]) * 4_000_000_007 + st.pos
                 for sub in st.subsets():
                     alleles = [st.alleles[i] for i in sub]
-                    img = build_image(alleles[0] if len(alleles) == 1 else alleles, reads, ref, cfg, rng_seed=seed)
+                    img = build_image(alleles[0] if len(alleles) == 1 else alleles, reads, ref, cfg, rng_seed=seed,
+                                      index=index)
                     feats: dict = {
                         "image/encoded": img.tobytes(),
                         "image/shape": shape,

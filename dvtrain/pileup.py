@@ -126,7 +126,26 @@ def _supports(rd: Read, alleles: list) -> bool:
     return False
 
 
-def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int) -> list[Read]:
+class ReadIndex:
+    """Start/end arrays of a start-sorted read list, to find the reads overlapping a span
+    without scanning them all."""
+
+    def __init__(self, reads: list[Read]) -> None:
+        self.starts = np.fromiter((r.start for r in reads), np.int64, len(reads))
+        self.ends = np.fromiter((r.end for r in reads), np.int64, len(reads))
+        self.max_len = int((self.ends - self.starts).max()) if reads else 0
+        if reads and (np.diff(self.starts) < 0).any():
+            raise ValueError("ReadIndex needs reads sorted by start")
+
+    def overlapping(self, lo: int, hi: int) -> list[int]:
+        """Indices (ascending) of reads with start < hi and end > lo."""
+        a = int(np.searchsorted(self.starts, lo - self.max_len, side="left"))
+        b = int(np.searchsorted(self.starts, hi, side="left"))
+        return (a + np.nonzero(self.ends[a:b] > lo)[0]).tolist()
+
+
+def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int,
+                 index: Optional[ReadIndex] = None) -> list[Read]:
     """The reads drawn for ``cand`` (one candidate or a list at one position), in row order.
 
     Reads overlapping [pos - 5, pos + len(ref) + 5) with MAPQ >= min_mapping_quality and
@@ -141,7 +160,10 @@ def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int
     pos = alleles[0].pos
     lo = pos - READ_OVERLAP_BUFFER
     hi = pos + max(max(len(a.ref) for a in alleles), 1) + READ_OVERLAP_BUFFER
-    overlapping = [i for i, rd in enumerate(reads) if rd.start < hi and rd.end > lo]
+    if index is not None:
+        overlapping = index.overlapping(lo, hi)
+    else:
+        overlapping = [i for i, rd in enumerate(reads) if rd.start < hi and rd.end > lo]
     eligible = [i for i in overlapping
                 if reads[i].mapq >= cfg.min_mapping_quality
                 and _quality_ok_at(reads[i], pos, cfg.min_base_quality)]
@@ -153,7 +175,7 @@ def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int
 
 
 def build_image(cand, reads: list[Read], ref: RefCache, cfg: MakeExamplesConfig,
-                rng_seed: int) -> np.ndarray:
+                rng_seed: int, index: Optional[ReadIndex] = None) -> np.ndarray:
     """The H x W x C uint8 pileup tensor for one candidate, or for a list of candidates at
     one position (reads carrying any of them support the variant). Rules: docs/pileup.md."""
     alleles = _alleles(cand)
@@ -180,46 +202,74 @@ def build_image(cand, reads: list[Read], ref: RefCache, cfg: MakeExamplesConfig,
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
-    for r, rd in enumerate(select_reads(cand, reads, cfg, rng_seed), start=REF_ROWS):
-        row = img[r]
-        # aligned bases inside the window
-        m = (rd.rpos >= w0) & (rd.rpos < w1)
-        cols = rd.rpos[m] - w0
-        b = rd.bases[m]
-        row[cols, 0] = BASE_VALUE[b]
-        row[cols, 1] = _bq_pixels(rd.quals[m])
-        row[cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
-        # deletions: the deleted columns stay empty; the aligned base before the gap
-        # becomes an anchor ('*': no base colour, differs from the reference)
-        if rd.del_spans:
-            anchors = np.fromiter((s - 1 for s, _ in rd.del_spans), np.int64, len(rd.del_spans))
-            idx = np.minimum(np.searchsorted(rd.rpos, anchors), rd.rpos.size - 1)
-            anchors = anchors[(rd.rpos[idx] == anchors) & (anchors >= w0) & (anchors < w1)]
-            row[anchors - w0, 0] = ANCHOR_BASE_VALUE
-            row[anchors - w0, 5] = DIFFERS_FROM_REF
-        # insertions: the reference base before the inserted bases becomes an anchor
-        # carrying the quality of the first inserted base
-        icols = np.zeros(0, dtype=np.int64)
-        if rd.ins_anchors.size:
-            a = rd.ins_anchors
-            keep = (a >= w0) & (a < w1)
-            icols = a[keep] - w0
-            row[icols, 0] = ANCHOR_BASE_VALUE
-            row[icols, 1] = _bq_pixels(_anchor_quals(rd, a)[keep])
-            row[icols, 5] = DIFFERS_FROM_REF
-        # read-level channels on every drawn column: fill the read's span inside the
-        # window, then clear the columns it does not draw (deletions, skips)
-        s0, s1 = max(rd.start, w0) - w0, min(rd.end, w1) - w0
-        if s0 >= s1:
-            continue
-        row[s0:s1, 2:5] = (scale(rd.mapq, MAPPING_QUALITY_CAP),
-                           STRAND_REVERSE if rd.reverse else STRAND_FORWARD,
-                           SUPPORTS_ALT if _supports(rd, alleles) else SUPPORTS_OTHER)
-        if has_insert:
-            row[s0:s1, 6] = scale(abs(rd.tlen), MAX_FRAGMENT_LENGTH)
-        if cols.size != s1 - s0:
-            gap = np.ones(s1 - s0, dtype=bool)
-            gap[cols - s0] = False
-            gap[icols[(icols >= s0) & (icols < s1)] - s0] = False
-            row[s0 + np.nonzero(gap)[0]] = 0
+    sel = select_reads(cand, reads, cfg, rng_seed, index)
+    if sel:
+        _draw_reads(img, sel, alleles, w0, refcol, has_insert)
     return img
+
+
+def _draw_reads(img: np.ndarray, sel: list[Read], alleles: list, w0: int, refcol: np.ndarray,
+                has_insert: bool) -> None:
+    """Draw the selected reads into rows 5.. of ``img``, all reads at once (numpy over the
+    concatenated per-base arrays; see docs/pileup.md for the rules)."""
+    R, W = len(sel), img.shape[1]
+    w1 = w0 + W
+    body = img[REF_ROWS:REF_ROWS + R]
+    lens = np.fromiter((rd.rpos.size for rd in sel), np.int64, R)
+    rp = np.concatenate([rd.rpos for rd in sel])
+    row = np.repeat(np.arange(R), lens)
+    # aligned bases inside the window
+    m = (rp >= w0) & (rp < w1)
+    rows, cols = row[m], rp[m] - w0
+    b = np.concatenate([rd.bases for rd in sel])[m]
+    body[rows, cols, 0] = BASE_VALUE[b]
+    body[rows, cols, 1] = _bq_pixels(np.concatenate([rd.quals for rd in sel])[m])
+    body[rows, cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
+    drawn = np.zeros((R, W), dtype=bool)
+    drawn[rows, cols] = True
+    # (row, position) keys of every aligned base, ascending: membership by searchsorted
+    span_w = int(max(rd.end for rd in sel)) + 2
+    keys = row * span_w + rp
+
+    def aligned(krow: np.ndarray, kpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        k = krow * span_w + kpos
+        i = np.minimum(np.searchsorted(keys, k), keys.size - 1)
+        return keys[i] == k, i
+
+    # deletions: the deleted columns stay empty; the aligned base before the gap becomes
+    # an anchor ('*': no base colour, differs from the reference)
+    dl = [(r, s - 1) for r, rd in enumerate(sel) for s, _ in rd.del_spans]
+    if dl:
+        drow, dpos = np.array(dl, dtype=np.int64).T
+        ok, _ = aligned(drow, dpos)
+        ok &= (dpos >= w0) & (dpos < w1)
+        body[drow[ok], dpos[ok] - w0, 0] = ANCHOR_BASE_VALUE
+        body[drow[ok], dpos[ok] - w0, 5] = DIFFERS_FROM_REF
+    # insertions: the base before the inserted bases becomes an anchor carrying the
+    # quality of the first inserted base (the anchor's own quality without ins_quals)
+    il = [(r, int(a), int(q)) for r, rd in enumerate(sel) if rd.ins_anchors.size
+          for a, q in zip(rd.ins_anchors, _anchor_quals(rd, rd.ins_anchors))]
+    if il:
+        irow, ipos, iq = np.array(il, dtype=np.int64).T
+        keep = (ipos >= w0) & (ipos < w1)
+        irow, icol, iq = irow[keep], ipos[keep] - w0, iq[keep]
+        body[irow, icol, 0] = ANCHOR_BASE_VALUE
+        body[irow, icol, 1] = _bq_pixels(iq)
+        body[irow, icol, 5] = DIFFERS_FROM_REF
+        drawn[irow, icol] = True
+    # read-level channels on every drawn column of the read's span inside the window;
+    # columns of the span the read does not draw (deletions, skips) are cleared
+    s0 = np.clip(np.fromiter((rd.start for rd in sel), np.int64, R), w0, w1) - w0
+    s1 = np.clip(np.fromiter((rd.end for rd in sel), np.int64, R), w0, w1) - w0
+    grid = np.arange(W)
+    span = (grid >= s0[:, None]) & (grid < s1[:, None])
+    mq = np.array([scale(rd.mapq, MAPPING_QUALITY_CAP) for rd in sel], dtype=np.uint8)
+    strand = np.array([STRAND_REVERSE if rd.reverse else STRAND_FORWARD for rd in sel], dtype=np.uint8)
+    sup = np.array([SUPPORTS_ALT if _supports(rd, alleles) else SUPPORTS_OTHER for rd in sel], dtype=np.uint8)
+    body[..., 2] = np.where(span, mq[:, None], body[..., 2])
+    body[..., 3] = np.where(span, strand[:, None], body[..., 3])
+    body[..., 4] = np.where(span, sup[:, None], body[..., 4])
+    if has_insert:
+        ins = np.array([scale(abs(rd.tlen), MAX_FRAGMENT_LENGTH) for rd in sel], dtype=np.uint8)
+        body[..., 6] = np.where(span, ins[:, None], body[..., 6])
+    body[span & ~drawn] = 0
