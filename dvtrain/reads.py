@@ -39,6 +39,7 @@ class Read:
     ins_anchors: np.ndarray  # reference positions after which the read has an insertion
     del_spans: list[tuple[int, int]]  # deleted reference intervals
     events: set = field(default_factory=set)  # normalised indel keys (pos, ref, alt)
+    ins_quals: np.ndarray = field(default_factory=lambda: _EMPTY_QUALS)  # first inserted base's quality, per anchor
 
 
 class RefCache:
@@ -55,6 +56,7 @@ class RefCache:
 
 _ALIGNED_OPS = (0, 7, 8)  # M, =, X
 _EMPTY_ANCHORS = np.zeros(0, dtype=np.int64)
+_EMPTY_QUALS = np.zeros(0, dtype=np.int16)
 
 
 def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Optional[Read]:
@@ -79,6 +81,7 @@ def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Op
     q = 0
     blocks: list[tuple[int, int, int]] = []  # (ref start, query start, length) of aligned blocks
     ins_anchors: list[int] = []
+    ins_quals: list[int] = []
     dels: list[tuple[int, int]] = []
     events: set = set()
     for op, n in cigar:
@@ -89,6 +92,7 @@ def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Op
         elif op == 1:  # I
             if r > start:
                 ins_anchors.append(r - 1)
+                ins_quals.append(int(qual[q]) if q < len(qual) else 0)
                 key = (r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q : q + n].upper())
                 events.add(_norm(key, ref, norm_cache))
             q += n
@@ -118,6 +122,7 @@ def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Op
         rpos=rpos, bases=qarr[qpos], quals=qual[qpos], mapq=aln.mapping_quality,
         reverse=aln.is_reverse, tlen=abs(aln.template_length),
         ins_anchors=np.asarray(ins_anchors, dtype=np.int64), del_spans=dels, events=events,
+        ins_quals=np.asarray(ins_quals, dtype=np.int16),
     )
 
 

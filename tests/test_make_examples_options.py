@@ -258,3 +258,23 @@ def test_labels_follow_haplotypes_when_truth_merges_two_changes(tmp_path):
     metrics = json.loads(open(res["labeling_metrics"]).read())
     assert metrics["truth_variants"] == 1 and metrics["truth_matched"] == 1 and metrics["truth_unmatched"] == 0
     assert metrics["candidates_per_class"] == [0, 0, 2]
+
+
+def test_insertion_anchor_takes_the_first_inserted_base_quality(tmp_path):
+    """dvtrain.reads records the first inserted base's quality; the image draws it at
+    the insertion's anchor column (DeepVariant's rule, docs/pileup.md)."""
+    from dvtrain.pileup import BQ_PIXEL
+    from dvtrain.reads import RefCache, parse_read
+
+    fa, seq = _ref(tmp_path)
+    rseq = seq[350:400] + "GT" + seq[400:448]
+    header = {"HD": {"VN": "1.6"}, "SQ": [{"SN": "c", "LN": len(seq)}]}
+    a = pysam.AlignedSegment(pysam.AlignmentHeader.from_dict(header))
+    a.query_name, a.reference_id, a.reference_start, a.mapping_quality = "i", 0, 350, 60
+    a.query_sequence, a.cigarstring = rseq, "50M2I48M"
+    quals = [30] * 100
+    quals[50] = 12  # the first inserted base
+    a.query_qualities = pysam.qualitystring_to_array("".join(chr(q + 33) for q in quals))
+    rd = parse_read(a, RefCache(pysam.FastaFile(str(fa)), "c"), {})
+    assert rd.ins_anchors.tolist() == [399] and rd.ins_quals.tolist() == [12]
+    assert BQ_PIXEL[12] == 254 * 12 // 40
