@@ -133,6 +133,7 @@ class Site:
     ref: str
     alts: tuple[str, ...]
     alleles: tuple[Candidate, ...]
+    ref_count: int = 0  # reads with the reference base and none of the site's indels
 
     def subsets(self) -> list[tuple[int, ...]]:
         """DeepVariant's examples per site: one per alt, then one per pair of alts."""
@@ -150,7 +151,10 @@ def group_sites(cands: list[Candidate]) -> list[Site]:
         group = cands[i:j]
         ref = max((c.ref for c in group), key=len)
         alts = tuple(c.alt + ref[len(c.ref):] for c in group)
-        sites.append(Site(group[0].chrom, group[0].pos, ref, alts, tuple(group)))
+        # reads with an indel here still show the reference base at its anchor
+        ref_base = max(c.ref_count + (0 if c.is_snp else c.alt_count) for c in group)
+        ref_reads = max(0, ref_base - sum(c.alt_count for c in group if not c.is_snp))
+        sites.append(Site(group[0].chrom, group[0].pos, ref, alts, tuple(group), ref_reads))
         i = j
     return sites
 
@@ -301,8 +305,8 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                         "variant/encoded": encode_variant(chrom, st.pos, st.ref, list(st.alts)),
                         "alt_allele_indices/encoded": encode_alt_allele_indices(list(sub)),
                         "variant_type": _variant_type(st, sub),
-                        "dvtrain/allele_counts": [alleles[0].depth, alleles[0].ref_count,
-                                                  sum(c.alt_count for c in alleles)],
+                        "dvtrain/allele_counts": [alleles[0].depth, st.ref_count if st.alts != ("<*>",) else
+                                                  alleles[0].ref_count, sum(c.alt_count for c in alleles)],
                     }
                     if cfg.mode == "training":
                         label = min(2, sum(copies.get((c.pos, c.ref, c.alt), 0) for c in alleles))

@@ -56,7 +56,7 @@ class RefCache:
 
 _ALIGNED_OPS = (0, 7, 8)  # M, =, X
 _EMPTY_ANCHORS = np.zeros(0, dtype=np.int64)
-_EMPTY_QUALS = np.zeros(0, dtype=np.int16)
+_EMPTY_QUALS = np.zeros(0, dtype=np.uint8)
 
 
 def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Optional[Read]:
@@ -66,14 +66,15 @@ def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Op
         return None
     quals = aln.query_qualities
     qarr = np.frombuffer(seq.encode(), dtype=np.uint8)
-    qual = np.array(quals, dtype=np.int16) if quals is not None else np.full(len(seq), 30, np.int16)
+    # zero-copy views: bases and qualities are only read, never written
+    qual = np.frombuffer(quals, dtype=np.uint8) if quals is not None else np.full(len(seq), 30, np.uint8)
     r = aln.reference_start
     if len(cigar) == 1 and cigar[0][0] in _ALIGNED_OPS and cigar[0][1] == len(qarr) == len(qual):
         # fast path (most reads): one aligned block covering the whole read, no indels
         n = cigar[0][1]
         return Read(
             start=r, end=aln.reference_end or r + n, name=aln.query_name or "",
-            rpos=np.arange(r, r + n), bases=qarr.copy(), quals=qual, mapq=aln.mapping_quality,
+            rpos=np.arange(r, r + n), bases=qarr, quals=qual, mapq=aln.mapping_quality,
             reverse=aln.is_reverse, tlen=abs(aln.template_length),
             ins_anchors=_EMPTY_ANCHORS.copy(), del_spans=[], events=set(),
         )
@@ -122,7 +123,7 @@ def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Op
         rpos=rpos, bases=qarr[qpos], quals=qual[qpos], mapq=aln.mapping_quality,
         reverse=aln.is_reverse, tlen=abs(aln.template_length),
         ins_anchors=np.asarray(ins_anchors, dtype=np.int64), del_spans=dels, events=events,
-        ins_quals=np.asarray(ins_quals, dtype=np.int16),
+        ins_quals=np.asarray(ins_quals, dtype=np.uint8),
     )
 
 

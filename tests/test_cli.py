@@ -34,7 +34,7 @@ def test_help_lists_every_stage():
 
 def test_stages_chain_on_real_reads(tiny, tmp_path):
     me = dvtrain("make-examples", "--mode", "calling", "--ref", tiny / "q.fa", "--reads", tiny / "NA12878.chr22.tiny.bam",
-                 "--examples", tmp_path / "q.tfrecord@2.gz", "--task", "1", "--regions", "q:1-8000")
+                 "--examples", tmp_path / "q.tfrecord@2.gz", "--task", "1", "--regions", "q:1-12356")
     assert me.returncode == 0, me.stderr
     res = json.loads(me.stdout)
     assert res["path"].endswith("q.tfrecord-00001-of-00002.gz") and res["num_examples"] > 0

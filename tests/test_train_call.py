@@ -58,7 +58,8 @@ def test_training_keeps_best_checkpoint_by_tune_f1(trained, datasets):
     assert trained["best_metrics"]["tune/f1_weighted"] == best["tune/f1_weighted"]
     assert sorted(p.name for p in (out / "exp" / "checkpoints").iterdir()) == [f"epoch-00{i}.keras" for i in range(3)]
     summary = json.loads((out / "exp" / "train_summary.json").read_text())
-    assert summary["train_examples"] == 40 and summary["train_class_counts"] == [26, 14, 0]
+    # 39 sites, one of them multi-allelic (2 alts: 3 examples); the 14 GIAB SNPs are class 1
+    assert summary["train_examples"] == 41 and summary["train_class_counts"] == [27, 14, 0]
 
 
 def test_warm_start_begins_from_the_init_checkpoint(trained, datasets):
@@ -88,7 +89,7 @@ def test_call_writes_sorted_indexed_vcf_deterministically(trained, datasets, tin
     vf = pysam.VariantFile(str(a))
     assert list(vf.header.samples) == ["NA12878"] and "q" in vf.header.contigs
     recs = list(vf)
-    assert len(recs) == res["num_records"] == 40
+    assert len(recs) == res["num_records"] == 39  # one record per site (41 examples)
     assert [r.pos for r in recs] == sorted(r.pos for r in recs)
     for r in recs:
         s = r.samples["NA12878"]
