@@ -64,6 +64,8 @@ def scale(value: int, cap: int) -> int:
 
 # base_quality pixel for every quality 0..255
 BQ_PIXEL = np.array([scale(q, BASE_QUALITY_CAP) for q in range(256)], dtype=np.uint8)
+MQ_PIXEL = np.array([scale(q, MAPPING_QUALITY_CAP) for q in range(256)], dtype=np.uint8)
+INSERT_PIXEL = np.array([scale(n, MAX_FRAGMENT_LENGTH) for n in range(MAX_FRAGMENT_LENGTH + 1)], dtype=np.uint8)
 
 
 def _bq_pixels(quals: np.ndarray) -> np.ndarray:
@@ -144,6 +146,24 @@ class ReadIndex:
         return (a + np.nonzero(self.ends[a:b] > lo)[0]).tolist()
 
 
+def _eligible(idx: list[int], reads: list[Read], pos: int, min_bq: int) -> list[int]:
+    """``_quality_ok_at`` for many reads at once (numpy over their concatenated bases)."""
+    if not idx:
+        return idx
+    rds = [reads[i] for i in idx]
+    lens = np.fromiter((r.rpos.size for r in rds), np.int64, len(rds))
+    rp = np.concatenate([r.rpos for r in rds])
+    hit = np.nonzero(rp == pos)[0]
+    low = np.zeros(len(rds), dtype=bool)
+    if hit.size:
+        row = np.searchsorted(np.cumsum(lens), hit, side="right")
+        low[row] = np.concatenate([r.quals for r in rds])[hit] < min_bq
+    for k, rd in enumerate(rds):  # insertion anchors are rare: check those reads one by one
+        if not low[k] and rd.ins_anchors.size and not _quality_ok_at(rd, pos, min_bq):
+            low[k] = True
+    return [i for i, bad in zip(idx, low) if not bad]
+
+
 def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int,
                  index: Optional[ReadIndex] = None) -> list[Read]:
     """The reads drawn for ``cand`` (one candidate or a list at one position), in row order.
@@ -164,9 +184,8 @@ def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int
         overlapping = index.overlapping(lo, hi)
     else:
         overlapping = [i for i, rd in enumerate(reads) if rd.start < hi and rd.end > lo]
-    eligible = [i for i in overlapping
-                if reads[i].mapq >= cfg.min_mapping_quality
-                and _quality_ok_at(reads[i], pos, cfg.min_base_quality)]
+    eligible = _eligible([i for i in overlapping if reads[i].mapq >= cfg.min_mapping_quality], reads, pos,
+                         cfg.min_base_quality)
     if len(eligible) > max_reads:
         order = np.random.default_rng(rng_seed).permutation(len(eligible))[:max_reads]
         eligible = [eligible[j] for j in np.sort(order)]
@@ -263,13 +282,22 @@ def _draw_reads(img: np.ndarray, sel: list[Read], alleles: list, w0: int, refcol
     s1 = np.clip(np.fromiter((rd.end for rd in sel), np.int64, R), w0, w1) - w0
     grid = np.arange(W)
     span = (grid >= s0[:, None]) & (grid < s1[:, None])
-    mq = np.array([scale(rd.mapq, MAPPING_QUALITY_CAP) for rd in sel], dtype=np.uint8)
+    mq = MQ_PIXEL.take(np.fromiter((rd.mapq for rd in sel), np.int64, R), mode="clip")
     strand = np.array([STRAND_REVERSE if rd.reverse else STRAND_FORWARD for rd in sel], dtype=np.uint8)
-    sup = np.array([SUPPORTS_ALT if _supports(rd, alleles) else SUPPORTS_OTHER for rd in sel], dtype=np.uint8)
+    supports = np.zeros(R, dtype=bool)
+    snp_alts = {ord(a.alt) & 0xDF for a in alleles if a.is_snp}
+    if snp_alts:
+        at = np.nonzero(rp == alleles[0].pos)[0]
+        base = np.concatenate([rd.bases for rd in sel])[at] & 0xDF
+        supports[row[at][np.isin(base, list(snp_alts))]] = True
+    keys = [(a.pos, a.ref, a.alt) for a in alleles if not a.is_snp]
+    if keys:
+        supports |= np.fromiter((any(k in rd.events for k in keys) for rd in sel), bool, R)
+    sup = np.where(supports, SUPPORTS_ALT, SUPPORTS_OTHER).astype(np.uint8)
     body[..., 2] = np.where(span, mq[:, None], body[..., 2])
     body[..., 3] = np.where(span, strand[:, None], body[..., 3])
     body[..., 4] = np.where(span, sup[:, None], body[..., 4])
     if has_insert:
-        ins = np.array([scale(abs(rd.tlen), MAX_FRAGMENT_LENGTH) for rd in sel], dtype=np.uint8)
+        ins = INSERT_PIXEL.take(np.fromiter((abs(rd.tlen) for rd in sel), np.int64, R), mode="clip")
         body[..., 6] = np.where(span, ins[:, None], body[..., 6])
     body[span & ~drawn] = 0
