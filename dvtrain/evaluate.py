@@ -460,6 +460,20 @@ def _clusters(truth, query, ts, qs, gap: int) -> list[tuple[list[int], list[int]
     return out
 
 
+def split_or_fallback(truth, other, ts, os_, may_split: bool, stats, decide, fallback) -> None:
+    """A cluster too large to search: decide its runs of overlapping events apart
+    (``decide(ts, os, False)``, counted as ``split``), or, when it is one run or already a
+    run, ``fallback(ts, os)`` (counted as ``too_large``)."""
+    parts = _clusters(truth, other, ts, os_, 0) if may_split else []
+    if len(parts) > 1:
+        stats["split"] += 1
+        for pt, po in parts:
+            decide(pt, po, False)
+    else:
+        stats["too_large"] += 1
+        fallback(ts, os_)
+
+
 def _overlaps(a: Event, b: Event) -> bool:
     return a.pos < b.end and b.pos < a.end
 
@@ -511,14 +525,8 @@ def match_events(
         ref, ws = _window(t_ev[0].chrom, t_ev, q_ev, fetch)
         found = _cluster_match(ref, ws, t_ev, q_ev)
         if found is None:
-            parts = _clusters(truth, query, ts, qs, 0) if may_split else []
-            if len(parts) > 1:  # too large: replay its runs of overlapping events apart
-                stats["split"] += 1
-                for pt, pq in parts:
-                    decide(pt, pq, False)
-            else:
-                stats["too_large"] += 1
-                _key_match(truth, query, ts, qs, t_label, q_label)
+            split_or_fallback(truth, query, ts, qs, may_split, stats, decide,
+                              lambda a, b: _key_match(truth, query, a, b, t_label, q_label))
             return
         stats["replayed"] += 1
         for k in found[0]:

@@ -51,6 +51,7 @@ from .evaluate import (
     _edit,
     _haplotype_sets,
     _window,
+    split_or_fallback,
 )
 from .fileio import atomic_output
 
@@ -305,14 +306,7 @@ def _label_events(truth: list[Event], cands: list[Event], fetch: Optional[Fetch]
         ref, ws = _window(t_ev[0].chrom, t_ev, c_ev, fetch)
         found = _search(ref, ws, t_ev, c_ev, max_nodes)
         if found is None:
-            parts = _clusters(truth, cands, ts, cs, 0) if may_split else []
-            if len(parts) > 1:  # too large: decide its runs of overlapping events apart
-                cl["split"] += 1
-                for pt, pc in parts:
-                    decide(pt, pc, False)
-            else:
-                cl["too_large"] += 1
-                by_key(ts, cs)
+            split_or_fallback(truth, cands, ts, cs, may_split, cl, decide, by_key)
             return
         t_idx, labs = found
         cl["replayed"] += 1
