@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pysam
@@ -14,6 +13,8 @@ from dvtrain.errors import InputError
 from dvtrain.example_proto import decode_alt_allele_indices, decode_example, decode_variant
 from dvtrain.fileio import read_tfrecords
 from dvtrain.make_examples import make_examples
+
+from bam_helpers import write_bam, write_ref
 
 
 def _examples(path):
@@ -99,32 +100,13 @@ def test_confident_regions_limit_training_examples(tiny, tmp_path):
 
 # ---------------------------------------------------------------- hand-built BAMs
 def _ref(tmp_path, n=600, seed=1):
-    rng = random.Random(seed)
-    seq = "".join(rng.choice("ACGT") for _ in range(n))
-    fa = tmp_path / "ref.fa"
-    fa.write_text(">c\n" + seq + "\n")
-    pysam.faidx(str(fa))
-    return fa, seq
+    return write_ref(tmp_path, n, seed)
 
 
 def _bam(tmp_path, seq, reads, name="r.bam"):
     """reads: (start, read_sequence, cigar, mapq)."""
-    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "c", "LN": len(seq)}]}
-    path = tmp_path / name
-    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
-        for i, (start, rseq, cigar, mapq) in enumerate(sorted(reads, key=lambda r: r[0])):
-            a = pysam.AlignedSegment()
-            a.query_name = f"r{i}"
-            a.reference_id = 0
-            a.reference_start = start
-            a.query_sequence = rseq
-            a.cigarstring = cigar
-            a.mapping_quality = mapq
-            a.query_qualities = pysam.qualitystring_to_array("I" * len(rseq))
-            a.flag = 0
-            out.write(a)
-    pysam.index(str(path))
-    return path
+    return write_bam(tmp_path, seq, [(f"r{i}", s, r, c, 0, q) for i, (s, r, c, q) in
+                                     enumerate(sorted(reads, key=lambda x: x[0]))], name)
 
 
 def _snp_reads(seq, pos, alt, n_alt, n_ref, start=250, length=100, mapq=60):

@@ -3,8 +3,6 @@ downsampling, region exclusion, random reference sites, DeepVariant's feature sp
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 import pysam
 import pytest
@@ -15,34 +13,14 @@ from dvtrain.example_proto import decode_alt_allele_indices, decode_example, dec
 from dvtrain.fileio import read_tfrecords
 from dvtrain.make_examples import make_examples
 
+from bam_helpers import write_bam, write_ref
+
 
 def _ref(tmp_path, n=800, seed=3):
-    rng = random.Random(seed)
-    seq = "".join(rng.choice("ACGT") for _ in range(n))
-    fa = tmp_path / "ref.fa"
-    fa.write_text(">c\n" + seq + "\n")
-    pysam.faidx(str(fa))
-    return fa, seq
+    return write_ref(tmp_path, n, seed)
 
 
-def _bam(tmp_path, seq, reads, name="r.bam"):
-    """reads: (name, start, sequence, cigar, flag)."""
-    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "c", "LN": len(seq)}]}
-    path = tmp_path / name
-    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
-        for qname, start, rseq, cigar, flag in sorted(reads, key=lambda r: (r[1], r[0])):
-            a = pysam.AlignedSegment()
-            a.query_name = qname
-            a.reference_id = 0
-            a.reference_start = start
-            a.query_sequence = rseq
-            a.cigarstring = cigar
-            a.mapping_quality = 60
-            a.query_qualities = pysam.qualitystring_to_array("I" * len(rseq))
-            a.flag = flag
-            out.write(a)
-    pysam.index(str(path))
-    return path
+_bam = write_bam
 
 
 def _with(seq, start, pos, alt, length=100):
