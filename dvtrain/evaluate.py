@@ -291,7 +291,8 @@ def _replay(ref: str, ws: int, hap: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _assignments(edits: list[tuple[int, int, str]], copies: list[int], diploid: bool) -> int:
+def _assignments(copies: list[int], diploid: bool) -> int:
+    """How many placements ``_haplotype_sets`` would walk for events with these copies."""
     n = 1
     for c in copies:
         n *= (3 if c == 1 else 2) if diploid else 2
@@ -343,23 +344,27 @@ def _haplotype_sets(ref: str, ws: int, edits: list[tuple[int, int, str]], copies
     return best
 
 
+def placements(ref: str, ws: int, events: list[Event], diploid: bool):
+    """``(order, sets)``: the events sorted by edit position, and ``_haplotype_sets`` of
+    them (chosen indices refer to ``order``); None when there would be more than
+    MAX_ASSIGNMENTS placements. The two alleles of a het-alt record never share a haplotype."""
+    eds = [_edit(e) for e in events]
+    cps = [e.copies for e in events]
+    if _assignments(cps, diploid) > MAX_ASSIGNMENTS:
+        return None
+    order = sorted(range(len(events)), key=lambda i: eds[i][:2])
+    recs = [events[i].rec if events[i].gtc == "hetalt" else -1 for i in order]
+    return order, _haplotype_sets(ref, ws, [eds[i] for i in order], [cps[i] for i in order], diploid, recs)
+
+
 def _best_match(ref: str, ws: int, t_ev: list[Event], q_ev: list[Event], diploid: bool):
     """The truth and query subsets (indices into t_ev / q_ev) that replay to the same
     haplotypes with the most events, or None when the search would be too large."""
-    t_ed = [_edit(e) for e in t_ev]
-    q_ed = [_edit(e) for e in q_ev]
-    t_cp = [e.copies for e in t_ev]
-    q_cp = [e.copies for e in q_ev]
-    if max(_assignments(t_ed, t_cp, diploid), _assignments(q_ed, q_cp, diploid)) > MAX_ASSIGNMENTS:
+    t_side = placements(ref, ws, t_ev, diploid)
+    q_side = placements(ref, ws, q_ev, diploid) if t_side is not None else None
+    if q_side is None:
         return None
-    t_order = sorted(range(len(t_ev)), key=lambda i: t_ed[i][:2])
-    q_order = sorted(range(len(q_ev)), key=lambda i: q_ed[i][:2])
-    t_rec = [e.rec if e.gtc == "hetalt" else -1 for e in t_ev]
-    q_rec = [e.rec if e.gtc == "hetalt" else -1 for e in q_ev]
-    t_sets = _haplotype_sets(ref, ws, [t_ed[i] for i in t_order], [t_cp[i] for i in t_order], diploid,
-                             [t_rec[i] for i in t_order])
-    q_sets = _haplotype_sets(ref, ws, [q_ed[i] for i in q_order], [q_cp[i] for i in q_order], diploid,
-                             [q_rec[i] for i in q_order])
+    (t_order, t_sets), (q_order, q_sets) = t_side, q_side
     best_t: tuple = ()
     best_q: tuple = ()
     for key, tc in t_sets.items():
@@ -388,8 +393,9 @@ def _cluster_match(ref: str, ws: int, t_ev: list[Event], q_ev: list[Event]):
             pq.append(j)
     if not pt:
         return full
-    rt = [i for i in range(len(t_ev)) if i not in set(pt)]
-    rq = [j for j in range(len(q_ev)) if j not in set(pq)]
+    paired_t, paired_q = set(pt), set(pq)
+    rt = [i for i in range(len(t_ev)) if i not in paired_t]
+    rq = [j for j in range(len(q_ev)) if j not in paired_q]
     rest = _best_match(ref, ws, [t_ev[i] for i in rt], [q_ev[j] for j in rq], diploid=True) if rt and rq else ([], [])
     if rest is None:
         return full
@@ -962,8 +968,8 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
     from .stratify import extended_path, extended_rows, write_extended
 
     prefix = config.output_prefix
-    order = list(contigs) if contigs is not None else list(read_header_contigs(config.truth_vcf))
     lengths = contigs if contigs is not None else read_header_contigs(config.truth_vcf)
+    order = list(lengths)
     renamed = {str(a.path): a.renamed for a in (t_alias, q_alias, b_alias) if a is not None and a.renamed}
     try:
         write_annotated(annotated_path(prefix), truth, t_events, q_events, labelled["ALL"],
@@ -986,26 +992,31 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
         })
         write_summary(summary_path(prefix), rows)
     except BaseException:
-        for p in (annotated_path(prefix), Path(str(annotated_path(prefix)) + ".tbi"), extended_path(prefix),
-                  metrics_path(prefix)):
-            p.unlink(missing_ok=True)
+        for p in output_paths(prefix):
+            if p != summary_path(prefix):  # written last and atomically: never a new partial one
+                p.unlink(missing_ok=True)
         raise
     return rows
 
 
-def _refuse_overwrite(config: EvaluateConfig) -> None:
-    """An output PREFIX must not name an input (``-o calls`` would replace calls.vcf.gz)."""
+def output_paths(prefix: str | Path) -> list[Path]:
+    """Every file ``evaluate`` writes for PREFIX."""
     from .stratify import extended_path
 
-    prefix = config.output_prefix
-    outs = [annotated_path(prefix), Path(str(annotated_path(prefix)) + ".tbi"), summary_path(prefix),
+    return [annotated_path(prefix), Path(str(annotated_path(prefix)) + ".tbi"), summary_path(prefix),
             extended_path(prefix), metrics_path(prefix)]
+
+
+def _refuse_overwrite(config: EvaluateConfig) -> None:
+    """An output PREFIX must not name an input (``-o calls`` would replace calls.vcf.gz)."""
+    outs = output_paths(config.output_prefix)
     for src in (config.truth_vcf, config.query_vcf, config.confident_bed, config.stratification, config.reference):
         if src is None or not Path(src).exists():
             continue
         for out in outs:
             if out.exists() and out.resolve() == Path(src).resolve():
-                raise InputError(src, f"is also an output of -o {prefix} ({out.name}); choose another output prefix")
+                raise InputError(src, f"is also an output of -o {config.output_prefix} ({out.name}); "
+                                      "choose another output prefix")
 
 
 def annotated_path(prefix: str | Path) -> Path:

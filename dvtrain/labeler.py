@@ -42,17 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from .evaluate import (
-    CLUSTER_GAP,
-    MAX_ASSIGNMENTS,
-    Event,
-    _assignments,
-    _clusters,
-    _edit,
-    _haplotype_sets,
-    _window,
-    split_or_fallback,
-)
+from .evaluate import CLUSTER_GAP, Event, _clusters, _edit, _window, placements, split_or_fallback
 from .fileio import atomic_output
 
 Candidate = tuple[str, int, str, str]  # chrom, 0-based pos, ref, alt
@@ -229,14 +219,10 @@ def _assign(ref: str, ws: int, eds: list[tuple[int, int, str]], targets: list[tu
 
 def _search(ref: str, ws: int, t_ev: list[Event], c_ev: list[Event], max_nodes: int):
     """(indices of the truth events reproduced, label per candidate), or None when too large."""
-    t_ed = [_edit(e) for e in t_ev]
-    t_cp = [e.copies for e in t_ev]
-    if _assignments(t_ed, t_cp, True) > MAX_ASSIGNMENTS:
+    truth_side = placements(ref, ws, t_ev, diploid=True)
+    if truth_side is None:
         return None
-    t_order = sorted(range(len(t_ev)), key=lambda i: t_ed[i][:2])
-    t_rec = [e.rec if e.gtc == "hetalt" else -1 for e in t_ev]
-    sets = _haplotype_sets(ref, ws, [t_ed[i] for i in t_order], [t_cp[i] for i in t_order], True,
-                           [t_rec[i] for i in t_order])
+    t_order, sets = truth_side
     by_size: dict[int, list[tuple[str, str]]] = {}
     chosen_of: dict[tuple[str, str], tuple] = {}
     for key, chosen in sets.items():
