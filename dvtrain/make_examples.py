@@ -135,6 +135,11 @@ class Site:
     alleles: tuple[Candidate, ...]
     ref_count: int = 0  # reads with the reference base and none of the site's indels
 
+    @property
+    def is_ref_site(self) -> bool:
+        """A random reference site (``--training_random_emit_ref_sites``), ALT ``<*>``."""
+        return self.alts == ("<*>",)
+
     def subsets(self) -> list[tuple[int, ...]]:
         """DeepVariant's examples per site: one per alt, then one per pair of alts."""
         n = len(self.alts)
@@ -189,7 +194,7 @@ def _subtract(regions: list[tuple[str, int, int]], exclude: list[tuple[str, int,
 
 def _variant_type(site: Site, sub: tuple[int, ...]) -> int:
     """DeepVariant's EncodedVariantType: 1 SNP, 2 indel, 0 other (a reference site)."""
-    if site.alts == ("<*>",):
+    if site.is_ref_site:
         return 0
     return 1 if all(site.alleles[i].is_snp for i in sub) else 2
 
@@ -210,7 +215,7 @@ def _with_ref_sites(sites: list[Site], cands: list[Candidate], depth: np.ndarray
         if confident is not None and not confident.contains_span(ref.chrom, p, p + 1):
             continue
         c = Candidate(ref.chrom, p, ref.seq[p], "<*>", int(depth[i]), 0, int(depth[i]))
-        extra.append(Site(ref.chrom, p, ref.seq[p], ("<*>",), (c,)))
+        extra.append(Site(ref.chrom, p, ref.seq[p], ("<*>",), (c,), c.ref_count))
     return sorted(sites + extra, key=lambda st: st.pos)
 
 
@@ -292,7 +297,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             for st in sites:
                 counts["sites"] += 1
                 counts["multiallelic_sites"] += len(st.alts) > 1
-                counts["ref_sites"] += st.alts == ("<*>",)
+                counts["ref_sites"] += st.is_ref_site
                 seed = (cfg.seed * 1_000_003 + contig_index[chrom]) * 4_000_000_007 + st.pos
                 for sub in st.subsets():
                     alleles = [st.alleles[i] for i in sub]
@@ -305,8 +310,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                         "variant/encoded": encode_variant(chrom, st.pos, st.ref, list(st.alts)),
                         "alt_allele_indices/encoded": encode_alt_allele_indices(list(sub)),
                         "variant_type": _variant_type(st, sub),
-                        "dvtrain/allele_counts": [alleles[0].depth, st.ref_count if st.alts != ("<*>",) else
-                                                  alleles[0].ref_count, sum(c.alt_count for c in alleles)],
+                        "dvtrain/allele_counts": [alleles[0].depth, st.ref_count, sum(c.alt_count for c in alleles)],
                     }
                     if cfg.mode == "training":
                         label = min(2, sum(copies.get((c.pos, c.ref, c.alt), 0) for c in alleles))
