@@ -114,20 +114,6 @@ def _alleles(cand) -> list:
     return alleles
 
 
-def _supports(rd: Read, alleles: list) -> bool:
-    """Whether the read carries one of ``alleles`` (SNP: the base at pos is the alt;
-    indel: the read has that normalised indel)."""
-    for a in alleles:
-        if a.is_snp:
-            i = int(np.searchsorted(rd.rpos, a.pos))
-            if (i < rd.rpos.size and rd.rpos[i] == a.pos
-                    and (int(rd.bases[i]) & ~32) == (ord(a.alt) & ~32)):
-                return True
-        elif (a.pos, a.ref, a.alt) in rd.events:
-            return True
-    return False
-
-
 class ReadIndex:
     """Start/end arrays of a start-sorted read list, to find the reads overlapping a span
     without scanning them all."""
