@@ -49,6 +49,18 @@ def _sites(exs):
     return out
 
 
+def _training(tmp_path, length, records=(), confident_end=None):
+    """make_examples training-mode arguments: a truth VCF on contig c with ``records``
+    ((1-based POS, REF, ALT, GT), all PASS) and a confident BED c:0-confident_end."""
+    truth = tmp_path / "t.vcf"
+    truth.write_text(f"##fileformat=VCFv4.2\n##contig=<ID=c,length={length}>\n"
+                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n"
+                     + "".join(f"c\t{p}\t.\t{r}\t{a}\t50\tPASS\t.\tGT\t{g}\n" for p, r, a, g in records))
+    bed = tmp_path / "conf.bed"
+    bed.write_text(f"c\t0\t{confident_end or length}\n")
+    return dict(mode="training", truth_variants=truth, confident_regions=bed)
+
+
 def _others(base):
     return [b for b in "ACGT" if b != base]
 
@@ -124,12 +136,7 @@ def test_training_random_emit_ref_sites(tmp_path):
     fa, seq = _ref(tmp_path, n=3000)
     reads = [(f"r{i}", s, seq[s : s + 100], "100M", 0) for i, s in enumerate(range(0, 2900, 10))]
     bam = _bam(tmp_path, seq, reads)
-    truth = tmp_path / "t.vcf"
-    truth.write_text("##fileformat=VCFv4.2\n##contig=<ID=c,length=3000>\n"
-                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n")
-    bed = tmp_path / "conf.bed"
-    bed.write_text("c\t0\t2000\n")
-    common = dict(mode="training", truth_variants=truth, confident_regions=bed)
+    common = _training(tmp_path, 3000, confident_end=2000)
     none, exs0 = _run(tmp_path, fa, bam, name="n", **common)
     assert exs0 == []
     res, exs = _run(tmp_path, fa, bam, name="r", training_random_emit_ref_sites=0.05, **common)
@@ -149,13 +156,7 @@ def test_examples_parse_with_deepvariant_feature_spec(tmp_path):
     pos = 400
     alt = _others(seq[pos])[0]
     bam = _bam(tmp_path, seq, [(f"r{i}", 350 + i, _with(seq, 350 + i, pos, alt), "100M", 0) for i in range(5)])
-    truth = tmp_path / "t.vcf"
-    truth.write_text("##fileformat=VCFv4.2\n##contig=<ID=c,length=800>\n"
-                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n"
-                     f"c\t{pos + 1}\t.\t{seq[pos]}\t{alt}\t50\tPASS\t.\tGT\t1/1\n")
-    bed = tmp_path / "conf.bed"
-    bed.write_text("c\t0\t800\n")
-    res, _ = _run(tmp_path, fa, bam, mode="training", truth_variants=truth, confident_regions=bed)
+    res, _ = _run(tmp_path, fa, bam, **_training(tmp_path, 800, [(pos + 1, seq[pos], alt, "1/1")]))
     spec = {
         "image/encoded": tf.io.FixedLenFeature((), tf.string),
         "image/shape": tf.io.FixedLenFeature((3,), tf.int64),
@@ -224,13 +225,7 @@ def test_labels_follow_haplotypes_when_truth_merges_two_changes(tmp_path):
         rseq = seq[s:402] + seq[403:405] + alt_g + seq[406 : s + 101]
         reads.append((f"d{i}", s, rseq, f"{402 - s}M1D{s - 302}M", 0))
     bam = _bam(tmp_path, seq, reads)
-    truth = tmp_path / "t.vcf"
-    truth.write_text("##fileformat=VCFv4.2\n##contig=<ID=c,length=800>\n"
-                     "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\tFORMAT\tS\n"
-                     f"c\t405\t.\t{seq[404:406]}\t{alt_g}\t50\tPASS\t.\tGT\t1|1\n")
-    bed = tmp_path / "conf.bed"
-    bed.write_text("c\t0\t800\n")
-    res, exs = _run(tmp_path, fa, bam, mode="training", truth_variants=truth, confident_regions=bed)
+    res, exs = _run(tmp_path, fa, bam, **_training(tmp_path, 800, [(405, seq[404:406], alt_g, "1|1")]))
     assert [s[:3] for s in _sites(exs)] == [(399, "TA", ("T",)), (405, seq[405], (alt_g,))]
     assert [e["label"] for e in exs] == [[2], [2]]
     metrics = json.loads(open(res["labeling_metrics"]).read())
