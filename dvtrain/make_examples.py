@@ -6,8 +6,10 @@ inputs give no duplicate examples) minus ``exclude_regions``; the work is split 
 partitions, and shard ``task`` of N takes partitions ``task, task+N, ...``.
 
 Reads (``dvtrain.reads``): mapped, primary, non-supplementary, non-duplicate, QC-passed,
-MAPQ >= ``min_mapping_quality``; with ``downsample_fraction`` < 1 a read is kept when a
-hash of (seed, read name) falls below the fraction, so mates and shards agree.
+MAPQ >= ``min_mapping_quality``, fetched per partition (plus half an image width each side)
+into one columnar ``ReadBatch`` that candidate counting and every image of the partition
+index with numpy; with ``downsample_fraction`` < 1 a read is kept when a hash of (seed,
+read name) falls below the fraction, so mates and shards agree.
 
 Candidates, DeepVariant's rules and flag names: every allele at a position whose count
 is >= ``vsc_min_count_snps`` / ``vsc_min_count_indels`` and whose fraction of the depth is
@@ -50,8 +52,8 @@ from .example_proto import encode_alt_allele_indices, encode_example, encode_var
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
 from .labeler import Labeler, labeling_metrics_path, write_metrics
-from .pileup import ReadIndex, build_image, channel_names, example_info
-from .reads import BASE_CODE, Read, RefCache, fetch_reads
+from .pileup import build_image, channel_names, example_info
+from .reads import BASE_CODE, ReadBatch, RefCache, fetch_reads
 from .variants import read_vcf
 
 PARTITION_SIZE = 10_000  # bases per work unit; shard i takes units i, i+N, ...
@@ -72,7 +74,7 @@ class Candidate:
         return len(self.ref) == 1 and len(self.alt) == 1
 
 
-def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig,
+def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig,
                     depth_out: Optional[list] = None) -> list[Candidate]:
     """Allele counting over [start, end) -> every allele passing DeepVariant's thresholds,
     sorted by (pos, ref, alt). A position can yield several alleles (a multi-allelic
@@ -81,24 +83,22 @@ def find_candidates(reads: list[Read], ref: RefCache, start: int, end: int, cfg:
     if width <= 0:
         return []
     indel_counts: dict[tuple[int, str, str], int] = {}
-    if reads:
-        rs = np.clip(np.fromiter((r.start for r in reads), np.int64, len(reads)), start, end) - start
-        re_ = np.clip(np.fromiter((r.end for r in reads), np.int64, len(reads)), start, end) - start
+    if len(reads):
+        rs = np.clip(reads.start, start, end) - start
+        re_ = np.clip(reads.end, start, end) - start
         ok = rs < re_
         depth = np.cumsum(np.bincount(rs[ok], minlength=width + 1)[: width + 1]
                           - np.bincount(re_[ok], minlength=width + 1)[: width + 1])[:width]
-        rpos = np.concatenate([r.rpos for r in reads])
-        m = (rpos >= start) & (rpos < end) & (np.concatenate([r.quals for r in reads]) >= cfg.min_base_quality)
-        codes = BASE_CODE[np.concatenate([r.bases for r in reads])[m]]
-        counts = np.bincount((rpos[m] - start) * 5 + codes, minlength=width * 5).reshape(width, 5)
+        m = (reads.rpos >= start) & (reads.rpos < end) & (reads.quals >= cfg.min_base_quality)
+        codes = BASE_CODE[reads.bases[m]]
+        counts = np.bincount((reads.rpos[m] - start) * 5 + codes, minlength=width * 5).reshape(width, 5)
     else:
         depth = np.zeros(width, dtype=np.int64)
         counts = np.zeros((width, 5), dtype=np.int64)
-    for rd in reads:
-        if rd.events:
-            for ev in rd.events:
-                if start <= ev[0] < end:
-                    indel_counts[ev] = indel_counts.get(ev, 0) + 1
+    for evs in reads.events.values():
+        for ev in evs:
+            if start <= ev[0] < end:
+                indel_counts[ev] = indel_counts.get(ev, 0) + 1
     if depth_out is not None:
         depth_out.append(depth)
     ref_codes = BASE_CODE[ref.arr[start:end]]
@@ -170,12 +170,13 @@ def _unit_hash(seed: int, *parts) -> float:
     return int.from_bytes(h, "little") / 2.0**64
 
 
-def downsample(reads: list[Read], fraction: float, seed: int) -> list[Read]:
+def downsample(reads: ReadBatch, fraction: float, seed: int) -> ReadBatch:
     """Keep about ``fraction`` of the reads, deciding by read name so both mates of a pair
     (and the same read seen from two partitions or shards) go the same way."""
     if fraction >= 1.0:
         return reads
-    return [r for r in reads if _unit_hash(seed, "downsample", r.name) < fraction]
+    keep = [i for i, name in enumerate(reads.names) if _unit_hash(seed, "downsample", name) < fraction]
+    return reads.subset(np.array(keep, dtype=np.int64))
 
 
 def _subtract(regions: list[tuple[str, int, int]], exclude: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
@@ -281,7 +282,6 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             counts["reads"] += len(reads)
             reads = downsample(reads, cfg.downsample_fraction, cfg.seed)
             counts["reads_kept"] += len(reads)
-            index = ReadIndex(reads)
             depth_out: list = []
             cands = find_candidates(reads, ref, start, end, cfg, depth_out)
             counts["candidates"] += len(cands)
@@ -301,8 +301,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                 seed = (cfg.seed * 1_000_003 + contig_index[chrom]) * 4_000_000_007 + st.pos
                 for sub in st.subsets():
                     alleles = [st.alleles[i] for i in sub]
-                    img = build_image(alleles[0] if len(alleles) == 1 else alleles, reads, ref, cfg, rng_seed=seed,
-                                      index=index)
+                    img = build_image(alleles, reads, ref, cfg, rng_seed=seed)
                     feats: dict = {
                         "image/encoded": img.tobytes(),
                         "image/shape": shape,

@@ -6,13 +6,13 @@ pileup_channel_lib.h/.cc); docs/pileup.md states them exactly.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable
 
 import numpy as np
 
 from . import __version__
 from .config import MakeExamplesConfig
-from .reads import Read, RefCache
+from .reads import Read, ReadBatch, RefCache
 
 REF_ROWS = 5
 # Reads are taken for the image when they overlap the candidate's REF span widened by
@@ -72,39 +72,6 @@ def _bq_pixels(quals: np.ndarray) -> np.ndarray:
     return BQ_PIXEL.take(quals, mode="clip")
 
 
-def _ins_quals(rd: Read) -> Optional[np.ndarray]:
-    """Quality of the first inserted base of each insertion, parallel to ins_anchors
-    (``Read.ins_quals`` when the read carries it)."""
-    q = getattr(rd, "ins_quals", None)
-    if q is None:
-        return None
-    q = np.asarray(q)
-    return q if q.shape == rd.ins_anchors.shape else None
-
-
-def _anchor_quals(rd: Read, anchors: np.ndarray) -> np.ndarray:
-    """Base quality drawn at insertion anchors: the first inserted base's quality;
-    without ``ins_quals`` the anchor base's own quality (0 if it is not aligned)."""
-    q = _ins_quals(rd)
-    if q is not None:
-        return q
-    idx = np.minimum(np.searchsorted(rd.rpos, anchors), rd.rpos.size - 1)
-    return np.where(rd.rpos[idx] == anchors, rd.quals[idx], 0)
-
-
-def _quality_ok_at(rd: Read, pos: int, min_bq: int) -> bool:
-    """DeepVariant leaves out a read whose quality drawn at the candidate's position is
-    below min_base_quality (aligned base there, or an insertion anchored there)."""
-    i = int(np.searchsorted(rd.rpos, pos))
-    if i < rd.rpos.size and rd.rpos[i] == pos and rd.quals[i] < min_bq:
-        return False
-    if rd.ins_anchors.size:
-        at = rd.ins_anchors == pos
-        if at.any() and (_anchor_quals(rd, rd.ins_anchors)[at] < min_bq).any():
-            return False
-    return True
-
-
 def _alleles(cand) -> list:
     """``cand`` is one candidate or a list of candidates at one position (the alt alleles
     of a multi-allelic image); each has chrom, pos, ref, alt and is_snp."""
@@ -114,75 +81,52 @@ def _alleles(cand) -> list:
     return alleles
 
 
-class ReadIndex:
-    """Start/end arrays of a start-sorted read list, to find the reads overlapping a span
-    without scanning them all."""
-
-    def __init__(self, reads: list[Read]) -> None:
-        self.starts = np.fromiter((r.start for r in reads), np.int64, len(reads))
-        self.ends = np.fromiter((r.end for r in reads), np.int64, len(reads))
-        self.max_len = int((self.ends - self.starts).max()) if reads else 0
-        if reads and (np.diff(self.starts) < 0).any():
-            raise ValueError("ReadIndex needs reads sorted by start")
-
-    def overlapping(self, lo: int, hi: int) -> list[int]:
-        """Indices (ascending) of reads with start < hi and end > lo."""
-        a = int(np.searchsorted(self.starts, lo - self.max_len, side="left"))
-        b = int(np.searchsorted(self.starts, hi, side="left"))
-        return (a + np.nonzero(self.ends[a:b] > lo)[0]).tolist()
+def _as_batch(reads: ReadBatch | list[Read]) -> ReadBatch:
+    return reads if isinstance(reads, ReadBatch) else ReadBatch.from_reads(reads)
 
 
-def _eligible(idx: list[int], reads: list[Read], pos: int, min_bq: int) -> list[int]:
-    """``_quality_ok_at`` for many reads at once (numpy over their concatenated bases)."""
-    if not idx:
-        return idx
-    rds = [reads[i] for i in idx]
-    lens = np.fromiter((r.rpos.size for r in rds), np.int64, len(rds))
-    rp = np.concatenate([r.rpos for r in rds])
-    hit = np.nonzero(rp == pos)[0]
-    low = np.zeros(len(rds), dtype=bool)
-    if hit.size:
-        row = np.searchsorted(np.cumsum(lens), hit, side="right")
-        low[row] = np.concatenate([r.quals for r in rds])[hit] < min_bq
-    for k, rd in enumerate(rds):  # insertion anchors are rare: check those reads one by one
-        if not low[k] and rd.ins_anchors.size and not _quality_ok_at(rd, pos, min_bq):
-            low[k] = True
-    return [i for i, bad in zip(idx, low) if not bad]
+def _eligible(batch: ReadBatch, rows: np.ndarray, pos: int, min_bq: int) -> np.ndarray:
+    """The ``rows`` whose quality drawn at ``pos`` is >= min_bq: their aligned base there,
+    and any insertion anchored there (DeepVariant leaves the other reads out)."""
+    if not rows.size:
+        return rows
+    hit, i = batch.base_at(rows, pos)
+    low = hit & (batch.quals[i] < min_bq)
+    bad_ins = batch.ins_row[(batch.ins_pos == pos) & (batch.ins_qual < min_bq)]
+    if bad_ins.size:
+        low |= np.isin(rows, bad_ins)
+    return rows[~low]
 
 
-def select_reads(cand, reads: list[Read], cfg: MakeExamplesConfig, rng_seed: int,
-                 index: Optional[ReadIndex] = None) -> list[Read]:
-    """The reads drawn for ``cand`` (one candidate or a list at one position), in row order.
+def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, rng_seed: int) -> np.ndarray:
+    """Rows of the batch drawn for ``cand`` (one candidate or a list at one position), in
+    image row order.
 
     Reads overlapping [pos - 5, pos + len(ref) + 5) with MAPQ >= min_mapping_quality and
     no low-quality base at the candidate are eligible. When there are more than H - 5,
-    the eligible reads are visited in an order shuffled by ``rng_seed`` and the first
-    H - 5 are kept. Rows are sorted by (alignment start, read name), ties in input order.
+    a permutation seeded by ``rng_seed`` keeps H - 5 of them. Rows follow the batch order:
+    (alignment start, read name), ties in input order.
     """
+    batch = _as_batch(reads)
     max_reads = cfg.pileup_image_height - REF_ROWS
     if max_reads <= 0:
-        return []
+        return np.zeros(0, dtype=np.int64)
     alleles = _alleles(cand)
     pos = alleles[0].pos
     lo = pos - READ_OVERLAP_BUFFER
     hi = pos + max(max(len(a.ref) for a in alleles), 1) + READ_OVERLAP_BUFFER
-    if index is not None:
-        overlapping = index.overlapping(lo, hi)
-    else:
-        overlapping = [i for i, rd in enumerate(reads) if rd.start < hi and rd.end > lo]
-    eligible = _eligible([i for i in overlapping if reads[i].mapq >= cfg.min_mapping_quality], reads, pos,
-                         cfg.min_base_quality)
-    if len(eligible) > max_reads:
-        order = np.random.default_rng(rng_seed).permutation(len(eligible))[:max_reads]
-        eligible = [eligible[j] for j in np.sort(order)]
-    eligible.sort(key=lambda i: (reads[i].start, reads[i].name, i))
-    return [reads[i] for i in eligible]
+    rows = batch.overlapping(lo, hi)
+    rows = _eligible(batch, rows[batch.mapq[rows] >= cfg.min_mapping_quality], pos, cfg.min_base_quality)
+    if rows.size > max_reads:
+        rows = rows[np.sort(np.random.default_rng(rng_seed).permutation(rows.size)[:max_reads])]
+    return rows
 
 
-def build_image(cand, reads: list[Read], ref: RefCache, cfg: MakeExamplesConfig,
-                rng_seed: int, index: Optional[ReadIndex] = None) -> np.ndarray:
+def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExamplesConfig,
+                rng_seed: int) -> np.ndarray:
     """The H x W x C uint8 pileup tensor for one candidate, or for a list of candidates at
     one position (reads carrying any of them support the variant). Rules: docs/pileup.md."""
+    batch = _as_batch(reads)
     alleles = _alleles(cand)
     H, W = cfg.pileup_image_height, cfg.pileup_image_width
     chans = channel_names(cfg.channels)
@@ -207,83 +151,73 @@ def build_image(cand, reads: list[Read], ref: RefCache, cfg: MakeExamplesConfig,
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
-    sel = select_reads(cand, reads, cfg, rng_seed, index)
-    if sel:
-        _draw_reads(img, sel, alleles, w0, refcol, has_insert)
+    sel = select_reads(alleles, batch, cfg, rng_seed)
+    if sel.size:
+        _draw_reads(img, batch, sel, alleles, w0, refcol, has_insert)
     return img
 
 
-def _draw_reads(img: np.ndarray, sel: list[Read], alleles: list, w0: int, refcol: np.ndarray,
+def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
                 has_insert: bool) -> None:
-    """Draw the selected reads into rows 5.. of ``img``, all reads at once (numpy over the
-    concatenated per-base arrays; see docs/pileup.md for the rules)."""
-    R, W = len(sel), img.shape[1]
+    """Draw the reads ``sel`` (batch rows) into rows 5.. of ``img``, all at once (numpy
+    over the batch's flat arrays; see docs/pileup.md for the rules)."""
+    R, W = sel.size, img.shape[1]
     w1 = w0 + W
     body = img[REF_ROWS:REF_ROWS + R]
-    lens = np.fromiter((rd.rpos.size for rd in sel), np.int64, R)
-    rp = np.concatenate([rd.rpos for rd in sel])
-    row = np.repeat(np.arange(R), lens)
     # aligned bases inside the window
-    m = (rp >= w0) & (rp < w1)
-    rows, cols = row[m], rp[m] - w0
-    b = np.concatenate([rd.bases for rd in sel])[m]
+    flat, rows = batch.window(sel, w0, w1)
+    cols = batch.rpos[flat] - w0
+    b = batch.bases[flat]
     body[rows, cols, 0] = BASE_VALUE[b]
-    body[rows, cols, 1] = _bq_pixels(np.concatenate([rd.quals for rd in sel])[m])
+    body[rows, cols, 1] = _bq_pixels(batch.quals[flat])
     body[rows, cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
     drawn = np.zeros((R, W), dtype=bool)
     drawn[rows, cols] = True
-    # (row, position) keys of every aligned base, ascending: membership by searchsorted
-    span_w = int(max(rd.end for rd in sel)) + 2
-    keys = row * span_w + rp
-
-    def aligned(krow: np.ndarray, kpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        k = krow * span_w + kpos
-        i = np.minimum(np.searchsorted(keys, k), keys.size - 1)
-        return keys[i] == k, i
-
+    image_row = np.full(len(batch), -1, dtype=np.int64)  # batch row -> image row
+    image_row[sel] = np.arange(R)
     # deletions: the deleted columns stay empty; the aligned base before the gap becomes
     # an anchor ('*': no base colour, differs from the reference)
-    dl = [(r, s - 1) for r, rd in enumerate(sel) for s, _ in rd.del_spans]
-    if dl:
-        drow, dpos = np.array(dl, dtype=np.int64).T
-        ok, _ = aligned(drow, dpos)
-        ok &= (dpos >= w0) & (dpos < w1)
-        body[drow[ok], dpos[ok] - w0, 0] = ANCHOR_BASE_VALUE
-        body[drow[ok], dpos[ok] - w0, 5] = DIFFERS_FROM_REF
+    if batch.del_row.size:
+        drow = image_row[batch.del_row]
+        dpos = batch.del_start - 1
+        ok = (drow >= 0) & (dpos >= w0) & (dpos < w1)
+        if ok.any():
+            aligned, _ = batch.base_at(batch.del_row[ok], dpos[ok])
+            drow, dcol = drow[ok][aligned], dpos[ok][aligned] - w0
+            body[drow, dcol, 0] = ANCHOR_BASE_VALUE
+            body[drow, dcol, 5] = DIFFERS_FROM_REF
     # insertions: the base before the inserted bases becomes an anchor carrying the
-    # quality of the first inserted base (the anchor's own quality without ins_quals)
-    il = [(r, int(a), int(q)) for r, rd in enumerate(sel) if rd.ins_anchors.size
-          for a, q in zip(rd.ins_anchors, _anchor_quals(rd, rd.ins_anchors))]
-    if il:
-        irow, ipos, iq = np.array(il, dtype=np.int64).T
-        keep = (ipos >= w0) & (ipos < w1)
-        irow, icol, iq = irow[keep], ipos[keep] - w0, iq[keep]
-        body[irow, icol, 0] = ANCHOR_BASE_VALUE
-        body[irow, icol, 1] = _bq_pixels(iq)
-        body[irow, icol, 5] = DIFFERS_FROM_REF
-        drawn[irow, icol] = True
+    # quality of the first inserted base
+    if batch.ins_row.size:
+        irow = image_row[batch.ins_row]
+        keep = (irow >= 0) & (batch.ins_pos >= w0) & (batch.ins_pos < w1)
+        if keep.any():
+            irow, icol = irow[keep], batch.ins_pos[keep] - w0
+            body[irow, icol, 0] = ANCHOR_BASE_VALUE
+            body[irow, icol, 1] = _bq_pixels(batch.ins_qual[keep])
+            body[irow, icol, 5] = DIFFERS_FROM_REF
+            drawn[irow, icol] = True
     # read-level channels on every drawn column of the read's span inside the window;
     # columns of the span the read does not draw (deletions, skips) are cleared
-    s0 = np.clip(np.fromiter((rd.start for rd in sel), np.int64, R), w0, w1) - w0
-    s1 = np.clip(np.fromiter((rd.end for rd in sel), np.int64, R), w0, w1) - w0
+    s0 = np.clip(batch.start[sel], w0, w1) - w0
+    s1 = np.clip(batch.end[sel], w0, w1) - w0
     grid = np.arange(W)
     span = (grid >= s0[:, None]) & (grid < s1[:, None])
-    mq = MQ_PIXEL.take(np.fromiter((rd.mapq for rd in sel), np.int64, R), mode="clip")
-    strand = np.array([STRAND_REVERSE if rd.reverse else STRAND_FORWARD for rd in sel], dtype=np.uint8)
+    mq = MQ_PIXEL.take(batch.mapq[sel], mode="clip")
+    strand = np.where(batch.reverse[sel], STRAND_REVERSE, STRAND_FORWARD).astype(np.uint8)
     supports = np.zeros(R, dtype=bool)
-    snp_alts = {ord(a.alt) & 0xDF for a in alleles if a.is_snp}
+    snp_alts = [ord(a.alt) & 0xDF for a in alleles if a.is_snp]
     if snp_alts:
-        at = np.nonzero(rp == alleles[0].pos)[0]
-        base = np.concatenate([rd.bases for rd in sel])[at] & 0xDF
-        supports[row[at][np.isin(base, list(snp_alts))]] = True
+        hit, i = batch.base_at(sel, alleles[0].pos)
+        supports |= hit & np.isin(batch.bases[i] & 0xDF, snp_alts)
     keys = [(a.pos, a.ref, a.alt) for a in alleles if not a.is_snp]
-    if keys:
-        supports |= np.fromiter((any(k in rd.events for k in keys) for rd in sel), bool, R)
+    if keys and batch.events:
+        supports |= np.fromiter((any(k in batch.events.get(int(r), ()) for k in keys) for r in sel), bool, R)
     sup = np.where(supports, SUPPORTS_ALT, SUPPORTS_OTHER).astype(np.uint8)
     body[..., 2] = np.where(span, mq[:, None], body[..., 2])
     body[..., 3] = np.where(span, strand[:, None], body[..., 3])
     body[..., 4] = np.where(span, sup[:, None], body[..., 4])
     if has_insert:
-        ins = INSERT_PIXEL.take(np.fromiter((abs(rd.tlen) for rd in sel), np.int64, R), mode="clip")
+        ins = INSERT_PIXEL.take(batch.tlen[sel], mode="clip")
         body[..., 6] = np.where(span, ins[:, None], body[..., 6])
     body[span & ~drawn] = 0

@@ -1,17 +1,25 @@
-"""Reads for make_examples: a filtered fetch from BAMs and per-read numpy arrays.
+"""Reads for make_examples: a filtered fetch from BAMs into one columnar ``ReadBatch``.
 
 A read is kept when it is mapped, primary, not supplementary, not a duplicate, passes QC
 (any of flags 0x4, 0x100, 0x200, 0x400, 0x800 drops it) and has MAPQ >=
-``min_mapping_quality``. Its aligned (M/=/X) bases become parallel arrays of reference
-positions, bases and qualities; insertions are kept as anchor positions and deletions as
-reference spans, and both as normalised indel keys ``(pos, ref, alt)``.
+``min_mapping_quality``. Its aligned (M/=/X) bases become reference positions, bases and
+qualities; insertions are kept as anchor positions (with the first inserted base's
+quality) and deletions as reference spans, and both as normalised indel keys
+``(pos, ref, alt)``.
+
+A batch holds every read of a partition column-wise: per-read arrays (start, end, MAPQ,
+strand, |TLEN|) and the aligned bases of all reads in three flat arrays, read ``i``
+owning ``off[i]:off[i+1]``. Reads are sorted by (start, name, strand) and each read's
+bases by position, so ``key = row * KEY_STRIDE + rpos`` is ascending over the whole batch
+and one ``searchsorted`` finds any (read, position) pair. Per-read Python work is only
+the pysam iteration and, for reads with indels or clips, the CIGAR walk; everything
+else is numpy over the whole partition.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 import pysam
@@ -23,14 +31,24 @@ for _i, _b in enumerate("ACGT"):
     BASE_CODE[ord(_b)] = _i
     BASE_CODE[ord(_b.lower())] = _i
 SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400 | 0x800
+KEY_STRIDE = 1 << 32  # > any reference position: row * KEY_STRIDE + rpos is unique and ordered
+DEFAULT_QUAL = 30  # quality given to bases of a read stored without qualities ('*')
+
+_ALIGNED_OPS = (0, 7, 8)  # M, =, X
+_I64 = np.zeros(0, dtype=np.int64)
+_U8 = np.zeros(0, dtype=np.uint8)
 
 
 @dataclass
 class Read:
+    """One read written out by hand (tests, small tools); ``ReadBatch.from_reads`` turns a
+    list of them into a batch. ``ins_quals``, when given, is the first inserted base's
+    quality per anchor; without it an anchor takes its own base's quality."""
+
     start: int
     end: int
     name: str
-    rpos: np.ndarray  # reference positions of aligned (M/=/X) bases
+    rpos: np.ndarray  # reference positions of aligned (M/=/X) bases, ascending
     bases: np.ndarray  # uint8 ASCII codes of those bases
     quals: np.ndarray  # base qualities of those bases
     mapq: int
@@ -39,7 +57,7 @@ class Read:
     ins_anchors: np.ndarray  # reference positions after which the read has an insertion
     del_spans: list[tuple[int, int]]  # deleted reference intervals
     events: set = field(default_factory=set)  # normalised indel keys (pos, ref, alt)
-    ins_quals: np.ndarray = field(default_factory=lambda: _EMPTY_QUALS)  # first inserted base's quality, per anchor
+    ins_quals: Optional[np.ndarray] = None
 
 
 class RefCache:
@@ -54,77 +72,124 @@ class RefCache:
         return self.seq[start:end]
 
 
-_ALIGNED_OPS = (0, 7, 8)  # M, =, X
-_EMPTY_ANCHORS = np.zeros(0, dtype=np.int64)
-_EMPTY_QUALS = np.zeros(0, dtype=np.uint8)
+@dataclass
+class ReadBatch:
+    start: np.ndarray  # int64 per read
+    end: np.ndarray  # int64 per read (reference end, exclusive)
+    names: list[str]
+    mapq: np.ndarray  # int64 per read
+    reverse: np.ndarray  # bool per read
+    tlen: np.ndarray  # int64 per read, |TLEN|
+    off: np.ndarray  # int64, n + 1: read i's aligned bases are flat[off[i]:off[i+1]]
+    rpos: np.ndarray  # int64 flat reference positions
+    bases: np.ndarray  # uint8 flat ASCII bases
+    quals: np.ndarray  # uint8 flat base qualities
+    ins_row: np.ndarray = field(default_factory=lambda: _I64)  # insertions: read index,
+    ins_pos: np.ndarray = field(default_factory=lambda: _I64)  # anchor position,
+    ins_qual: np.ndarray = field(default_factory=lambda: _U8)  # quality drawn at the anchor
+    del_row: np.ndarray = field(default_factory=lambda: _I64)  # deletions: read index,
+    del_start: np.ndarray = field(default_factory=lambda: _I64)  # first deleted position
+    events: dict[int, set] = field(default_factory=dict)  # read index -> normalised indel keys
 
+    def __post_init__(self) -> None:
+        n = len(self.names)
+        row = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.off))
+        self.key = row * KEY_STRIDE + self.rpos
+        self.max_len = int((self.end - self.start).max()) if n else 0
+        self.sorted = not (n and (np.diff(self.start) < 0).any())
 
-def parse_read(aln: pysam.AlignedSegment, ref: RefCache, norm_cache: dict) -> Optional[Read]:
-    seq = aln.query_sequence
-    cigar = aln.cigartuples
-    if not seq or cigar is None:
-        return None
-    quals = aln.query_qualities
-    qarr = np.frombuffer(seq.encode(), dtype=np.uint8)
-    # zero-copy views: bases and qualities are only read, never written
-    qual = np.frombuffer(quals, dtype=np.uint8) if quals is not None else np.full(len(seq), 30, np.uint8)
-    r = aln.reference_start
-    if len(cigar) == 1 and cigar[0][0] in _ALIGNED_OPS and cigar[0][1] == len(qarr) == len(qual):
-        # fast path (most reads): one aligned block covering the whole read, no indels
-        n = cigar[0][1]
-        return Read(
-            start=r, end=aln.reference_end or r + n, name=aln.query_name or "",
-            rpos=np.arange(r, r + n), bases=qarr, quals=qual, mapq=aln.mapping_quality,
-            reverse=aln.is_reverse, tlen=abs(aln.template_length),
-            ins_anchors=_EMPTY_ANCHORS.copy(), del_spans=[], events=set(),
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @classmethod
+    def from_reads(cls, reads: list[Read]) -> "ReadBatch":
+        """A batch of hand-built reads, stably sorted by (start, name)."""
+        reads = sorted(reads, key=lambda r: (r.start, r.name))
+        ins = [(i, int(a), int(q)) for i, r in enumerate(reads) if len(r.ins_anchors)
+               for a, q in zip(r.ins_anchors, _anchor_quals(r))]
+        dels = [(i, s) for i, r in enumerate(reads) for s, _ in r.del_spans]
+        return cls(
+            start=np.array([r.start for r in reads], dtype=np.int64),
+            end=np.array([r.end for r in reads], dtype=np.int64),
+            names=[r.name for r in reads],
+            mapq=np.array([r.mapq for r in reads], dtype=np.int64),
+            reverse=np.array([r.reverse for r in reads], dtype=bool),
+            tlen=np.array([abs(r.tlen) for r in reads], dtype=np.int64),
+            off=np.concatenate([[0], np.cumsum([len(r.rpos) for r in reads])]).astype(np.int64),
+            rpos=np.concatenate([_I64] + [np.asarray(r.rpos, np.int64) for r in reads]),
+            bases=np.concatenate([_U8] + [np.asarray(r.bases, np.uint8) for r in reads]),
+            quals=np.concatenate([_U8] + [np.asarray(r.quals).astype(np.uint8) for r in reads]),
+            ins_row=np.array([x[0] for x in ins], dtype=np.int64),
+            ins_pos=np.array([x[1] for x in ins], dtype=np.int64),
+            ins_qual=np.array([x[2] for x in ins], dtype=np.uint8),
+            del_row=np.array([d[0] for d in dels], dtype=np.int64),
+            del_start=np.array([d[1] for d in dels], dtype=np.int64),
+            events={i: set(r.events) for i, r in enumerate(reads) if r.events},
         )
-    start = r
-    q = 0
-    blocks: list[tuple[int, int, int]] = []  # (ref start, query start, length) of aligned blocks
-    ins_anchors: list[int] = []
-    ins_quals: list[int] = []
-    dels: list[tuple[int, int]] = []
-    events: set = set()
-    for op, n in cigar:
-        if op in _ALIGNED_OPS:
-            blocks.append((r, q, n))
-            r += n
-            q += n
-        elif op == 1:  # I
-            if r > start:
-                ins_anchors.append(r - 1)
-                ins_quals.append(int(qual[q]) if q < len(qual) else 0)
-                key = (r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q : q + n].upper())
-                events.add(_norm(key, ref, norm_cache))
-            q += n
-        elif op == 2:  # D
-            if r > 0:
-                dels.append((r, r + n))
-                key = (r - 1, ref.seq[r - 1 : r + n], ref.seq[r - 1])
-                events.add(_norm(key, ref, norm_cache))
-            r += n
-        elif op == 3:  # N
-            r += n
-        elif op == 4:  # S
-            q += n
-    if not blocks:
-        return None
-    if len(blocks) == 1:
-        r0, q0, n = blocks[0]
-        rpos = np.arange(r0, r0 + n)
-        qpos = np.arange(q0, q0 + n)
-    else:
-        # concatenated aranges in one go: per-base offset (ref - query) of its block, plus query positions
-        lens = np.array([b[2] for b in blocks])
-        qpos = np.concatenate([np.arange(b[1], b[1] + b[2]) for b in blocks])
-        rpos = qpos + np.repeat(np.array([b[0] - b[1] for b in blocks]), lens)
-    return Read(
-        start=start, end=aln.reference_end or r, name=aln.query_name or "",
-        rpos=rpos, bases=qarr[qpos], quals=qual[qpos], mapq=aln.mapping_quality,
-        reverse=aln.is_reverse, tlen=abs(aln.template_length),
-        ins_anchors=np.asarray(ins_anchors, dtype=np.int64), del_spans=dels, events=events,
-        ins_quals=np.asarray(ins_quals, dtype=np.uint8),
-    )
+
+    def subset(self, rows: np.ndarray) -> "ReadBatch":
+        """The reads at ``rows``, in that order, as a new batch."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lens = np.diff(self.off)[rows]
+        flat = _ranges(self.off[rows], lens)
+        new_row = np.full(len(self), -1, dtype=np.int64)
+        new_row[rows] = np.arange(rows.size)
+        ik = new_row[self.ins_row] >= 0
+        dk = new_row[self.del_row] >= 0
+        return ReadBatch(
+            start=self.start[rows], end=self.end[rows], names=[self.names[i] for i in rows],
+            mapq=self.mapq[rows], reverse=self.reverse[rows], tlen=self.tlen[rows],
+            off=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
+            rpos=self.rpos[flat], bases=self.bases[flat], quals=self.quals[flat],
+            ins_row=new_row[self.ins_row[ik]], ins_pos=self.ins_pos[ik], ins_qual=self.ins_qual[ik],
+            del_row=new_row[self.del_row[dk]], del_start=self.del_start[dk],
+            events={int(new_row[i]): ev for i, ev in self.events.items() if new_row[i] >= 0},
+        )
+
+    def overlapping(self, lo: int, hi: int) -> np.ndarray:
+        """Indices (ascending) of reads with start < hi and end > lo."""
+        if not self.sorted:
+            raise ValueError("ReadBatch.overlapping needs reads sorted by start")
+        a = int(np.searchsorted(self.start, lo - self.max_len, side="left"))
+        b = int(np.searchsorted(self.start, hi, side="left"))
+        return a + np.nonzero(self.end[a:b] > lo)[0]
+
+    def base_at(self, rows: np.ndarray, pos: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
+        """For each read in ``rows``: whether it has an aligned base at ``pos`` (scalar or
+        per row), and that base's flat index (meaningful only where it does)."""
+        if not self.key.size:
+            return np.zeros(len(rows), dtype=bool), np.zeros(len(rows), dtype=np.int64)
+        k = np.asarray(rows, dtype=np.int64) * KEY_STRIDE + pos
+        i = np.minimum(np.searchsorted(self.key, k), self.key.size - 1)
+        return self.key[i] == k, i
+
+    def window(self, rows: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices of the aligned bases of ``rows`` at positions in [lo, hi), and the
+        position in ``rows`` each one belongs to."""
+        rows = np.asarray(rows, dtype=np.int64)
+        a = np.searchsorted(self.key, rows * KEY_STRIDE + lo)
+        b = np.searchsorted(self.key, rows * KEY_STRIDE + hi)
+        lens = b - a
+        return _ranges(a, lens), np.repeat(np.arange(rows.size), lens)
+
+
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(s, s + n)`` for each (s, n), in one go."""
+    total = int(lens.sum())
+    if not total:
+        return _I64
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
+
+
+def _anchor_quals(rd: Read) -> np.ndarray:
+    """Quality drawn at each insertion anchor of a hand-built read: ``ins_quals`` when
+    given, else the anchor base's own quality (0 if it is not aligned)."""
+    anchors = np.asarray(rd.ins_anchors, dtype=np.int64)
+    if rd.ins_quals is not None and len(rd.ins_quals) == len(anchors):
+        return np.asarray(rd.ins_quals)
+    rpos = np.asarray(rd.rpos)
+    idx = np.minimum(np.searchsorted(rpos, anchors), rpos.size - 1)
+    return np.where(rpos[idx] == anchors, np.asarray(rd.quals)[idx], 0)
 
 
 def _norm(key: tuple[int, str, str], ref: RefCache, cache: dict) -> tuple[int, str, str]:
@@ -135,18 +200,127 @@ def _norm(key: tuple[int, str, str], ref: RefCache, cache: dict) -> tuple[int, s
     return hit
 
 
-_SORT_KEY = attrgetter("start", "name", "reverse")
+def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, norm_cache: dict) -> ReadBatch:
+    """A batch of ``alns`` (already filtered); reads without a sequence, a CIGAR or any
+    aligned base are dropped."""
+    starts: list[int] = []
+    ends: list[int] = []
+    names: list[str] = []
+    mapqs: list[int] = []
+    revs: list[bool] = []
+    tlens: list[int] = []
+    seqs: list[str] = []
+    quals: list = []
+    complex_: list[tuple[int, list[tuple[int, int, int]]]] = []  # (read, aligned blocks (ref, query, n))
+    ins: list[tuple[int, int, int]] = []  # (read, anchor, quality)
+    dels: list[tuple[int, int]] = []  # (read, first deleted position)
+    events: dict[int, set] = {}
+    for aln in alns:
+        seq = aln.query_sequence
+        cigar = aln.cigartuples
+        if not seq or cigar is None:
+            continue
+        qual = aln.query_qualities
+        if qual is None or len(qual) != len(seq):
+            qual = bytes([DEFAULT_QUAL]) * len(seq)
+        r = aln.reference_start
+        i = len(names)
+        if not (len(cigar) == 1 and cigar[0][0] in _ALIGNED_OPS and cigar[0][1] == len(seq)):
+            blocks = _walk_cigar(cigar, r, seq, qual, i, ref, norm_cache, ins, dels, events)
+            if blocks is None:
+                continue
+            complex_.append((i, blocks))
+        starts.append(r)
+        ends.append(aln.reference_end or r + len(seq))
+        names.append(aln.query_name or "")
+        mapqs.append(aln.mapping_quality)
+        revs.append(aln.is_reverse)
+        tlens.append(abs(aln.template_length))
+        seqs.append(seq)
+        quals.append(qual)
+    n = len(names)
+    qlen = np.fromiter((len(s) for s in seqs), np.int64, n)
+    qoff = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(qlen, out=qoff[1:])
+    bases = np.frombuffer("".join(seqs).encode(), dtype=np.uint8)
+    qual_flat = np.frombuffer(b"".join(quals), dtype=np.uint8)
+    start_arr = np.array(starts, dtype=np.int64)
+    # every query base at start + its offset in the read; reads with indels or clips are
+    # then rewritten block by block, their unaligned bases marked -1 and dropped
+    rpos = np.arange(int(qoff[-1]), dtype=np.int64) + np.repeat(start_arr - qoff[:-1], qlen)
+    off = qoff
+    if complex_:
+        for i, blocks in complex_:
+            seg = rpos[qoff[i]:qoff[i + 1]]
+            seg[:] = -1
+            for r0, q0, k in blocks:
+                seg[q0:q0 + k] = np.arange(r0, r0 + k)
+        keep = rpos >= 0
+        rpos, bases, qual_flat = rpos[keep], bases[keep], qual_flat[keep]
+        kept = np.add.reduceat(keep.astype(np.int64), qoff[:-1]) if n else _I64
+        off = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(kept, out=off[1:])
+    batch = ReadBatch(
+        start=start_arr, end=np.array(ends, dtype=np.int64), names=names,
+        mapq=np.array(mapqs, dtype=np.int64), reverse=np.array(revs, dtype=bool),
+        tlen=np.array(tlens, dtype=np.int64), off=off, rpos=rpos, bases=bases, quals=qual_flat,
+        ins_row=np.array([x[0] for x in ins], dtype=np.int64), ins_pos=np.array([x[1] for x in ins], dtype=np.int64),
+        ins_qual=np.array([x[2] for x in ins], dtype=np.uint8),
+        del_row=np.array([d[0] for d in dels], dtype=np.int64), del_start=np.array([d[1] for d in dels], dtype=np.int64),
+        events=events,
+    )
+    # rows in (start, name, strand) order; a BAM gives start order, ties in any order
+    keys = list(zip(starts, names, revs))
+    order = sorted(range(n), key=keys.__getitem__)
+    return batch if order == list(range(n)) else batch.subset(np.array(order, dtype=np.int64))
+
+
+def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, ref: RefCache, norm_cache: dict,
+                ins: list, dels: list, events: dict) -> Optional[list[tuple[int, int, int]]]:
+    """The aligned blocks (ref start, query start, length) of read ``i`` starting at ``r``;
+    its insertions and deletions are appended to ``ins`` / ``dels`` and its normalised
+    indel keys to ``events[i]``. None when no base is aligned (the read is dropped, and
+    nothing was recorded for it)."""
+    start = r
+    q = 0
+    blocks: list[tuple[int, int, int]] = []
+    my_ins: list[tuple[int, int, int]] = []
+    my_dels: list[tuple[int, int]] = []
+    evs: set = set()
+    for op, n in cigar:
+        if op in _ALIGNED_OPS:
+            blocks.append((r, q, n))
+            r += n
+            q += n
+        elif op == 1:  # I: anchored at the base before, drawn with the first inserted base's quality
+            if r > start:
+                my_ins.append((i, r - 1, int(qual[q]) if q < len(qual) else 0))
+                evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
+            q += n
+        elif op == 2:  # D
+            if r > 0:
+                my_dels.append((i, r))
+                evs.add(_norm((r - 1, ref.seq[r - 1:r + n], ref.seq[r - 1]), ref, norm_cache))
+            r += n
+        elif op == 3:  # N
+            r += n
+        elif op == 4:  # S
+            q += n
+    if not blocks:
+        return None
+    ins += my_ins
+    dels += my_dels
+    if evs:
+        events[i] = evs
+    return blocks
 
 
 def fetch_reads(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int,
-                 ref: RefCache, norm_cache: dict) -> list[Read]:
-    reads: list[Read] = []
-    for bam in bams:
-        for aln in bam.fetch(chrom, max(0, start), end):
-            if aln.flag & SKIP_FLAGS or aln.mapping_quality < min_mapq:
-                continue
-            rd = parse_read(aln, ref, norm_cache)
-            if rd is not None:
-                reads.append(rd)
-    reads.sort(key=_SORT_KEY)
-    return reads
+                ref: RefCache, norm_cache: dict) -> ReadBatch:
+    """The reads of ``bams`` overlapping [start, end) that pass the filters, as one batch."""
+    def kept():
+        for bam in bams:
+            for aln in bam.fetch(chrom, max(0, start), end):
+                if not (aln.flag & SKIP_FLAGS or aln.mapping_quality < min_mapq):
+                    yield aln
+    return batch_from_alignments(kept(), ref, norm_cache)

@@ -237,7 +237,7 @@ def test_insertion_anchor_takes_the_first_inserted_base_quality(tmp_path):
     """dvtrain.reads records the first inserted base's quality; the image draws it at
     the insertion's anchor column (DeepVariant's rule, docs/pileup.md)."""
     from dvtrain.pileup import BQ_PIXEL
-    from dvtrain.reads import RefCache, parse_read
+    from dvtrain.reads import RefCache, batch_from_alignments
 
     fa, seq = _ref(tmp_path)
     rseq = seq[350:400] + "GT" + seq[400:448]
@@ -248,6 +248,7 @@ def test_insertion_anchor_takes_the_first_inserted_base_quality(tmp_path):
     quals = [30] * 100
     quals[50] = 12  # the first inserted base
     a.query_qualities = pysam.qualitystring_to_array("".join(chr(q + 33) for q in quals))
-    rd = parse_read(a, RefCache(pysam.FastaFile(str(fa)), "c"), {})
-    assert rd.ins_anchors.tolist() == [399] and rd.ins_quals.tolist() == [12]
+    batch = batch_from_alignments([a], RefCache(pysam.FastaFile(str(fa)), "c"), {})
+    assert batch.ins_row.tolist() == [0] and batch.ins_pos.tolist() == [399] and batch.ins_qual.tolist() == [12]
+    assert batch.rpos.tolist() == list(range(350, 448)) and batch.off.tolist() == [0, 98]
     assert BQ_PIXEL[12] == 254 * 12 // 40
