@@ -1,45 +1,61 @@
-"""call_variants + postprocess: genotype probabilities -> bgzipped, indexed VCF.
+"""call_variants + postprocess_variants: calling-mode examples -> bgzipped, indexed VCF
+(and, with ``gvcf_outfile``, a gVCF).
 
-DeepVariant conventions: GT is the most likely of hom-ref / het / hom-alt;
-QUAL = -10 log10 P(hom-ref) (a variant's confidence), GQ = -10 log10(1 - P(GT)),
-PL = -10 log10 P(g) shifted so the best genotype has 0; hom-ref calls are kept with
-FILTER RefCall. Probabilities are floored at 1e-10 and QUAL/GQ capped at 99.
+Inference: :mod:`dvtrain.inference`; gVCF blocks: :mod:`dvtrain.gvcf`.
 
-Multi-allelic sites (make_examples writes one example per alt allele and one per pair of
-alts, marked by ``alt_allele_indices``) become one record: the probability of genotype
-``j/k`` is the minimum, over the site's examples that contain ``j`` or ``k`` (every
-example for ``0/0``), of that example's probability for the number of the genotype's
-alleles it contains; the genotype probabilities are then renormalised (DeepVariant's
-postprocess does the same). PL lists the genotypes in VCF order.
+**Postprocess** (DeepVariant's conventions). A site's examples (one per alt allele and one
+per pair of alts, marked by ``alt_allele_indices``) become one record: the probability of
+genotype ``j/k`` is the minimum, over the site's examples that contain ``j`` or ``k``
+(every example for ``0/0``), of that example's probability for the number of the
+genotype's alleles it contains; the genotype probabilities are then renormalised
+(:func:`combine_site`). Probabilities are floored at 1e-10. GT is the most likely genotype;
+QUAL = -10 log10 P(0/0) and GQ = -10 log10(1 - P(GT)), both capped at 99; PL =
+-10 log10 P(g) minus its minimum, in VCF genotype order. FILTER: ``NoCall`` (GT ``./.``)
+when the site's depth is 0, else ``RefCall`` for a hom-ref call, else ``LowQual`` when
+QUAL < ``qual_filter`` (DeepVariant's ``--qual_filter``, 1.0), else ``PASS``. FORMAT is
+always ``GT:GQ:DP:AD:VAF:PL``: DP, AD (reference reads, then each alt's reads from its
+single-alt example) and VAF (AD / DP per alt) come from the ``dvtrain/allele_counts``
+feature and are ``.`` without it.
+
+**Header**: ##fileformat, ##source, the four FILTERs, INFO END, the FORMAT fields (plus
+##ALT ``<*>`` and MIN_DP in a gVCF), one ##contig per reference contig with its length,
+and ``##dvtrain_command=`` (the command line, given by the CLI) or ``##dvtrain_config=``
+(the config as JSON, for library calls; output paths and ``threads`` left out). The sample is
+``sample_name``, else the SM of the read groups of ``reads`` (two different SMs are an
+error), else ``SAMPLE``. No date line: same inputs give byte-identical files.
 """
-
 from __future__ import annotations
 
+import json
 import math
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, Optional
 
 import numpy as np
 
-from .config import CallConfig
-from .errors import InputError, ShapeMismatchError
-from .example_proto import decode_alt_allele_indices, decode_example, decode_variant
-from .fileio import existing_inputs, read_tfrecords
-from .genome import contig_lengths
-from .variants import vcf_header, write_bgzip_vcf
+from . import __version__
+from .errors import InputError, require_file
+from .fileio import existing_inputs
+from .gvcf import block_paths, cut_blocks, gvcf_lines, merge_blocks, read_blocks
+from .inference import Prediction, run_inference
+
+if TYPE_CHECKING:  # inference workers import dvtrain.inference only: no pydantic / pysam there
+    from .config import CallConfig
+
 
 MAX_PHRED = 99
 _EPS = 1e-10
+DEFAULT_QUAL_FILTER = 1.0
+FILTERS = ("PASS", "RefCall", "LowQual", "NoCall")
 
 
 def _phred(p: float) -> float:
     return -10.0 * math.log10(max(p, _EPS))
 
 
-def genotype_fields(probs: np.ndarray) -> tuple[str, float, int, list[int], str]:
-    """(GT, QUAL, GQ, PL, FILTER) from [P(0/0), P(0/1), P(1/1)]."""
-    return site_fields(probs, 1)
-
-
+# ---------------------------------------------------------------- genotypes and filters
 def genotypes(n_alts: int) -> list[tuple[int, int]]:
     """Diploid genotypes in VCF order: (0,0), (0,1), (1,1), (0,2), (1,2), (2,2), ..."""
     return [(j, k) for k in range(n_alts + 1) for j in range(k + 1)]
@@ -63,85 +79,172 @@ def combine_site(n_alts: int, preds: list[tuple[tuple[int, ...], np.ndarray]]) -
     return out / out.sum()
 
 
-def site_fields(probs: np.ndarray, n_alts: int) -> tuple[str, float, int, list[int], str]:
-    """(GT, QUAL, GQ, PL, FILTER) from genotype probabilities in VCF order."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), _EPS, 1.0)
-    p = p / p.sum()
-    g = int(np.argmax(p))
+def site_fields(probs: np.ndarray, n_alts: int, qual_filter: float = DEFAULT_QUAL_FILTER,
+                depth: Optional[int] = None) -> tuple[str, float, int, list[int], str]:
+    """(GT, QUAL, GQ, PL, FILTER) from genotype probabilities in VCF order; ``depth`` 0
+    makes a NoCall (GT ``./.``)."""
+    p = [min(max(float(x), _EPS), 1.0) for x in probs]  # plain floats: ~10x numpy's speed on 3 values
+    total = sum(p)
+    p = [x / total for x in p]
+    g = max(range(len(p)), key=p.__getitem__)  # the first most likely, as argmax
     j, k = genotypes(n_alts)[g]
-    qual = min(MAX_PHRED, _phred(float(p[0])))
-    gq = int(round(min(MAX_PHRED, _phred(1.0 - float(p[g])))))
-    pls = [int(round(_phred(float(x)))) for x in p]
+    qual = min(MAX_PHRED, _phred(p[0]))
+    gq = int(round(min(MAX_PHRED, _phred(1.0 - p[g]))))
+    pls = [int(round(_phred(x))) for x in p]
     low = min(pls)
-    return f"{j}/{k}", qual, gq, [x - low for x in pls], "RefCall" if g == 0 else "PASS"
+    if depth == 0:
+        gt, flt = "./.", "NoCall"
+    elif g == 0:
+        gt, flt = f"{j}/{k}", "RefCall"
+    else:
+        gt, flt = f"{j}/{k}", "LowQual" if qual < qual_filter else "PASS"
+    return gt, qual, gq, [x - low for x in pls], flt
 
 
-def _batches(paths: list[Path], batch_size: int):
-    images, metas = [], []
-    for path in paths:
-        for rec in read_tfrecords(path):
-            ex = decode_example(rec, keys={"image/encoded", "image/shape", "variant/encoded", "dvtrain/allele_counts",
-                                           "alt_allele_indices/encoded"})
-            if "image/encoded" not in ex or "variant/encoded" not in ex:
-                raise InputError(path, "example without image/encoded or variant/encoded")
-            images.append(np.frombuffer(ex["image/encoded"][0], dtype=np.uint8).reshape(ex["image/shape"]))
-            sub = tuple(decode_alt_allele_indices(ex["alt_allele_indices/encoded"][0])) \
-                if "alt_allele_indices/encoded" in ex else (0,)
-            metas.append((decode_variant(ex["variant/encoded"][0]), ex.get("dvtrain/allele_counts"), sub))
-            if len(images) == batch_size:
-                yield np.stack(images), metas
-                images, metas = [], []
-    if images:
-        yield np.stack(images), metas
+def genotype_fields(probs: np.ndarray, qual_filter: float = DEFAULT_QUAL_FILTER) -> tuple[str, float, int, list[int], str]:
+    """(GT, QUAL, GQ, PL, FILTER) of a biallelic site from [P(0/0), P(0/1), P(1/1)]."""
+    return site_fields(probs, 1, qual_filter)
 
 
-def call_variants(config: CallConfig) -> dict:
+# ---------------------------------------------------------------- postprocess
+@dataclass(frozen=True)
+class CallRecord:
+    contig: int  # index in the reference
+    start: int  # 0-based
+    end: int  # start + len(REF)
+    filter: str
+    line: str
+
+
+def _site_record(chrom: str, start: int, ref: str, alts: tuple[str, ...], preds: list[Prediction],
+                 qual_filter: float) -> tuple[str, str]:
+    n = len(alts)
+    if n == 1 and len(preds) == 1:
+        gp = np.asarray(preds[0].probs, dtype=np.float64)
+    else:
+        gp = combine_site(n, [(p.sub, np.asarray(p.probs)) for p in preds])
+    per = {p.sub[0]: p.counts for p in preds if len(p.sub) == 1 and p.counts and len(p.counts) >= 3}
+    depth = next(iter(per.values()))[0] if per else None
+    gt, qual, gq, pl, flt = site_fields(gp, n, qual_filter, depth)
+    if per:
+        rc = next(iter(per.values()))[1]
+        ad = [rc] + [per[i][2] if i in per else 0 for i in range(n)]
+        dp_s, ad_s = str(depth), ",".join(map(str, ad))
+        vaf_s = ",".join(f"{(a / depth if depth else 0.0):.4g}" for a in ad[1:])
+    else:
+        dp_s = ad_s = vaf_s = "."
+    sample = ":".join([gt, str(gq), dp_s, ad_s, vaf_s, ",".join(map(str, pl))])
+    line = "\t".join([chrom, str(start + 1), ".", ref, ",".join(alts), f"{qual:.1f}", flt, ".",
+                      "GT:GQ:DP:AD:VAF:PL", sample])
+    return line, flt
+
+
+def postprocess(preds: Iterable[Prediction], contigs: dict[str, int], qual_filter: float = DEFAULT_QUAL_FILTER,
+                where: str | Path = "examples") -> list[CallRecord]:
+    """One record per site (its examples combined), sorted by reference order and position."""
+    order = {c: i for i, c in enumerate(contigs)}
+    sites: dict[tuple, list[Prediction]] = {}
+    for p in preds:
+        if p.chrom not in order:
+            raise InputError(where, f"example on contig {p.chrom!r}, which the reference lacks")
+        sites.setdefault((order[p.chrom], p.start, p.ref, p.alts), []).append(p)
+    out = []
+    for key in sorted(sites):
+        ci, start, ref, alts = key
+        group = sites[key]
+        line, flt = _site_record(group[0].chrom, start, ref, alts, group, qual_filter)
+        out.append(CallRecord(ci, start, start + len(ref), flt, line))
+    return out
+
+
+# ---------------------------------------------------------------- header and sample
+def sample_from_reads(reads: list) -> Optional[str]:
+    """The SM of the BAMs' read groups; None when no read group names one. Two different
+    samples are an InputError."""
+    import pysam
+
+    found: Optional[tuple[str, str]] = None  # (sample, BAM that named it)
+    for path in reads:
+        p = require_file(path, "BAM file")
+        try:
+            with pysam.AlignmentFile(str(p), "rb", check_sq=False) as bam:
+                groups = bam.header.to_dict().get("RG", [])
+        except (OSError, ValueError) as e:
+            raise InputError(p, f"cannot read BAM header: {e}") from None
+        for rg in groups:
+            sm = rg.get("SM")
+            if not sm:
+                continue
+            if found is None:
+                found = (sm, str(p))
+            elif sm != found[0]:
+                other = "" if found[1] == str(p) else f" ({found[1]} names {found[0]!r})"
+                raise InputError(p, f"read groups name two samples, {found[0]!r} and {sm!r}{other}; "
+                                    "give sample_name to choose")
+    return found[0] if found else None
+
+
+def _definitions(qual_filter: float, gvcf: bool) -> list[str]:
+    lines = [
+        '##FILTER=<ID=PASS,Description="All filters passed">',
+        '##FILTER=<ID=RefCall,Description="Genotyping model thinks this site is reference.">',
+        f'##FILTER=<ID=LowQual,Description="Variant call with QUAL below the qual_filter threshold ({qual_filter:g})">',
+        '##FILTER=<ID=NoCall,Description="No read covers the site (depth 0), so no genotype is called">',
+        '##INFO=<ID=END,Number=1,Type=Integer,Description="End position (for use with symbolic alleles)">',
+    ]
+    if gvcf:
+        lines.append('##ALT=<ID=*,Description="Any allele other than the reference (reference blocks)">')
+    lines += [
+        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+        '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Conditional genotype quality">',
+        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
+        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Read depth for each allele">',
+        '##FORMAT=<ID=VAF,Number=A,Type=Float,Description="Variant allele fractions.">',
+        '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled genotype likelihoods rounded to the closest integer">',
+    ]
+    if gvcf:
+        lines.append('##FORMAT=<ID=MIN_DP,Number=1,Type=Integer,Description="Minimum read depth over a reference block">')
+    return lines
+
+
+def provenance_line(config: CallConfig, command_line: Optional[str]) -> str:
+    """``##dvtrain_command=...`` (CLI) or ``##dvtrain_config={json}``, leaving out what does
+    not change the calls (output paths, worker count)."""
+    if command_line is not None:
+        return "##dvtrain_command=" + command_line.replace("\r", " ").replace("\n", " ")  # one line
+    cfg = config.model_dump(mode="json", exclude={"outfile", "gvcf_outfile", "threads"})
+    return "##dvtrain_config=" + json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+
+
+def command_line(argv: list[str]) -> str:
+    """A shell-quoted ``dvtrain ...`` command line."""
+    return shlex.join(["dvtrain", *argv])
+
+
+# ---------------------------------------------------------------- the stage
+def call_variants(config: CallConfig, command_line: Optional[str] = None) -> dict:
+    """Examples -> VCF (+ gVCF). ``command_line`` (the CLI's) goes into the header; without
+    it the header records the config."""
+    from .genome import contig_lengths
+    from .variants import vcf_header, write_bgzip_vcf
+
     paths = existing_inputs(config.examples)
     lengths = contig_lengths(config.ref)
-    from .model import load_model  # imports the Keras backend: only once inputs look right
-
-    model = load_model(config.checkpoint)
-    want = tuple(model.input_shape[1:])
-    order = {c: i for i, c in enumerate(lengths)}
-    sites: dict[tuple, dict] = {}
-    for images, metas in _batches(paths, config.batch_size):
-        if tuple(images.shape[1:]) != want:
-            raise ShapeMismatchError(paths[0], f"image shape {list(images.shape[1:])} does not fit the model ({list(want)})")
-        probs = np.asarray(model.predict_on_batch(images))
-        for pr, (var, counts, sub) in zip(probs, metas):
-            chrom = var["reference_name"]
-            if chrom not in order:
-                raise InputError(paths[0], f"example on contig {chrom!r}, which the reference lacks")
-            key = (order[chrom], var["start"], var["reference_bases"], tuple(var["alternate_bases"]))
-            site = sites.setdefault(key, {"chrom": chrom, "preds": [], "counts": {}})
-            site["preds"].append((sub, pr))
-            if counts and len(sub) == 1:
-                site["counts"][sub[0]] = counts
-    records = []
-    n_var = 0
-    for key in sorted(sites):
-        _, start, ref, alts = key
-        site = sites[key]
-        n = len(alts)
-        if n == 1 and len(site["preds"]) == 1:
-            gp = np.asarray(site["preds"][0][1], dtype=np.float64)
-        else:
-            gp = combine_site(n, site["preds"])
-        gt, qual, gq, pl, flt = site_fields(gp, n)
-        n_var += flt == "PASS"
-        fmt, keys = f"{gt}:{gq}", "GT:GQ"
-        per = site["counts"]
-        if per:
-            first = next(iter(per.values()))
-            dp, rc = first[0], first[1]
-            ad = [rc] + [per[i][2] if i in per else 0 for i in range(n)]
-            vaf = ",".join(f"{(a / dp if dp else 0.0):.4g}" for a in ad[1:])
-            keys += ":DP:AD:VAF"
-            fmt += f":{dp}:{','.join(map(str, ad))}:{vaf}"
-        keys += ":PL"
-        fmt += ":" + ",".join(map(str, pl))
-        records.append("\t".join([site["chrom"], str(start + 1), ".", ref, ",".join(alts), f"{qual:.1f}", flt, ".",
-                                  keys, fmt]))
-    header = vcf_header(lengths, config.sample_name, source=f"dvtrain call_variants model={Path(config.checkpoint).name}")
-    write_bgzip_vcf(config.outfile, records, header)
-    return {"outfile": str(config.outfile), "num_records": len(records), "num_variants": n_var}
+    sample = config.sample_name or sample_from_reads(list(config.reads)) or "SAMPLE"
+    blocks_in = block_paths(config, paths) if config.gvcf_outfile is not None else []
+    preds, engine = run_inference(paths, config.checkpoint, config.engine, config.batch_size, config.threads)
+    calls = postprocess(preds, lengths, config.qual_filter, where=paths[0])
+    meta = [provenance_line(config, command_line)]
+    source = f"dvtrain-{__version__} call_variants"
+    header = vcf_header(lengths, sample, source, definitions=_definitions(config.qual_filter, False), meta=meta)
+    write_bgzip_vcf(config.outfile, [c.line for c in calls], header)
+    filters = {f: sum(c.filter == f for c in calls) for f in FILTERS}
+    result = {"outfile": str(config.outfile), "num_records": len(calls), "num_variants": filters["PASS"],
+              "filters": filters, "num_examples": len(preds), "sample_name": sample, "engine": engine}
+    if config.gvcf_outfile is not None:
+        blocks, binsize = read_blocks(blocks_in, lengths)
+        blocks = cut_blocks(merge_blocks(blocks, binsize), calls)
+        g_header = vcf_header(lengths, sample, source, definitions=_definitions(config.qual_filter, True), meta=meta)
+        write_bgzip_vcf(config.gvcf_outfile, gvcf_lines(blocks, calls, list(lengths), config.ref), g_header)
+        result.update(gvcf_outfile=str(config.gvcf_outfile), num_ref_blocks=len(blocks))
+    return result

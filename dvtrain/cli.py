@@ -94,6 +94,9 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--exclude_regions", multiple=True, help="regions to leave out (contig, chr:start-end or BED)")
 @click.option("--downsample_fraction", type=float, help="keep this fraction of reads (seeded)")
 @click.option("--training_random_emit_ref_sites", type=float, help="emit this fraction of non-candidate sites (label 0)")
+@click.option("--gvcf", is_flag=True, default=None,
+              help="calling mode: also write reference blocks to SHARD.gvcf.tsv.gz (for call --gvcf_outfile)")
+@click.option("--gvcf_gq_binsize", type=int, help="GQ bin size of the reference blocks (default 5)")
 @click.option("--seed", type=int)
 def make_examples_cmd(reads, regions, channels, exclude_regions, **kw) -> None:
     """Stage 2: candidates -> pileup tensors -> tf.Example shard --task of N."""
@@ -144,20 +147,138 @@ def shuffle(ctx: click.Context, input_pattern_list, **kw) -> None:
                      pipeline_options=_beam_flags(ctx.args) or None, **kw)))
 
 
-@cli.command()
-@click.option("--train_dataset_pbtxt", "train_dataset_config", required=True, type=click.Path(path_type=Path))
-@click.option("--tune_dataset_pbtxt", "tune_dataset_config", required=True, type=click.Path(path_type=Path))
-@click.option("--experiment_dir", required=True, type=click.Path(path_type=Path))
+def _train_option_names() -> dict[str, str]:
+    """Every name ``--config.NAME`` accepts (field names and DeepVariant aliases) -> field name."""
+    from pydantic import AliasChoices
+
+    names = {}
+    for field, info in C.TrainConfig.model_fields.items():
+        names[field] = field
+        if isinstance(info.validation_alias, AliasChoices):
+            names.update({str(a): field for a in info.validation_alias.choices})
+    return names
+
+
+_TRAIN_PATH_FIELDS = ("train_dataset_config", "tune_dataset_config", "experiment_dir", "init_checkpoint")
+
+
+def _train_overrides(args: list[str]) -> dict[str, tuple[Any, str]]:
+    """``--config.NAME=VALUE`` (or ``--config.NAME VALUE``) words -> {field: (value, flag)}.
+
+    Values are YAML scalars or lists (``0.0005``, ``true``, ``adam``, ``[1, 2, 3]``); paths stay
+    strings and an empty value means None (``--config.init_checkpoint=``).
+    """
+    import difflib
+
+    names = _train_option_names()
+    out: dict[str, tuple[Any, str]] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--config."):
+            raise DvtrainError(f"{arg}: unexpected argument (training options look like --config.NAME=VALUE)")
+        name, eq, raw = arg[len("--config."):].partition("=")
+        flag = f"--config.{name}"
+        if not eq:
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise DvtrainError(f"{flag}: needs a value ({flag}=VALUE)")
+            raw, i = args[i + 1], i + 1
+        if name not in names:
+            close = difflib.get_close_matches(name, list(names), n=1)
+            raise DvtrainError(f"{flag}: unknown training option" + (f" (did you mean --config.{close[0]}?)" if close else ""))
+        field = names[name]
+        if raw == "":
+            value: Any = None
+        elif field in _TRAIN_PATH_FIELDS:
+            value = raw
+        else:
+            try:
+                value = yaml.safe_load(raw)
+            except yaml.YAMLError:
+                raise DvtrainError(f"{flag}: cannot read value {raw!r}") from None
+        out[field] = (value, flag)
+        i += 1
+    return out
+
+
+class _TrainProgress:
+    """A progress bar on stderr for ``dvtrain train`` (click's: drawn on a terminal only)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+
+    def step(self, step: int, total: int) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="training", file=sys.stderr, show_pos=True, show_eta=True)
+            self.bar.__enter__()
+        self.bar.update(step - self.bar.pos)
+
+    def evaluated(self, row: dict) -> None:
+        if self.bar is not None:
+            self.bar.label = f"epoch {int(row['epoch']) + 1}/{row['epochs']} tune/f1_weighted {row['tune/f1_weighted']:.4f}"
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--train_dataset_pbtxt", "train_dataset_config", type=click.Path(path_type=Path))
+@click.option("--tune_dataset_pbtxt", "tune_dataset_config", type=click.Path(path_type=Path))
+@click.option("--experiment_dir", type=click.Path(path_type=Path))
 @click.option("--init_checkpoint", type=click.Path(path_type=Path), help="warm start from this .keras model")
 @click.option("--num_epochs", "epochs", type=int)
 @click.option("--batch_size", type=int)
 @click.option("--learning_rate", type=float)
 @click.option("--seed", type=int)
-def train(**kw) -> None:
-    """Stage 4: train the genotype CNN; best checkpoint by tune/f1_weighted."""
-    from .train import train as run
+@click.option("--config", "config_yaml", type=click.Path(path_type=Path), help="YAML file of training options")
+@click.option("--progress/--no-progress", "show_progress", default=True, show_default=True,
+              help="progress bar on stderr (drawn only on a terminal)")
+@click.pass_context
+def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, **kw) -> None:
+    """Stage 4: train the genotype classifier; best checkpoint by --config.best_checkpoint_metric.
 
-    result = run(_build(C.TrainConfig, **kw))  # type: ignore[arg-type]
+    Any training option is --config.NAME=VALUE, as in DeepVariant (e.g. --config.optimizer=adam
+    --config.learning_rate=0.0005 --config.architecture=inception_v3 --config.class_weights=balanced);
+    the flags below are shortcuts for a few of them, docs/architecture.md lists them all. Started
+    again with the same options, a stopped run resumes from its last evaluation.
+    """
+    from .train import STATE_FILE, train as run
+
+    data: dict[str, Any] = _read_yaml(config_yaml) if config_yaml else {}
+    names = _train_option_names()
+    data = {names.get(k, k): v for k, v in data.items()}
+    flags = {k: f"{config_yaml}: {k}" for k in data}
+    named = {"train_dataset_config": "--train_dataset_pbtxt", "tune_dataset_config": "--tune_dataset_pbtxt",
+             "epochs": "--num_epochs"}
+    for field, value in kw.items():
+        if value is not None:
+            data[field], flags[field] = value, named.get(field, f"--{field}")
+    for field, (value, flag) in _train_overrides(ctx.args).items():
+        data[field], flags[field] = value, flag
+    try:
+        cfg = C.TrainConfig.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err.get("loc") else ""
+        field = names.get(field, field)
+        where = flags.get(field) or named.get(field) or f"--config.{field}"
+        raise DvtrainError(f"{where}: {err['msg']}") from None
+    bar = _TrainProgress() if show_progress else None
+    try:
+        result = run(cfg, progress=bar.evaluated if bar else None, on_step=bar.step if bar else None)
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        click.echo(f"dvtrain: training interrupted; the same command resumes from the last evaluation "
+                   f"saved in {Path(str(cfg.experiment_dir)) / STATE_FILE}", err=True)
+        raise
+    finally:
+        if bar:
+            bar.close()
+    for line in result.get("notes", []) + ([result["message"]] if result.get("message") else []):
+        click.echo(f"dvtrain: note: {line}", err=True)
     result.pop("history", None)
     _emit(result)
 
@@ -167,13 +288,25 @@ def train(**kw) -> None:
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path))
 @click.option("--ref", required=True, type=click.Path(path_type=Path))
 @click.option("--outfile", required=True, type=click.Path(path_type=Path), help="output .vcf.gz")
-@click.option("--sample_name", default=None)
+@click.option("--sample_name", default=None, help="sample column (default: the BAMs' read-group SM, else SAMPLE)")
+@click.option("--reads", multiple=True, help="the BAM(s) the examples came from: their read groups name the sample")
 @click.option("--batch_size", type=int)
-def call(**kw) -> None:
-    """Stage 5: call_variants + postprocess_variants -> bgzipped, indexed VCF."""
-    from .call import call_variants
+@click.option("--qual_filter", type=float, help="variant calls with QUAL below this are LowQual (default 1.0)")
+@click.option("--gvcf_outfile", type=click.Path(path_type=Path), help="also write a gVCF (needs make-examples --gvcf)")
+@click.option("--nonvariant_site_path", help="reference-block files (default: SHARD.gvcf.tsv.gz beside each shard)")
+@click.option("--threads", type=int, help="inference worker processes (default 2)")
+@click.option("--engine", type=click.Choice(["auto", "numpy", "keras"]), help="inference engine (default auto)")
+@click.pass_context
+def call(ctx: click.Context, reads, **kw) -> None:
+    """Stage 5: call_variants + postprocess_variants -> bgzipped, indexed VCF (and gVCF)."""
+    from .call import call_variants, command_line
 
-    _emit(call_variants(_build(C.CallConfig, **kw)))  # type: ignore[arg-type]
+    # the command line as parsed (flags in a fixed order), so the VCF header is reproducible
+    argv = ["call"] + [w for p in ctx.command.params if ctx.params.get(p.name) not in (None, ())
+                       for x in (ctx.params[p.name] if isinstance(ctx.params[p.name], tuple) else (ctx.params[p.name],))
+                       for w in (p.opts[0], str(x))]
+    cfg = _build(C.CallConfig, reads=_split(reads), **kw)
+    _emit(call_variants(cfg, command_line=command_line(argv)))  # type: ignore[arg-type]
 
 
 @cli.command()

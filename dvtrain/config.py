@@ -102,12 +102,18 @@ class MakeExamplesConfig(_Config):
     downsample_fraction: float = Field(1.0, gt=0, le=1, description="keep this fraction of read pairs (seeded by name)")
     training_random_emit_ref_sites: float = Field(
         0.0, ge=0, le=1, description="training mode: also emit this fraction of non-candidate sites as label-0 examples")
+    gvcf: bool = Field(False, description="calling mode: also write reference-confidence blocks of the covered "
+                                          "non-candidate positions to SHARD.gvcf.tsv.gz (for call --gvcf_outfile)")
+    gvcf_gq_binsize: int = Field(5, ge=1, le=100, description="DeepVariant --gvcf_gq_binsize: reference positions "
+                                                              "join one block while their GQ // binsize is the same")
     seed: int = 42
 
     @model_validator(mode="after")
     def _training_needs_truth(self) -> "MakeExamplesConfig":
         if self.mode == "training" and (self.truth_variants is None or self.confident_regions is None):
             raise ValueError("--mode training needs --truth_variants and --confident_regions")
+        if self.gvcf and self.mode != "calling":
+            raise ValueError("--gvcf needs --mode calling")
         if self.pileup_image_width % 2 == 0:
             raise ValueError(f"pileup_image_width must be odd (got {self.pileup_image_width})")
         unknown = set(self.channels) - {"insert_size"}
@@ -149,41 +155,132 @@ class ShuffleConfig(_Config):
 
 
 # ---------------------------------------------------------------- train
+from pydantic import AliasChoices, field_validator  # noqa: E402  (used by TrainConfig only)
+
+#: tune metrics that can pick the best checkpoint; ``tune/loss`` is lower-is-better
+TUNE_METRICS = ("tune/f1_weighted", "tune/f1_macro", "tune/f1_micro", "tune/f1_homref", "tune/f1_het",
+                "tune/f1_homalt", "tune/categorical_accuracy", "tune/loss")
+LOWER_IS_BETTER = frozenset({"tune/loss"})
+
+
 class TrainConfig(_Config):
-    """One training run: shuffled datasets in; checkpoints, best_model.keras and train_summary.json out."""
+    """One training run: shuffled datasets in; checkpoints, best_model.keras and train_summary.json out.
+
+    Names (and, where they suit a small dataset, defaults) follow DeepVariant's base training
+    config (``dv_config.py``); ``dvtrain train --config.NAME=VALUE`` sets any of them.
+    Defaults that differ from DeepVariant's, for datasets of thousands (not millions) of
+    examples on a CPU: architecture (small_cnn; DeepVariant inception_v3), batch_size (32;
+    16384), warmup_steps (20; 10000), label_smoothing (0.01; 1e-6), epsilon (1e-7; 1.0),
+    epochs (8; num_epochs 10).
+    A run interrupted at any point continues from its last saved state in
+    ``experiment_dir`` when started again with the same settings (docs/architecture.md).
+    """
 
     model_config = ConfigDict(extra="forbid", title="Training")
 
-    train_dataset_config: Location
-    tune_dataset_config: Location
-    experiment_dir: Location
-    init_checkpoint: Optional[Location] = Field(None, description="a .keras model to warm-start from")
-    epochs: int = Field(8, ge=1, le=10000, title="Epochs", description="passes over the training set")
+    train_dataset_config: Location = Field(validation_alias=AliasChoices("train_dataset_config", "train_dataset_pbtxt"),
+                                           description="shuffled training set (dataset_config.pbtxt)")
+    tune_dataset_config: Location = Field(validation_alias=AliasChoices("tune_dataset_config", "tune_dataset_pbtxt"),
+                                          description="tune set: picks the best checkpoint, drives early stopping")
+    experiment_dir: Location = Field(description="outputs, and the state a stopped run resumes from")
+    init_checkpoint: Optional[Location] = Field(
+        None, description="a .keras model to warm-start from (same architecture and image height/width; a "
+                          "different channel count is adapted). Ignored when experiment_dir holds a run to resume")
+    architecture: Literal["small_cnn", "inception_v3"] = Field(
+        "small_cnn", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
+        description="small_cnn: 3 convolutions, fast on a CPU; inception_v3: DeepVariant's backbone (22 M weights)")
+    epochs: int = Field(8, ge=1, le=10000, validation_alias=AliasChoices("epochs", "num_epochs"), title="Epochs",
+                        description="passes over the training set (DeepVariant: num_epochs)")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
     learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate", description="after warm-up, before decay")
     learning_rate_decay_rate: float = Field(0.947, gt=0, le=1, title="Decay rate",
                                             description="the learning rate is multiplied by this every decay period")
     learning_rate_num_epochs_per_decay: float = Field(2.0, gt=0, title="Epochs per decay")
     warmup_steps: int = Field(20, ge=0, title="Warm-up steps", description="linear learning-rate warm-up, in batches")
+    optimizer: Literal["rmsprop", "adam", "nadam", "sgd"] = Field(
+        "rmsprop", title="Optimizer", description="rmsprop (rho, momentum, epsilon), adam / nadam (beta_1, beta_2, "
+                                                  "epsilon) or sgd (momentum)")
     label_smoothing: float = Field(0.01, ge=0, lt=1, title="Label smoothing")
     weight_decay: float = Field(4e-5, ge=0, title="Weight decay", description="L2 penalty on the kernels")
+    backbone_dropout_rate: float = Field(0.2, ge=0, lt=1, title="Backbone dropout",
+                                         description="dropout before the softmax layer (both architectures)")
     rho: float = Field(0.9, ge=0, lt=1, title="RMSprop rho")
-    momentum: float = Field(0.9, ge=0, lt=1, title="RMSprop momentum")
+    momentum: float = Field(0.9, ge=0, lt=1, title="Momentum", description="rmsprop and sgd")
     # DeepVariant uses epsilon 1.0 over ~10^5 steps; at the few hundred steps of a small
     # dataset that damps RMSprop into plain SGD and the model never leaves its start
     # (measured: train accuracy stuck at 0.45 after 6 epochs). Keras' default learns.
-    epsilon: float = Field(1e-7, gt=0, title="RMSprop epsilon")
-    seed: int = Field(42, ge=0, title="Seed", description="initial weights and batch order")
+    epsilon: float = Field(1e-7, gt=0, title="Optimizer epsilon", description="rmsprop, adam and nadam")
+    beta_1: float = Field(0.9, ge=0, lt=1, title="Adam beta_1")
+    beta_2: float = Field(0.999, ge=0, lt=1, title="Adam beta_2")
+    early_stopping_patience: int = Field(
+        10, ge=0, title="Early-stopping patience",
+        description="stop after this many consecutive tune evaluations without a new best; 0: never stop early")
+    tune_every_steps: int = Field(100_000, ge=1, title="Tune every steps",
+                                  description="also evaluate the tune set every this many batches (always at each "
+                                              "epoch's end); every evaluation saves the resumable state")
+    log_every_steps: int = Field(100, ge=1, title="Log every steps",
+                                 description="TensorBoard train scalars every this many batches (and at each evaluation)")
+    best_checkpoint_metric: Literal[TUNE_METRICS] = Field(  # type: ignore[valid-type]
+        "tune/f1_weighted", title="Best checkpoint metric",
+        description="tune metric that picks best_model.keras (tune/loss: lower is better; the others higher)")
+    class_weights: Union[Literal["none", "balanced"], list[float]] = Field(
+        "none", title="Class weights",
+        description="loss weight per class (hom-ref, het, hom-alt): none, balanced (N / (3 * class count), from the "
+                    "training set) or three numbers")
+    limit: int = Field(0, ge=0, title="Limit", description="use only the first N training examples; 0: all")
+    num_validation_examples: int = Field(1_500_000, ge=0, title="Tune examples",
+                                         description="use only the first N tune examples; 0: all")
+    mixed_precision: bool = Field(
+        False, title="Mixed precision",
+        description="compute in float16 (Keras mixed_float16; softmax in float32) on a GPU; without a GPU training "
+                    "runs in float32 and says so (CPU float16 is slower, not faster)")
+    seed: int = Field(42, ge=0, title="Seed", description="initial weights, dropout and batch order")
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _class_weights_list(cls, value):
+        if isinstance(value, str) and value not in ("none", "balanced"):
+            try:  # the CLI's --config.class_weights=1,2.5,4
+                value = [float(v) for v in value.strip("[]() ").split(",")]
+            except ValueError:
+                raise ValueError("expected none, balanced or three numbers like 1,2.5,4") from None
+        return value
+
+    @field_validator("class_weights")
+    @classmethod
+    def _three_weights(cls, value):
+        if isinstance(value, list):
+            if len(value) != 3 or min(value) < 0 or sum(value) <= 0:
+                raise ValueError("expected three weights >= 0 (hom-ref, het, hom-alt), not all zero")
+        return value
 
 
 # ---------------------------------------------------------------- call
 class CallConfig(_Config):
-    examples: str
-    checkpoint: Location
-    ref: Location
-    outfile: Location
-    sample_name: str = "SAMPLE"
-    batch_size: int = Field(64, ge=1)
+    """call_variants + postprocess_variants: calling-mode examples in; a bgzipped, indexed VCF
+    (and optionally a gVCF) out."""
+
+    examples: str = Field(description="calling-mode examples, e.g. out/test.tfrecord@4.gz")
+    checkpoint: Location = Field(description="a .keras model")
+    ref: Location = Field(description="reference FASTA (.fai beside it): ##contig lines, gVCF REF bases")
+    outfile: Location = Field(description="output .vcf.gz (+ .tbi)")
+    sample_name: Optional[str] = Field(
+        None, description="sample column; default: the SM of the read groups of `reads`, else SAMPLE")
+    reads: list[Location] = Field(default_factory=list,
+                                  description="the BAMs the examples came from (their read groups name the sample)")
+    batch_size: int = Field(256, ge=1, le=65536, description="examples per model call")
+    qual_filter: float = Field(1.0, ge=0, description="DeepVariant --qual_filter: variant calls with QUAL below "
+                                                      "this get FILTER LowQual")
+    gvcf_outfile: Optional[Location] = Field(
+        None, description="also write a gVCF (.g.vcf.gz + .tbi): the calls plus reference blocks from "
+                          "make_examples --gvcf")
+    nonvariant_site_path: Optional[str] = Field(
+        None, description="reference-block files of make_examples --gvcf (a NAME@N spec, glob or path); "
+                          "default: SHARD.gvcf.tsv.gz beside each examples shard")
+    threads: int = Field(2, ge=1, le=256, description="worker processes for inference (one shard each at a time)")
+    engine: Literal["auto", "numpy", "keras"] = Field(
+        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn, no TensorFlow start-up), "
+                            "keras, or auto (numpy when the model is a plain chain of supported layers)")
 
 
 # ---------------------------------------------------------------- evaluate

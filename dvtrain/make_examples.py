@@ -31,6 +31,11 @@ written. Per shard, ``SHARD.labeling_metrics.json`` counts truth events matched 
 unmatched and candidates per class. ``training_random_emit_ref_sites`` adds that fraction
 of covered, non-candidate confident positions (seeded by position) as label-0 examples
 with ALT ``<*>`` and variant_type 0.
+
+gVCF (calling mode, ``gvcf``): every covered non-candidate position gets a hom-ref
+confidence from its reference vs other bases (:func:`reference_confidence`), and runs of
+them in one GQ band (``gvcf_gq_binsize``) become reference blocks, written beside the
+shard as ``SHARD.gvcf.tsv.gz`` (:func:`reference_blocks`); the examples are unchanged.
 """
 
 from __future__ import annotations
@@ -75,10 +80,12 @@ class Candidate:
 
 
 def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig,
-                    depth_out: Optional[list] = None) -> list[Candidate]:
+                    depth_out: Optional[list] = None, counts_out: Optional[list] = None) -> list[Candidate]:
     """Allele counting over [start, end) -> every allele passing DeepVariant's thresholds,
     sorted by (pos, ref, alt). A position can yield several alleles (a multi-allelic
-    site). ``depth_out``, when given, receives the per-position depth array."""
+    site). ``depth_out``, when given, receives the per-position depth array;
+    ``counts_out`` the width x 5 array of A, C, G, T, N counts of bases with quality >=
+    ``min_base_quality``."""
     width = end - start
     if width <= 0:
         return []
@@ -101,6 +108,8 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
                 indel_counts[ev] = indel_counts.get(ev, 0) + 1
     if depth_out is not None:
         depth_out.append(depth)
+    if counts_out is not None:
+        counts_out.append(counts)
     ref_codes = BASE_CODE[ref.arr[start:end]]
     cands: list[Candidate] = []
     alt_counts = counts[:, :4].copy()
@@ -220,6 +229,98 @@ def _with_ref_sites(sites: list[Site], cands: list[Candidate], depth: np.ndarray
     return sorted(sites + extra, key=lambda st: st.pos)
 
 
+# ---------------------------------------------------------------- gVCF reference blocks
+# With ``--gvcf`` (calling mode) each shard also gets SHARD.gvcf.tsv.gz: the covered,
+# non-candidate positions of its partitions as reference blocks, which
+# ``call --gvcf_outfile`` merges with the calls into a gVCF (docs/architecture.md).
+
+P_ERROR = 0.001  # DeepVariant's --p_error: per-read error rate of the reference-confidence model
+MAX_GQ = 99
+GVCF_SUFFIX = ".gvcf.tsv.gz"
+GVCF_FORMAT = "##dvtrain_reference_blocks=1"
+GVCF_COLUMNS = "#chrom\tstart\tend\tgq\tmin_dp\tpl"
+
+
+def gvcf_blocks_path(shard: str | Path) -> Path:
+    """The reference-block file written beside an examples shard."""
+    return Path(str(shard) + GVCF_SUFFIX)
+
+
+def reference_confidence(n_ref: np.ndarray, n_total: np.ndarray, p_error: float = P_ERROR) -> tuple[np.ndarray, np.ndarray]:
+    """(GQ, PL) of a hom-ref call at positions with ``n_ref`` of ``n_total`` reads showing
+    the reference base.
+
+    Each read is an independent draw: a non-reference base has probability ``p_error``
+    under hom-ref, 1/2 under het and 1 - ``p_error`` under hom-alt. With a flat prior,
+    GQ = -10 log10(1 - P(hom-ref | reads)), floored and capped at 99; PL are the
+    Phred-scaled likelihoods of (0/0, 0/1, 1/1) relative to the best, rounded.
+    """
+    n_ref = np.asarray(n_ref, dtype=np.float64)
+    n_total = np.asarray(n_total, dtype=np.float64)
+    n_alt = n_total - n_ref
+    lo, hi = np.log10(p_error), np.log10(1.0 - p_error)
+    ll = np.stack([n_ref * hi + n_alt * lo, -n_total * np.log10(2.0), n_ref * lo + n_alt * hi], axis=-1)
+    rel = ll - ll.max(axis=-1, keepdims=True)
+    pl = np.rint(-10.0 * rel).astype(np.int64)
+    lik = 10.0 ** rel
+    with np.errstate(divide="ignore"):
+        phred = -10.0 * (np.log10(lik[..., 1] + lik[..., 2]) - np.log10(lik.sum(axis=-1)))
+    gq = np.floor(np.clip(phred, 0.0, MAX_GQ)).astype(np.int64)
+    return gq, pl
+
+
+def reference_blocks(ref: RefCache, start: int, counts: np.ndarray, skip: set[int], binsize: int) -> list[str]:
+    """Reference blocks over [start, start + len(counts)) as block-file lines.
+
+    A position takes part when at least one read has a base there with quality >=
+    min_base_quality (``counts``: A C G T N per position), the reference base is A, C, G or
+    T, and no candidate starts there (``skip``). Consecutive such positions form one block
+    while GQ // ``binsize`` stays the same; a block's GQ and MIN_DP are the minimum over its
+    positions and its PL that of its (first) lowest-GQ position.
+    """
+    width = len(counts)
+    if not width:
+        return []
+    rc = BASE_CODE[ref.arr[start:start + width]]
+    n = counts.sum(axis=1)
+    valid = (rc < 4) & (n > 0)
+    n_ref = np.where(rc < 4, counts[np.arange(width), np.minimum(rc, 3)], 0)
+    for p in skip:
+        if start <= p < start + width:
+            valid[p - start] = False
+    gq, pl = reference_confidence(n_ref, n)
+    key = np.where(valid, gq // binsize, -1)
+    cuts = np.flatnonzero(np.diff(key)) + 1
+    starts = np.concatenate([[0], cuts])
+    ends = np.concatenate([cuts, [width]])
+    keep = key[starts] >= 0
+    starts, ends = starts[keep], ends[keep]
+    if not starts.size:
+        return []
+    lens = ends - starts
+    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    pos = np.arange(int(lens.sum())) + np.repeat(starts - offsets, lens)
+    seg = np.repeat(np.arange(starts.size), lens)
+    order = np.lexsort((pos, gq[pos], seg))  # per block: lowest GQ first, then position
+    worst = pos[order[offsets]]
+    min_dp = np.minimum.reduceat(n[pos], offsets)
+    chrom = ref.chrom
+    return [f"{chrom}\t{start + s}\t{start + e}\t{g}\t{d}\t{a},{b},{c}"
+            for s, e, g, d, (a, b, c) in zip(starts.tolist(), ends.tolist(), gq[worst].tolist(), min_dp.tolist(),
+                                             pl[worst].tolist())]
+
+
+def write_reference_blocks(path: Path, lines: list[str], binsize: int) -> None:
+    """Write a block file atomically: gzip (mtime 0) text, two ## lines, a column line,
+    then ``chrom start end gq min_dp pl`` (0-based half-open, PL as three numbers)."""
+    import gzip
+
+    text = "\n".join([GVCF_FORMAT, f"##gq_binsize={binsize}", GVCF_COLUMNS] + lines) + "\n"
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
+            gz.write(text.encode())
+
+
 def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     out = []
     for chrom, s, e in regions:
@@ -271,6 +372,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     ref: Optional[RefCache] = None
     norm_cache: dict = {}
     half = cfg.pileup_image_width // 2
+    blocks: Optional[list[str]] = [] if cfg.gvcf else None
     with TFRecordWriter(out_path) as writer:
         for chrom, start, end in parts:
             if ref is None or ref.chrom != chrom:  # partitions come contig by contig
@@ -283,8 +385,11 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             reads = downsample(reads, cfg.downsample_fraction, cfg.seed)
             counts["reads_kept"] += len(reads)
             depth_out: list = []
-            cands = find_candidates(reads, ref, start, end, cfg, depth_out)
+            counts_out: Optional[list] = [] if blocks is not None else None
+            cands = find_candidates(reads, ref, start, end, cfg, depth_out, counts_out)
             counts["candidates"] += len(cands)
+            if blocks is not None and counts_out:
+                blocks += reference_blocks(ref, start, counts_out[0], {c.pos for c in cands}, cfg.gvcf_gq_binsize)
             sites = group_sites(cands)
             if confident is not None:
                 sites = [st for st in sites if confident.contains_span(chrom, st.pos, st.pos + len(st.ref))]
@@ -319,11 +424,16 @@ def make_examples(config: MakeExamplesConfig) -> dict:
         n = writer.count
     if labeler is not None:
         write_metrics(labeling_metrics_path(out_path), labeler.metrics())
+    if blocks is not None:
+        write_reference_blocks(gvcf_blocks_path(out_path), blocks, cfg.gvcf_gq_binsize)
     info_path = Path(str(out_path) + ".example_info.json")
     with atomic_output(info_path) as tmp:
         tmp.write_text(json.dumps(example_info(cfg), sort_keys=True) + "\n")
     result = {"path": str(out_path), "num_examples": n, "num_candidates": counts["candidates"],
               "example_info": str(info_path), "counts": counts}
+    if blocks is not None:
+        result["gvcf_blocks"] = str(gvcf_blocks_path(out_path))
+        result["num_ref_blocks"] = len(blocks)
     if cfg.mode == "training":
         result["class_counts"] = class_counts
         result["labeling_metrics"] = str(labeling_metrics_path(out_path))

@@ -1,10 +1,26 @@
-"""The genotype classifier: a small Keras 3 CNN over DeepVariant pileup tensors.
+"""The genotype classifiers: uint8 pileup tensors H x W x C -> P(hom-ref, het, hom-alt).
 
-Backend-portable (TensorFlow by default, JAX on the GPU machine): only ``keras.layers``
-and ``keras.ops`` are used. DeepVariant's InceptionV3 is far too heavy for a 2-core CPU;
-this network keeps the same inputs/outputs (uint8 H x W x C -> 3 genotype probabilities),
-scales pixels to [-1, 1] as DeepVariant does, and pools over read rows (which are
-exchangeable) while keeping column position, where the candidate sits.
+Backend-portable (TensorFlow by default, JAX on the GPU machine): only ``keras.layers``,
+``keras.ops`` and ``keras.applications`` are used. Two architectures
+(``TrainConfig.architecture``), both scaling pixels to [-1, 1] as DeepVariant does and
+ending in a 3-way softmax:
+
+* ``small_cnn`` (default, model name ``dvtrain_cnn``): three stride-2 convolutions,
+  average pooling over read rows (which are exchangeable) keeping column position, where
+  the candidate sits, a dense layer, dropout, softmax. Small enough for a 2-core CPU.
+* ``inception_v3`` (model name ``dvtrain_inception_v3``): DeepVariant's backbone,
+  ``keras.applications.InceptionV3(weights=None, include_top=False)`` on the example
+  shape (any channel count; height and width at least 75), global average pooling,
+  dropout, softmax. About 22 M weights.
+
+``backbone_dropout_rate`` is the rate of the dropout before the softmax in both;
+``weight_decay`` an L2 penalty on every convolution and dense kernel. With
+``mixed_precision`` the layers compute in float16 (``mixed_float16``) and the softmax
+layer stays float32.
+
+:func:`warm_start` copies a checkpoint's weights into a freshly built model layer by
+layer, also when the channel count differs (the first convolution's kernel keeps the
+first min(C_old, C_new) input channels; new channels start at zero).
 """
 
 from __future__ import annotations
@@ -12,9 +28,15 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import numpy as np
 
 import keras
 from keras import layers
+
+ARCHITECTURES = ("small_cnn", "inception_v3")
+MODEL_NAMES = {"small_cnn": "dvtrain_cnn", "inception_v3": "dvtrain_inception_v3"}
+#: keras.applications.InceptionV3's smallest input
+INCEPTION_MIN_SIZE = 75
 
 
 @keras.saving.register_keras_serializable(package="dvtrain")
@@ -37,13 +59,42 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
         warm = self.learning_rate * (step + 1.0) / float(self.warmup_steps)
         return ops.where(step < self.warmup_steps, warm, decayed)
 
+    def value(self, step: int) -> float:
+        """The rate at optimizer iteration ``step`` as a Python float (no backend tensors)."""
+        decayed = self.learning_rate * self.decay_rate ** (step // self.decay_steps)
+        if step < self.warmup_steps:
+            return self.learning_rate * (step + 1.0) / float(self.warmup_steps)
+        return float(decayed)
+
     def get_config(self) -> dict:
         return {"learning_rate": self.learning_rate, "decay_steps": self.decay_steps,
                 "decay_rate": self.decay_rate, "warmup_steps": self.warmup_steps}
 
 
-def build_model(input_shape: Sequence[int], weight_decay: float = 4e-5, num_classes: int = 3) -> keras.Model:
-    h, w, c = (int(x) for x in input_shape)
+def build_model(input_shape: Sequence[int], weight_decay: float = 4e-5, num_classes: int = 3,
+                dropout_rate: float = 0.2, architecture: str = "small_cnn",
+                mixed_precision: bool = False) -> keras.Model:
+    """A fresh, seeded-by-the-caller model of ``architecture`` for uint8 images of ``input_shape``.
+
+    ``mixed_precision`` builds under Keras' ``mixed_float16`` policy (restored afterwards);
+    the output layer computes in float32 either way.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r} (one of {', '.join(ARCHITECTURES)})")
+    shape = tuple(int(x) for x in input_shape)
+    previous = keras.config.dtype_policy()
+    if mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        if architecture == "inception_v3":
+            return _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
+        return _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
+    h, w, c = shape
     reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
     inputs = keras.Input(shape=(h, w, c), dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
@@ -55,9 +106,32 @@ def build_model(input_shape: Sequence[int], weight_decay: float = 4e-5, num_clas
     x = layers.AveragePooling2D(pool_size=(rows, 1))(x)  # pool over reads, keep columns
     x = layers.Flatten()(x)
     x = layers.Dense(64, activation="relu", kernel_regularizer=reg)(x)
-    x = layers.Dropout(0.2)(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype")(x)
-    return keras.Model(inputs, outputs, name="dvtrain_cnn")
+    x = layers.Dropout(dropout_rate)(x)
+    head = {"dtype": "float32"} if mixed_precision else {}
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype", **head)(x)
+    return keras.Model(inputs, outputs, name=MODEL_NAMES["small_cnn"])
+
+
+def _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
+    h, w, c = shape
+    if min(h, w) < INCEPTION_MIN_SIZE:
+        raise ValueError(f"inception_v3 needs images of at least {INCEPTION_MIN_SIZE}x{INCEPTION_MIN_SIZE} "
+                         f"(these are {h}x{w})")
+    inputs = keras.Input(shape=(h, w, c), dtype="uint8", name="image")
+    x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
+    # Built on our tensor, so its layers join this model's graph (one flat list of layers).
+    backbone = keras.applications.InceptionV3(weights=None, include_top=False, input_tensor=x, pooling="avg")
+    x = layers.Dropout(dropout_rate)(backbone.output)
+    head = {"dtype": "float32"} if mixed_precision else {}
+    reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
+    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype", **head)(x)
+    model = keras.Model(inputs, outputs, name=MODEL_NAMES["inception_v3"])
+    if reg is not None:  # keras.applications takes no regularizer: attach it to the kernels
+        for layer in model.layers:
+            if isinstance(layer, (layers.Conv2D, layers.Dense)) and layer.name != "genotype":
+                layer.kernel_regularizer = reg
+                layer.kernel.regularizer = reg
+    return model
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
@@ -67,3 +141,68 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         return keras.models.load_model(str(path), compile=False)
     except (OSError, ValueError) as e:
         raise InputError(path, f"cannot load Keras model ({str(e).splitlines()[0]})") from None
+
+
+def architecture_of(model: keras.Model) -> str | None:
+    """``small_cnn`` / ``inception_v3`` for models this module built, else None."""
+    return next((a for a, n in MODEL_NAMES.items() if n == model.name), None)
+
+
+def _weighted_layers(model: keras.Model) -> list:
+    return [layer for layer in model.layers if layer.weights]
+
+
+def warm_start(model: keras.Model, source: keras.Model, path: str | os.PathLike) -> dict:
+    """Copy ``source``'s weights into ``model`` (same architecture and image width).
+
+    The height may differ: no weight of either architecture depends on it (the small CNN
+    pools over all read rows, InceptionV3 pools globally), so a generic model trained on
+    100-row images warm-starts a low-coverage model on 32-row images.
+
+    Layers with weights are paired in order (auto-generated layer names differ between
+    processes). Every weight must have the same shape, except the kernel of the first
+    convolution when the channel count differs: its first min(C_old, C_new) input channels
+    are copied, extra new channels start at zero (so the warm-started model first answers
+    as the checkpoint did on the channels they share). Anything else is an
+    :class:`~dvtrain.errors.InputError` naming the checkpoint. Returns
+    ``{"channels_from", "channels_to"}``.
+    """
+    from .errors import InputError
+
+    want, have = architecture_of(model), architecture_of(source)
+    if have is not None and want is not None and have != want:
+        raise InputError(path, f"checkpoint is a {have} model; config.architecture is {want}")
+    src_shape, dst_shape = tuple(source.input_shape[1:]), tuple(model.input_shape[1:])
+    if len(src_shape) != 3:
+        raise InputError(path, f"checkpoint input shape {list(src_shape)} is not height x width x channels")
+    spatial = f"checkpoint was trained on {src_shape[0]}x{src_shape[1]} images; these examples are " \
+              f"{dst_shape[0]}x{dst_shape[1]}"
+    if src_shape[1] != dst_shape[1]:
+        raise InputError(path, spatial)
+    src_layers, dst_layers = _weighted_layers(source), _weighted_layers(model)
+    kinds = [type(x).__name__ for x in src_layers], [type(x).__name__ for x in dst_layers]
+    if kinds[0] != kinds[1]:
+        raise InputError(path, f"checkpoint has a different architecture ({source.name}: {len(src_layers)} layers "
+                               f"with weights) from config.architecture {want or model.name} ({len(dst_layers)})")
+    first_conv = True
+    for src, dst in zip(src_layers, dst_layers):
+        old, new = src.get_weights(), dst.get_weights()
+        values = []
+        for a, b in zip(old, new):
+            if a.shape == b.shape:
+                values.append(a)
+            elif first_conv and isinstance(dst, layers.Conv2D) and a.ndim == 4 and a.shape[:2] == b.shape[:2] \
+                    and a.shape[3] == b.shape[3]:
+                kernel = np.zeros(b.shape, dtype=b.dtype)
+                c = min(a.shape[2], b.shape[2])
+                kernel[:, :, :c, :] = a[:, :, :c, :]
+                values.append(kernel)
+            elif src_shape[0] != dst_shape[0]:
+                raise InputError(path, f"{spatial}, and layer {src.name} ({type(src).__name__}) depends on the height")
+            else:
+                raise InputError(path, f"layer {src.name} ({type(src).__name__}) weights {list(a.shape)} do not fit "
+                                       f"{list(b.shape)}: a different architecture")
+        dst.set_weights(values)
+        if isinstance(dst, layers.Conv2D):
+            first_conv = False
+    return {"channels_from": int(src_shape[2]), "channels_to": int(dst_shape[2])}

@@ -202,21 +202,32 @@ def normalize(
     return pos, ref, alt
 
 
-def vcf_header(contigs: dict[str, int], sample: str, source: str = "dvtrain") -> str:
-    lines = [
-        "##fileformat=VCFv4.2",
-        f"##source={source}",
-        '##FILTER=<ID=PASS,Description="All filters passed">',
-        '##FILTER=<ID=RefCall,Description="Genotyping model thinks this site is reference.">',
-        '##INFO=<ID=END,Number=1,Type=Integer,Description="End position (for use with symbolic alleles)">',
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Conditional genotype quality">',
-        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
-        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Read depth for each allele">',
-        '##FORMAT=<ID=VAF,Number=A,Type=Float,Description="Variant allele fractions.">',
-        '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled genotype likelihoods rounded to the closest integer">',
-    ]
+DEFAULT_DEFINITIONS = [
+    '##FILTER=<ID=PASS,Description="All filters passed">',
+    '##FILTER=<ID=RefCall,Description="Genotyping model thinks this site is reference.">',
+    '##INFO=<ID=END,Number=1,Type=Integer,Description="End position (for use with symbolic alleles)">',
+    '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+    '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Conditional genotype quality">',
+    '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
+    '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Read depth for each allele">',
+    '##FORMAT=<ID=VAF,Number=A,Type=Float,Description="Variant allele fractions.">',
+    '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled genotype likelihoods rounded to the closest integer">',
+]
+
+
+def vcf_header(contigs: dict[str, int], sample: str, source: str = "dvtrain", *,
+               definitions: Optional[list[str]] = None, meta: tuple[str, ...] | list[str] = ()) -> str:
+    """A VCF 4.2 header: ``##fileformat``, ``##source``, the ##FILTER/##INFO/##FORMAT/##ALT
+    ``definitions`` (default :data:`DEFAULT_DEFINITIONS`), one ``##contig`` line per contig
+    with its length, the ``meta`` lines (complete ``##key=value`` lines, e.g. the command
+    line) and the ``#CHROM`` line with one ``sample``."""
+    lines = ["##fileformat=VCFv4.2", f"##source={source}"]
+    lines += DEFAULT_DEFINITIONS if definitions is None else definitions
     lines += [f"##contig=<ID={c},length={n}>" for c, n in contigs.items()]
+    for line in meta:
+        if not line.startswith("##") or "\n" in line or "\r" in line:
+            raise ValueError(f"not a one-line ## header line: {line[:60]!r}")
+        lines.append(line)
     lines.append("\t".join(["#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT", sample]))
     return "\n".join(lines) + "\n"
 

@@ -114,33 +114,48 @@ def shuffle_task(config: ShuffleConfig) -> dict:
 
 @task(cache_policy=FileContentInputs(outputs=("experiment_dir",), stage="dvtrain.train"), **STAGE_OPTIONS)
 def train_task(config: TrainConfig) -> dict:
+    """Train one model. A retry (or a re-run after a crash) resumes from the state the failed
+    attempt saved at its last tune evaluation, when ``experiment_dir`` is local or shared."""
     from dvtrain.train import train
 
     progress = Progress(f"training-{Path(config.experiment_dir).parent.name}-progress", config.epochs,
                         f"training {config.experiment_dir}")
     log = get_run_logger()
 
-    def epoch_done(row: dict) -> None:
-        progress.set(int(row["epoch"]) + 1, f"tune/f1_weighted {row['tune/f1_weighted']:.4f}")
-        log.info("epoch %d/%d: train/loss %.4f tune/f1_weighted %.4f", int(row["epoch"]) + 1, row["epochs"],
-                 row["train/loss"], row["tune/f1_weighted"])
+    def evaluated(row: dict) -> None:
+        progress.set(int(row["epochs_completed"]), f"tune/f1_weighted {row['tune/f1_weighted']:.4f}")
+        log.info("epoch %d/%d step %d: train/loss %.4f tune/loss %.4f tune/f1_weighted %.4f",
+                 int(row["epoch"]) + 1, row["epochs"], row["step"], row["train/loss"], row["tune/loss"],
+                 row["tune/f1_weighted"])
 
-    out = staged(lambda c: train(c, progress=epoch_done), config, outputs=("experiment_dir",))
-    get_run_logger().info(
-        "train: %d epochs%s -> %s %s",
-        config.epochs, f" from {config.init_checkpoint}" if config.init_checkpoint else "",
-        out["best_model"], out.get("best_metrics", {}),
+    out = staged(lambda c: train(c, progress=evaluated), config, outputs=("experiment_dir",))
+    if out.get("resumed_from"):
+        log.info("train: resumed at epoch %d step %d", out["resumed_from"]["epoch"] + 1, out["resumed_from"]["step"])
+    for note in out.get("notes", []):
+        log.warning("train: %s", note)
+    if out.get("message"):
+        log.warning("train: %s", out["message"])
+    log.info(
+        "train: %s epochs of %s (%s)%s -> %s %s %s",
+        out.get("epochs_completed"), config.epochs, config.architecture,
+        f" from {config.init_checkpoint}" if config.init_checkpoint else "",
+        out["best_model"], config.best_checkpoint_metric,
+        out.get("best_metrics", {}).get(config.best_checkpoint_metric),
     )
     return out
 
 
-@task(cache_policy=FileContentInputs(outputs=("outfile",), stage="dvtrain.call"), **STAGE_OPTIONS)
+@task(cache_policy=FileContentInputs(outputs=("outfile", "gvcf_outfile"), stage="dvtrain.call"), **STAGE_OPTIONS)
 def call_task(config: CallConfig) -> dict:
+    """call_variants + postprocess; ``gvcf_outfile`` is an output too. Give the block files
+    as ``nonvariant_site_path`` to have them staged and cache-keyed (beside the shards by
+    default, where only a local run finds them)."""
     from dvtrain.call import call_variants
 
-    out = staged(call_variants, config, outputs=("outfile",))
-    get_run_logger().info("call_variants: %s variants (%s records) -> %s",
-                          out["num_variants"], out.get("num_records"), out["outfile"])
+    out = staged(call_variants, config, outputs=("outfile", "gvcf_outfile"))
+    get_run_logger().info("call_variants: %s PASS of %s records %s (%s engine) -> %s%s",
+                          out["num_variants"], out.get("num_records"), out.get("filters", {}), out.get("engine"),
+                          out["outfile"], f", gVCF {out['gvcf_outfile']}" if out.get("gvcf_outfile") else "")
     return out
 
 
