@@ -40,6 +40,7 @@ from .errors import InputError, require_file
 from .fileio import existing_inputs
 from .gvcf import block_paths, cut_blocks, gvcf_lines, merge_blocks, read_blocks
 from .inference import Prediction, run_inference
+from .variants import FORMAT_LINES
 
 if TYPE_CHECKING:  # inference workers import dvtrain.inference only: no pydantic / pysam there
     from .config import CallConfig
@@ -194,14 +195,7 @@ def _definitions(qual_filter: float, gvcf: bool) -> list[str]:
     ]
     if gvcf:
         lines.append('##ALT=<ID=*,Description="Any allele other than the reference (reference blocks)">')
-    lines += [
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Conditional genotype quality">',
-        '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
-        '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Read depth for each allele">',
-        '##FORMAT=<ID=VAF,Number=A,Type=Float,Description="Variant allele fractions.">',
-        '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled genotype likelihoods rounded to the closest integer">',
-    ]
+    lines += FORMAT_LINES
     if gvcf:
         lines.append('##FORMAT=<ID=MIN_DP,Number=1,Type=Integer,Description="Minimum read depth over a reference block">')
     return lines

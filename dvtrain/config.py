@@ -353,7 +353,8 @@ class CaseStudyConfig(_Config):
                                description="epochs of warm-started training on the low-coverage reads")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
     learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate")
-    sample_name: str = Field("SAMPLE", min_length=1, title="Sample name", description="sample column of the called VCFs")
+    sample_name: Optional[str] = Field(None, min_length=1, title="Sample name",
+                                       description="sample column of the called VCFs (default: the SM of the BAMs' read groups, else SAMPLE)")
     seed: int = Field(42, ge=0, title="Seed", description="every random choice derives from it")
     dataset_json: Optional[Location] = Field(None, title="Dataset provenance",
                                          description="e.g. simulate's dataset.json, copied into the report")
@@ -444,7 +445,8 @@ class CallVariantsConfig(_Config):
                                description="contigs, chr:start-end (1-based) or BED files to call; empty: every contig")
     workdir: Path = Field(Path("call-output"), title="Work directory",
                           description="examples/ and calls.vcf.gz (+ eval.summary.csv) are written here")
-    sample_name: str = Field("SAMPLE", min_length=1, title="Sample name", description="sample column of the VCF")
+    sample_name: Optional[str] = Field(None, min_length=1, title="Sample name",
+                                       description="sample column of the VCF (default: the SM of the BAMs' read groups, else SAMPLE)")
     shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards")
     max_concurrency: int = Field(2, ge=1, le=1024, title="Max concurrency", description="make_examples shards running at once")
     batch_size: int = Field(64, ge=1, le=65536, title="Batch size", description="examples per model call")

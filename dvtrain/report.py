@@ -118,7 +118,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def comparison_lines(rows: list[dict]) -> list[str]:
-    """For INDEL and SNP: whether custom beats baseline in F1 (only when both are present)."""
+    """For INDEL and SNP: whether custom beats baseline in F1, then where custom stands
+    against each peer caller (bcftools, freebayes) in the rows (only pairs present)."""
     by = {(r["model"], r["Type"]): r for r in rows}
     out = []
     for vtype in ("INDEL", "SNP"):
@@ -139,6 +140,20 @@ def comparison_lines(rows: list[dict]) -> list[str]:
             out.append(f"- {vtype}: custom ties baseline in F1 ({fc:.4f}).")
         else:
             out.append(f"- {vtype}: custom does not beat baseline in F1 ({fc:.4f} vs {fb:.4f}, {shown}).")
+    peers = sorted({r["model"] for r in rows} - {"baseline", "custom"})
+    for vtype in ("INDEL", "SNP"):
+        c = by.get(("custom", vtype))
+        if c is None or c["METRIC.F1_Score"] is None:
+            continue
+        fc = c["METRIC.F1_Score"]
+        for peer in peers:
+            p = by.get((peer, vtype))
+            if p is None or p["METRIC.F1_Score"] is None:
+                continue
+            fp = p["METRIC.F1_Score"]
+            diff = round(round(fc, 6) - round(fp, 6), 6)
+            verdict = "above" if diff > 0 else "level with" if diff == 0 else "below"
+            out.append(f"- {vtype}: custom is {verdict} {peer} in F1 ({fc:.4f} vs {fp:.4f}, {diff:+.4f}).")
     return out
 
 

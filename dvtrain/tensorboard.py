@@ -21,27 +21,10 @@ from pathlib import Path
 from typing import Iterator, Mapping, Optional
 
 from .errors import InputError
+from .example_proto import _ld, _varint
 from .fileio import TFRecordWriter, _masked_crc, read_tfrecords
 
 FILE_VERSION = "brain.Event:2"
-
-
-def _varint(n: int) -> bytes:
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while True:
-        low = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(low | 0x80)
-        else:
-            out.append(low)
-            return bytes(out)
-
-
-def _bytes_field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
 def encode_event(step: int, wall_time: float, scalars: Optional[Mapping[str, float]] = None,
@@ -50,13 +33,13 @@ def encode_event(step: int, wall_time: float, scalars: Optional[Mapping[str, flo
     out = _varint(1 << 3 | 1) + struct.pack("<d", float(wall_time))
     out += _varint(2 << 3 | 0) + _varint(int(step))
     if file_version is not None:
-        out += _bytes_field(3, file_version.encode())
+        out += _ld(3, file_version.encode())
     if scalars:
         values = b"".join(
-            _bytes_field(1, _bytes_field(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", float(scalars[tag])))
+            _ld(1, _ld(1, tag.encode()) + _varint(2 << 3 | 5) + struct.pack("<f", float(scalars[tag])))
             for tag in sorted(scalars)
         )
-        out += _bytes_field(5, values)
+        out += _ld(5, values)
     return out
 
 

@@ -202,16 +202,19 @@ def normalize(
     return pos, ref, alt
 
 
-DEFAULT_DEFINITIONS = [
-    '##FILTER=<ID=PASS,Description="All filters passed">',
-    '##FILTER=<ID=RefCall,Description="Genotyping model thinks this site is reference.">',
-    '##INFO=<ID=END,Number=1,Type=Integer,Description="End position (for use with symbolic alleles)">',
+FORMAT_LINES = [  # GT:GQ:DP:AD:VAF:PL, DeepVariant's FORMAT
     '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
     '##FORMAT=<ID=GQ,Number=1,Type=Integer,Description="Conditional genotype quality">',
     '##FORMAT=<ID=DP,Number=1,Type=Integer,Description="Read depth">',
     '##FORMAT=<ID=AD,Number=R,Type=Integer,Description="Read depth for each allele">',
     '##FORMAT=<ID=VAF,Number=A,Type=Float,Description="Variant allele fractions.">',
     '##FORMAT=<ID=PL,Number=G,Type=Integer,Description="Phred-scaled genotype likelihoods rounded to the closest integer">',
+]
+DEFAULT_DEFINITIONS = [
+    '##FILTER=<ID=PASS,Description="All filters passed">',
+    '##FILTER=<ID=RefCall,Description="Genotyping model thinks this site is reference.">',
+    '##INFO=<ID=END,Number=1,Type=Integer,Description="End position (for use with symbolic alleles)">',
+    *FORMAT_LINES,
 ]
 
 

@@ -61,6 +61,7 @@ def call_variants(config: CallVariantsConfig) -> dict:
     calls = call_task(CallConfig(
         examples=spec, checkpoint=config.model, ref=config.reference,
         outfile=config.workdir / "calls.vcf.gz", sample_name=config.sample_name, batch_size=config.batch_size,
+        reads=config.reads if config.sample_name is None else [],  # the sample named by the BAMs' read groups
     ))
     rows = None
     if config.truth_vcf is not None:

@@ -91,6 +91,7 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
     calls = call_task(CallConfig(
         examples=spec, checkpoint=checkpoint, ref=config.reference,
         outfile=uri.join(config.workdir, model, "calls.vcf.gz"), sample_name=config.sample_name,
+        reads=config.reads if config.sample_name is None else [],  # the sample named by the BAMs' read groups
     ))
     rows = evaluate_task(EvaluateConfig(
         truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pysam
 import pytest
 
 from prefect_live import REPO, shared_live_server, wait_for_final
@@ -150,7 +151,7 @@ def test_call_variants_on_demand(live, deployments):
     out = live.root / "calls"
     config = CallVariantsConfig(
         reference=live.dataset["ref"], reads=[live.dataset["bams"]["lowcov"]], model=model, regions=["chr20:1-15000"],
-        workdir=out, sample_name="SIM001", truth_vcf=live.dataset["truth_vcf"],
+        workdir=out, truth_vcf=live.dataset["truth_vcf"],  # no sample_name: the BAM's read groups name it
         truth_bed=live.workdir / "coverage" / "confident.bed", seed=7,
     )
     with live.client() as client:
@@ -158,6 +159,8 @@ def test_call_variants_on_demand(live, deployments):
     run = wait_for_final(live, run.id)
     assert run.state.is_completed(), f"{run.state}\n{live.logs()}"
     assert (out / "calls.vcf.gz").exists() and (out / "calls.vcf.gz.tbi").exists()
+    with pysam.VariantFile(str(out / "calls.vcf.gz")) as vcf:
+        assert list(vcf.header.samples) == ["SIM001"]  # dvtrain simulate's read-group SM
     assert (out / "eval.summary.csv").exists()
     scored = read_bed(out / "scored_regions.bed")  # the region, inside the coverage BED
     assert scored and all(c == "chr20" and 0 <= s < e <= 15000 for c, s, e in scored)

@@ -155,3 +155,16 @@ def test_small_f1_gain_is_reported_precisely(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "- SNP: custom beats baseline in F1 by +0.000010" in md
     assert "- INDEL: custom ties baseline in F1" in md
+
+
+def test_custom_is_placed_against_each_peer(tmp_path):
+    rows = (summary_rows("baseline", (80, 20, 10), (40, 10, 5)) + summary_rows("custom", (90, 10, 5), (42, 8, 2))
+            + summary_rows("bcftools", (92, 8, 3), (42, 8, 2)) + summary_rows("freebayes", (85, 15, 9), (30, 20, 1)))
+    write_report(rows, DATASET, CONFIG, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    lines = [ln for ln in text.splitlines() if " custom is " in ln]
+    assert lines[0].startswith("- INDEL: custom is level with bcftools in F1")
+    assert lines[1].startswith("- INDEL: custom is above freebayes in F1")
+    assert lines[2].startswith("- SNP: custom is below bcftools in F1") and "-0.0" in lines[2]
+    assert lines[3].startswith("- SNP: custom is above freebayes in F1")
+    assert len(lines) == 4
