@@ -18,10 +18,10 @@ import os
 import struct
 import time
 from pathlib import Path
-from typing import Iterator, Mapping, Optional
+from typing import Mapping, Optional
 
 from .errors import InputError
-from .example_proto import _ld, _varint
+from .example_proto import _fields, _ld, _varint
 from .fileio import TFRecordWriter, _masked_crc, read_tfrecords
 
 FILE_VERSION = "brain.Event:2"
@@ -43,40 +43,10 @@ def encode_event(step: int, wall_time: float, scalars: Optional[Mapping[str, flo
     return out
 
 
-def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = result = 0
-    while True:
-        b = buf[i]
-        i += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
-        shift += 7
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, object]]:
-    i = 0
-    while i < len(buf):
-        tag, i = _read_varint(buf, i)
-        number, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, i = _read_varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        elif wire == 2:
-            length, i = _read_varint(buf, i)
-            value, i = buf[i:i + length], i + length
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, value
-
-
 def decode_event(record: bytes) -> dict:
     """``{"wall_time", "step", "file_version"?, "scalars": {tag: value}}`` of one serialised Event."""
     event: dict = {"wall_time": 0.0, "step": 0, "scalars": {}}
-    for number, value in _fields(record):
+    for number, _, value in _fields(record):
         if number == 1:
             event["wall_time"] = struct.unpack("<d", value)[0]  # type: ignore[arg-type]
         elif number == 2:
@@ -84,11 +54,11 @@ def decode_event(record: bytes) -> dict:
         elif number == 3:
             event["file_version"] = bytes(value).decode()  # type: ignore[arg-type]
         elif number == 5:
-            for n2, entry in _fields(value):  # type: ignore[arg-type]
+            for n2, _, entry in _fields(value):  # type: ignore[arg-type]
                 if n2 != 1:
                     continue
                 tag, simple = None, None
-                for n3, v3 in _fields(entry):  # type: ignore[arg-type]
+                for n3, _, v3 in _fields(entry):  # type: ignore[arg-type]
                     if n3 == 1:
                         tag = bytes(v3).decode()  # type: ignore[arg-type]
                     elif n3 == 2:
