@@ -38,11 +38,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_examples import _parallel, _simulate  # noqa: E402  (benchmarks/make_examples.py)
+from make_examples import _parallel, _simulate, add_dataset_args  # noqa: E402  (benchmarks/make_examples.py)
 from measure import measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,12 +116,7 @@ def bench_case(data: dict, profile: str, chrom: str, length: int, out: Path, mod
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--length", type=int, default=5_000_000, help="simulated contig length (bp)")
-    ap.add_argument("--quick", action="store_true", help="1 Mb contig")
-    ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dvtrain-bench-make-examples")
-    ap.add_argument("--label", default="current", help="key under which results are stored in the JSON")
+    add_dataset_args(ap)
     ap.add_argument("--no-keras", action="store_true", help="skip the Keras-engine comparison")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()

@@ -143,15 +143,20 @@ def bench_case(dataset: str, data: dict, profile: str, chrom: str, length: int, 
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_dataset_args(ap: argparse.ArgumentParser) -> None:
+    """The simulated-dataset and result options shared with benchmarks/call.py."""
     ap.add_argument("--length", type=int, default=5_000_000, help="simulated contig length (bp)")
     ap.add_argument("--quick", action="store_true", help="1 Mb contig")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "dvtrain-bench-make-examples")
-    ap.add_argument("--pythonpath", type=Path, help="run make-examples from this copy of the dvtrain package")
     ap.add_argument("--label", default="current", help="key under which results are stored in the JSON")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_dataset_args(ap)
+    ap.add_argument("--pythonpath", type=Path, help="run make-examples from this copy of the dvtrain package")
     ap.add_argument("--no-demo", action="store_true", help="skip the embedded demo dataset")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
