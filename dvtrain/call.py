@@ -203,10 +203,15 @@ def _definitions(qual_filter: float, gvcf: bool) -> list[str]:
 
 def provenance_line(config: CallConfig, command_line: Optional[str]) -> str:
     """``##dvtrain_command=...`` (CLI) or ``##dvtrain_config={json}``, leaving out what does
-    not change the calls (output paths, worker count)."""
+    not change the calls (output paths, worker count) and naming inputs by file name only,
+    so the same run in another folder writes the same bytes."""
     if command_line is not None:
         return "##dvtrain_command=" + command_line.replace("\r", " ").replace("\n", " ")  # one line
     cfg = config.model_dump(mode="json", exclude={"outfile", "gvcf_outfile", "threads"})
+    for key in ("examples", "checkpoint", "ref", "nonvariant_site_path"):
+        if cfg.get(key):
+            cfg[key] = Path(cfg[key]).name
+    cfg["reads"] = [Path(r).name for r in cfg.get("reads") or []]
     return "##dvtrain_config=" + json.dumps(cfg, sort_keys=True, separators=(",", ":"))
 
 

@@ -151,6 +151,6 @@ def test_same_seed_same_model_same_vcf(datasets, tiny, tmp_path):
                               epochs=2, batch_size=8, seed=11))
         vcf = tmp_path / f"{run}.vcf.gz"
         call_variants(CallConfig(examples=calling, checkpoint=t["best_model"], ref=tiny / "q.fa", outfile=vcf))
-        # the header records the config, whose checkpoint path differs between the runs
-        vcfs.append(gzip.open(vcf, "rt").read().replace(str(tmp_path / run), "RUN"))
+        # the header records the config by file names: runs in other folders write the same bytes
+        vcfs.append(gzip.open(vcf, "rt").read())
     assert vcfs[0] == vcfs[1] and "##dvtrain_config=" in vcfs[0]
