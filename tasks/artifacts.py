@@ -71,8 +71,9 @@ def training_markdown(summary: dict, experiment_dir: str | Path) -> str:
         f"class counts {summary.get('train_class_counts')}; backend {summary.get('backend')}; "
         f"warm start: {summary.get('init_checkpoint') or 'none'}.",
         "",
-        f"Best epoch {int(best.get('epoch', -1)) + 1}: tune/f1_weighted {best.get('tune/f1_weighted', float('nan')):.4f} "
-        f"-> `{summary.get('best_model')}`",
+        (f"**{summary['message']}**" if summary.get("best_is_init_checkpoint") and summary.get("message") else
+         f"Best epoch {int(best.get('epoch', -1)) + 1}: tune/f1_weighted {best.get('tune/f1_weighted', float('nan')):.4f} "
+         f"-> `{summary.get('best_model')}`"),
         "",
         "| epoch | train/loss | train/accuracy | tune/accuracy | tune/f1_weighted |",
         "|---:|---:|---:|---:|---:|",

@@ -199,3 +199,16 @@ def test_stage_tasks_retry_transient_errors_only(prefect_server, kind, attempts)
 
 def test_artifact_keys_are_valid():
     assert artifact_key("evaluation-Custom_Model v2") == "evaluation-custom-model-v2"
+
+
+def test_training_markdown_says_when_the_warm_start_model_is_kept():
+    from tasks.artifacts import training_markdown
+
+    row = {"epoch": 0, "train/loss": 0.5, "train/categorical_accuracy": 0.8, "tune/accuracy": 0.7,
+           "tune/f1_weighted": 0.7}
+    base = {"train_examples": 10, "tune_examples": 4, "history": [row], "best_model": "m.keras",
+            "best_metrics": dict(row)}
+    assert "Best epoch 1: tune/f1_weighted 0.7000" in training_markdown(base, "exp")
+    kept = dict(base, best_is_init_checkpoint=True, message="no evaluation beat the warm-start model; it is exported")
+    md = training_markdown(kept, "exp")
+    assert "**no evaluation beat the warm-start model; it is exported**" in md and "Best epoch" not in md
