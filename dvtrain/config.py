@@ -325,6 +325,15 @@ class BaselineConfig(_Config):
         return self
 
 
+class AugmentConfig(_Config):
+    """One extra pass over other reads for the custom model's training set (the case study's
+    tip: downsampled BAMs add examples at the target coverage)."""
+
+    reads: list[Location] = Field(min_length=1, title="Reads", description="indexed BAMs, e.g. the generic ones")
+    downsample_fraction: float = Field(gt=0, le=1, title="Downsample fraction",
+                                       description="keep this fraction of the reads (seeded), e.g. 4x / 30x = 0.13")
+
+
 class CaseStudyConfig(_Config):
     """The whole case study: one form in the Prefect UI, one YAML file for the CLI."""
 
@@ -341,6 +350,10 @@ class CaseStudyConfig(_Config):
                               description="keep bases covered by more than this many reads (2: >= 3 reads can vote)")
     splits: Splits = Field(default_factory=Splits, title="Splits")
     baseline: BaselineConfig = Field(title="Baseline")
+    augment: list[AugmentConfig] = Field(
+        default_factory=list, title="Training augmentation",
+        description="extra training-split passes for the custom model (make_examples --downsample_fraction over "
+                    "these BAMs); the tune and test splits stay the low-coverage reads only")
     workdir: Location = Field(Path("demo-output"), title="Work directory",
                           description="where every stage writes; shared by all workers of a run")
     shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards per dataset")

@@ -34,7 +34,8 @@ def check_case_study(cfg: CaseStudyConfig) -> None:
         bed = read_bed(cfg.truth_bed)
         if not any(iv[0] in seen for iv in bed):
             raise InputError(cfg.truth_bed, "no interval on the train/tune/test contigs")
-    local_bams = [b for b in list(cfg.reads) + list(cfg.baseline.reads) if not is_remote(b)]
+    augment = [b for aug in cfg.augment for b in aug.reads]
+    local_bams = [b for b in list(cfg.reads) + list(cfg.baseline.reads) + augment if not is_remote(b)]
     if lengths is None:  # remote reference: no contig lengths to compare against
         for b in local_bams:
             require_file(b, "BAM")

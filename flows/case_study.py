@@ -66,14 +66,35 @@ def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[P
     return specs
 
 
+def _augmented(config: CaseStudyConfig, confident_bed: Path) -> list[str]:
+    """The custom model's extra training-split passes (``config.augment``): each BAM set
+    downsampled as given, labelled inside the same confident BED; returns their shard specs."""
+    specs, configs = [], []
+    for k, aug in enumerate(config.augment, 1):
+        spec = _examples(config, "custom", f"train-augment{k}")
+        specs.append(spec)
+        configs += [
+            MakeExamplesConfig(mode="training", ref=config.reference, reads=aug.reads, examples=spec, task=i,
+                               regions=config.splits.train, seed=config.seed, truth_variants=config.truth_vcf,
+                               confident_regions=confident_bed, downsample_fraction=aug.downsample_fraction)
+            for i in range(config.shards)
+        ]
+    if configs:
+        run_shards(config, configs, "custom-augment")
+    return specs
+
+
 def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed: Path,
            epochs: int, init_checkpoint: Optional[Path]) -> Path:
-    """Examples -> shuffle -> training subflow; returns the best model's path."""
+    """Examples (+ augmentation passes for the custom model) -> shuffle -> training subflow;
+    returns the best model's path."""
     specs = _make_examples(config, model, "training", reads, ["train", "tune"], confident_bed)
+    extra = {"train": _augmented(config, confident_bed)} if model == "custom" else {}
     datasets = {}
     for split, spec in specs.items():
         shuffled = shuffle_task(ShuffleConfig(
-            input_pattern_list=[spec], output_pattern_prefix=str(uri.join(config.workdir, model, "shuffled", split)),
+            input_pattern_list=[spec, *extra.get(split, [])],
+            output_pattern_prefix=str(uri.join(config.workdir, model, "shuffled", split)),
             output_dataset_name=split, num_shards=config.shuffle_shards, seed=config.seed,
         ))
         publish_dataset(split if model == "custom" else f"{model}-{split}", shuffled)
@@ -125,6 +146,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     check_case_study(config)  # fail fast on paths, formats and contig mismatches
     use_storage_blocks(config.storage_blocks)  # s3:// gs:// go through these blocks (else by bucket name)
     check_remote_inputs([config.reference, config.truth_vcf, config.truth_bed, *config.reads, *config.baseline.reads,
+                         *(b for aug in config.augment for b in aug.reads),
                          config.baseline.model, config.dataset_json])  # remote inputs exist
     config = config.model_copy(update={"workdir": uri.resolve(config.workdir)})
     wd = config.workdir

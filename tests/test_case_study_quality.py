@@ -31,14 +31,18 @@ def demo_report(prefect_server, tmp_path_factory):
     knobs = {k: demo[k] for k in ("min_coverage", "shards", "max_concurrency", "shuffle_shards",
                                   "baseline_epochs", "custom_epochs", "batch_size", "seed", "sample_name")}
     wd = tmp_path_factory.mktemp("demo-output")
+    augment = [{**aug, "reads": [ds["bams"]["generic"]]} for aug in demo["augment"]]  # the demo's one pass
     cfg = CaseStudyConfig(reference=ds["ref"], truth_vcf=ds["truth_vcf"], truth_bed=ds["truth_bed"],
                           reads=[ds["bams"]["lowcov"]], baseline=BaselineConfig(reads=[ds["bams"]["generic"]]),
-                          workdir=wd, dataset_json=ds["dataset_json"], **knobs)
+                          workdir=wd, dataset_json=ds["dataset_json"], augment=augment, **knobs)
     return wd, custom_model_training(cfg)
 
 
 def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
-    _, report = demo_report
+    wd, report = demo_report
+    # the demo's augmentation pass (generic reads downsampled to ~4x) went into the custom training set
+    assert len(sorted((wd / "custom" / "examples").glob("train-augment1.tfrecord-*-of-*.gz"))) == 2
+    assert "2 input file(s)" not in (wd / "custom" / "shuffled" / "train.dataset_config.pbtxt").read_text()
     f1 = {(r["model"], r["Type"]): r["METRIC.F1_Score"] for r in report["rows"]}
     totals = {r["Type"]: r["TRUTH.TOTAL"] for r in report["rows"] if r["model"] == "custom"}
     assert totals["SNP"] > 300 and totals["INDEL"] > 50  # enough variants to compare
