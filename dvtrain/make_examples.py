@@ -33,9 +33,9 @@ of covered, non-candidate confident positions (seeded by position) as label-0 ex
 with ALT ``<*>`` and variant_type 0.
 
 gVCF (calling mode, ``gvcf``): every covered non-candidate position gets a hom-ref
-confidence from its reference vs other bases (:func:`reference_confidence`), and runs of
-them in one GQ band (``gvcf_gq_binsize``) become reference blocks, written beside the
-shard as ``SHARD.gvcf.tsv.gz`` (:func:`reference_blocks`); the examples are unchanged.
+confidence from its reference vs other bases, and runs of them in one GQ band
+(``gvcf_gq_binsize``) become reference blocks, written beside the shard as
+``SHARD.gvcf.tsv.gz`` (:mod:`dvtrain.gvcf`); the examples are unchanged.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ from .evaluate import Normalizer, split_events
 from .example_proto import encode_alt_allele_indices, encode_example, encode_variant
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
+from .gvcf import gvcf_blocks_path, reference_blocks, write_reference_blocks
 from .labeler import Labeler, labeling_metrics_path, write_metrics
 from .pileup import build_image, channel_names, example_info
 from .reads import BASE_CODE, ReadBatch, RefCache, fetch_reads
@@ -227,98 +228,6 @@ def _with_ref_sites(sites: list[Site], cands: list[Candidate], depth: np.ndarray
         c = Candidate(ref.chrom, p, ref.seq[p], "<*>", int(depth[i]), 0, int(depth[i]))
         extra.append(Site(ref.chrom, p, ref.seq[p], ("<*>",), (c,), c.ref_count))
     return sorted(sites + extra, key=lambda st: st.pos)
-
-
-# ---------------------------------------------------------------- gVCF reference blocks
-# With ``--gvcf`` (calling mode) each shard also gets SHARD.gvcf.tsv.gz: the covered,
-# non-candidate positions of its partitions as reference blocks, which
-# ``call --gvcf_outfile`` merges with the calls into a gVCF (docs/architecture.md).
-
-P_ERROR = 0.001  # DeepVariant's --p_error: per-read error rate of the reference-confidence model
-MAX_GQ = 99
-GVCF_SUFFIX = ".gvcf.tsv.gz"
-GVCF_FORMAT = "##dvtrain_reference_blocks=1"
-GVCF_COLUMNS = "#chrom\tstart\tend\tgq\tmin_dp\tpl"
-
-
-def gvcf_blocks_path(shard: str | Path) -> Path:
-    """The reference-block file written beside an examples shard."""
-    return Path(str(shard) + GVCF_SUFFIX)
-
-
-def reference_confidence(n_ref: np.ndarray, n_total: np.ndarray, p_error: float = P_ERROR) -> tuple[np.ndarray, np.ndarray]:
-    """(GQ, PL) of a hom-ref call at positions with ``n_ref`` of ``n_total`` reads showing
-    the reference base.
-
-    Each read is an independent draw: a non-reference base has probability ``p_error``
-    under hom-ref, 1/2 under het and 1 - ``p_error`` under hom-alt. With a flat prior,
-    GQ = -10 log10(1 - P(hom-ref | reads)), floored and capped at 99; PL are the
-    Phred-scaled likelihoods of (0/0, 0/1, 1/1) relative to the best, rounded.
-    """
-    n_ref = np.asarray(n_ref, dtype=np.float64)
-    n_total = np.asarray(n_total, dtype=np.float64)
-    n_alt = n_total - n_ref
-    lo, hi = np.log10(p_error), np.log10(1.0 - p_error)
-    ll = np.stack([n_ref * hi + n_alt * lo, -n_total * np.log10(2.0), n_ref * lo + n_alt * hi], axis=-1)
-    rel = ll - ll.max(axis=-1, keepdims=True)
-    pl = np.rint(-10.0 * rel).astype(np.int64)
-    lik = 10.0 ** rel
-    with np.errstate(divide="ignore"):
-        phred = -10.0 * (np.log10(lik[..., 1] + lik[..., 2]) - np.log10(lik.sum(axis=-1)))
-    gq = np.floor(np.clip(phred, 0.0, MAX_GQ)).astype(np.int64)
-    return gq, pl
-
-
-def reference_blocks(ref: RefCache, start: int, counts: np.ndarray, skip: set[int], binsize: int) -> list[str]:
-    """Reference blocks over [start, start + len(counts)) as block-file lines.
-
-    A position takes part when at least one read has a base there with quality >=
-    min_base_quality (``counts``: A C G T N per position), the reference base is A, C, G or
-    T, and no candidate starts there (``skip``). Consecutive such positions form one block
-    while GQ // ``binsize`` stays the same; a block's GQ and MIN_DP are the minimum over its
-    positions and its PL that of its (first) lowest-GQ position.
-    """
-    width = len(counts)
-    if not width:
-        return []
-    rc = BASE_CODE[ref.arr[start:start + width]]
-    n = counts.sum(axis=1)
-    valid = (rc < 4) & (n > 0)
-    n_ref = np.where(rc < 4, counts[np.arange(width), np.minimum(rc, 3)], 0)
-    for p in skip:
-        if start <= p < start + width:
-            valid[p - start] = False
-    gq, pl = reference_confidence(n_ref, n)
-    key = np.where(valid, gq // binsize, -1)
-    cuts = np.flatnonzero(np.diff(key)) + 1
-    starts = np.concatenate([[0], cuts])
-    ends = np.concatenate([cuts, [width]])
-    keep = key[starts] >= 0
-    starts, ends = starts[keep], ends[keep]
-    if not starts.size:
-        return []
-    lens = ends - starts
-    offsets = np.concatenate([[0], np.cumsum(lens)[:-1]])
-    pos = np.arange(int(lens.sum())) + np.repeat(starts - offsets, lens)
-    seg = np.repeat(np.arange(starts.size), lens)
-    order = np.lexsort((pos, gq[pos], seg))  # per block: lowest GQ first, then position
-    worst = pos[order[offsets]]
-    min_dp = np.minimum.reduceat(n[pos], offsets)
-    chrom = ref.chrom
-    return [f"{chrom}\t{start + s}\t{start + e}\t{g}\t{d}\t{a},{b},{c}"
-            for s, e, g, d, (a, b, c) in zip(starts.tolist(), ends.tolist(), gq[worst].tolist(), min_dp.tolist(),
-                                             pl[worst].tolist())]
-
-
-def write_reference_blocks(path: Path, lines: list[str], binsize: int) -> None:
-    """Write a block file atomically: gzip (mtime 0) text, two ## lines, a column line,
-    then ``chrom start end gq min_dp pl`` (0-based half-open, PL as three numbers)."""
-    import gzip
-
-    text = "\n".join([GVCF_FORMAT, f"##gq_binsize={binsize}", GVCF_COLUMNS] + lines) + "\n"
-    with atomic_output(path) as tmp:
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
-            gz.write(text.encode())
 
 
 def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:

@@ -21,7 +21,8 @@ from dvtrain.config import CallConfig, MakeExamplesConfig
 from dvtrain.errors import InputError
 from dvtrain.example_proto import decode_example, encode_alt_allele_indices, encode_example, encode_variant
 from dvtrain.fileio import TFRecordWriter
-from dvtrain.make_examples import gvcf_blocks_path, make_examples, reference_confidence
+from dvtrain.gvcf import gvcf_blocks_path, reference_confidence
+from dvtrain.make_examples import make_examples
 
 from bam_helpers import write_ref
 
