@@ -8,9 +8,11 @@ one contig ``chr1`` of ``--length`` bp with ~30x ``generic`` and ~4x ``lowcov`` 
 simulated once into ``--workdir`` and reused; the same ``--workdir`` as that benchmark
 shares the dataset.
 
-Model: dvtrain's ``small_cnn`` built untrained (``dvtrain.model.build_model``, seeded) and
-saved once into the workdir. Inference time does not depend on the weights, and
-postprocess does the same work whatever the genotypes.
+Model: dvtrain's ``--architecture`` (default ``read_evidence``, the training default) built
+untrained (``dvtrain.model.build_model``, seeded) and saved once into the workdir. Inference
+time does not depend on the weights, and postprocess does the same work whatever the
+genotypes. ``--vsc_min_count_snps`` / ``--vsc_min_count_indels`` pass make_examples'
+candidate thresholds (the demo's low-coverage setting is 1 for SNPs: more candidates).
 
 For each coverage, on the same BAM and region, in the same run:
 
@@ -53,16 +55,16 @@ import sys
 import keras
 from dvtrain.model import build_model
 keras.utils.set_random_seed(7)
-build_model([100, 221, 7]).save(sys.argv[1])
+build_model([100, 221, 7], architecture=sys.argv[2]).save(sys.argv[1])
 """
 
 
-def _model(work: Path, env: dict) -> Path:
-    path = work / "models" / "small_cnn-untrained-100x221x7.keras"
+def _model(work: Path, env: dict, architecture: str) -> Path:
+    path = work / "models" / f"{architecture}-untrained-100x221x7.keras"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(".tmp-" + path.name)
-        subprocess.run([sys.executable, "-c", _MODEL, str(tmp)], check=True, env=env)
+        subprocess.run([sys.executable, "-c", _MODEL, str(tmp), architecture], check=True, env=env)
         os.replace(tmp, path)
     return path
 
@@ -76,7 +78,7 @@ def _row(tool: str, wall: float, cpu: float, rss_mb: float, examples: int | None
 
 
 def bench_case(data: dict, profile: str, chrom: str, length: int, out: Path, model: Path, repeats: int, env: dict,
-               keras_too: bool) -> list[dict]:
+               keras_too: bool, candidates: list[str]) -> list[dict]:
     bam, ref = data["bams"][profile], data["ref"]
     out.mkdir(parents=True, exist_ok=True)
     mid = length // 2
@@ -89,7 +91,7 @@ def bench_case(data: dict, profile: str, chrom: str, length: int, out: Path, mod
                records=sum(int(b["stdout"].strip() or 0) for b in br))
     spec = str(out / "calling.tfrecord@2.gz")
     cmds = [[sys.executable, "-m", "dvtrain.cli", "make-examples", "--mode", "calling", "--ref", ref, "--reads", bam,
-             "--regions", f"{chrom}:1-{length}", "--examples", spec, "--task", str(t)] for t in range(2)]
+             "--regions", f"{chrom}:1-{length}", "--examples", spec, "--task", str(t), *candidates] for t in range(2)]
     load = os.getloadavg()[0]
     m, br = _parallel(cmds, repeats, env, out)
     examples = sum(json.loads(b["stdout"])["num_examples"] for b in br)
@@ -118,6 +120,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_args(ap)
     ap.add_argument("--no-keras", action="store_true", help="skip the Keras-engine comparison")
+    ap.add_argument("--architecture", default="read_evidence", choices=["read_evidence", "small_cnn"])
+    ap.add_argument("--vsc_min_count_snps", type=int, default=2)
+    ap.add_argument("--vsc_min_count_indels", type=int, default=2)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     length = 1_000_000 if args.quick else args.length
@@ -131,13 +136,15 @@ def main() -> None:
     files = json.loads((sim_dir / "dataset.json").read_text())["files"]
     data = {k: (str(sim_dir / v) if isinstance(v, str) else {p: str(sim_dir / f) for p, f in v.items()})
             for k, v in files.items()}
-    model = _model(work, env)
+    model = _model(work, env, args.architecture)
+    candidates = ["--vsc_min_count_snps", str(args.vsc_min_count_snps),
+                  "--vsc_min_count_indels", str(args.vsc_min_count_indels)]
 
     rows = []
     for profile in ("lowcov", "generic"):
         print(f"{profile} chr1:1-{length} ...", flush=True)
         rows += bench_case(data, profile, "chr1", length, work / "call-runs" / args.label / profile, model,
-                           args.repeats, env, not args.no_keras)
+                           args.repeats, env, not args.no_keras, candidates)
 
     hdr = (f"{'cov':8} {'tool':14} {'wall s':>8} {'cpu s':>8} {'RSS MB':>8} {'examples':>9} {'ex/s':>8} "
            f"{'BAM->VCF s':>10} {'ratio':>6} {'load':>5}")
@@ -158,7 +165,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "bcftools": subprocess.run(["bcftools", "--version"], capture_output=True, text=True).stdout.splitlines()[0]},
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-        "shards": 2, "repeats": args.repeats, "model": {"path": str(model), "architecture": "small_cnn",
+        "shards": 2, "repeats": args.repeats, "candidates": candidates,
+        "model": {"path": str(model), "architecture": args.architecture,
                                                         "weights": "untrained (seeded build_model)", "shape": list(SHAPE)},
         "simulate": sim_info, "rows": rows,
     }

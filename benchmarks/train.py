@@ -1,10 +1,10 @@
-"""Benchmark: training and calling throughput of the two architectures on this machine's CPU.
+"""Benchmark: training and calling throughput of the three architectures on this machine's CPU.
 
     python benchmarks/train.py [--examples 256] [--inception-examples 96] [--batch-size 32]
                                [--dataset PBTXT] [--output benchmarks/results/train.json]
     python benchmarks/train.py --class-weights --train-dataset PBTXT --tune-dataset PBTXT [--seeds 42,1,2]
 
-For ``small_cnn`` and ``inception_v3`` (``TrainConfig`` defaults otherwise: RMSprop, warm-up
+For ``read_evidence`` (the default), ``small_cnn`` and ``inception_v3`` (``TrainConfig`` defaults otherwise: RMSprop, warm-up
 and decay schedule, label smoothing, L2, dropout 0.2), on images of shape [100, 221, 7]:
 
 * ``train ex/s``: examples per second through ``train_on_batch`` (batch ``--batch-size``),
@@ -143,7 +143,7 @@ def _merge(path: Path, update: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--examples", type=int, default=256, help="timed examples for small_cnn")
+    ap.add_argument("--examples", type=int, default=256, help="timed examples for read_evidence and small_cnn")
     ap.add_argument("--inception-examples", type=int, default=96, help="timed examples for inception_v3")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--dataset", help="dataset_config.pbtxt to take images from (default: random pixels)")
@@ -174,7 +174,8 @@ def main() -> int:
         _merge(args.output, {"class_weights": {**res, "machine": machine}})
         return 0
 
-    rows = [bench("small_cnn", args.examples, args.batch_size, args.dataset),
+    rows = [bench("read_evidence", args.examples, args.batch_size, args.dataset),
+            bench("small_cnn", args.examples, args.batch_size, args.dataset),
             bench("inception_v3", args.inception_examples, args.batch_size, args.dataset)]
     header = ("architecture", "params", "examples", "train ex/s", "predict ex/s", "first batch s", "load")
     print(" | ".join(header))

@@ -169,7 +169,7 @@ class TrainConfig(_Config):
     Names (and, where they suit a small dataset, defaults) follow DeepVariant's base training
     config (``dv_config.py``); ``dvtrain train --config.NAME=VALUE`` sets any of them.
     Defaults that differ from DeepVariant's, for datasets of thousands (not millions) of
-    examples on a CPU: architecture (small_cnn; DeepVariant inception_v3), batch_size (32;
+    examples on a CPU: architecture (read_evidence; DeepVariant inception_v3), batch_size (32;
     16384), warmup_steps (20; 10000), label_smoothing (0.01; 1e-6), epsilon (1e-7; 1.0),
     epochs (8; num_epochs 10).
     A run interrupted at any point continues from its last saved state in
@@ -186,9 +186,11 @@ class TrainConfig(_Config):
     init_checkpoint: Optional[Location] = Field(
         None, description="a .keras model to warm-start from (same architecture and image height/width; a "
                           "different channel count is adapted). Ignored when experiment_dir holds a run to resume")
-    architecture: Literal["small_cnn", "inception_v3"] = Field(
-        "small_cnn", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
-        description="small_cnn: 3 convolutions, fast on a CPU; inception_v3: DeepVariant's backbone (22 M weights)")
+    architecture: Literal["small_cnn", "inception_v3", "read_evidence"] = Field(
+        "read_evidence", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
+        description="read_evidence: small_cnn plus per-read evidence summed at the candidate (the default, best "
+                    "at 4x); small_cnn: 3 convolutions, fast on a CPU; inception_v3: DeepVariant's backbone "
+                    "(22 M weights)")
     epochs: int = Field(8, ge=1, le=10000, validation_alias=AliasChoices("epochs", "num_epochs"), title="Epochs",
                         description="passes over the training set (DeepVariant: num_epochs)")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
@@ -279,8 +281,8 @@ class CallConfig(_Config):
                           "default: SHARD.gvcf.tsv.gz beside each examples shard")
     threads: int = Field(2, ge=1, le=256, description="worker processes for inference (one shard each at a time)")
     engine: Literal["auto", "numpy", "keras"] = Field(
-        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn, no TensorFlow start-up), "
-                            "keras, or auto (numpy when the model is a plain chain of supported layers)")
+        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn / read_evidence, no "
+                            "TensorFlow start-up), keras, or auto (numpy when the model is built of supported layers)")
 
 
 # ---------------------------------------------------------------- evaluate
@@ -354,6 +356,12 @@ class CaseStudyConfig(_Config):
         default_factory=list, title="Training augmentation",
         description="extra training-split passes for the custom model (make_examples --downsample_fraction over "
                     "these BAMs); the tune and test splits stay the low-coverage reads only")
+    vsc_min_count_snps: int = Field(
+        2, ge=1, le=1000, title="Min SNP reads (low coverage)",
+        description="make_examples --vsc_min_count_snps for the examples of `reads` (custom train/tune, test); "
+                    "DeepVariant's 2 drops every het SNP seen by one read, a third of them at 4x")
+    vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads (low coverage)",
+                                      description="make_examples --vsc_min_count_indels, likewise")
     workdir: Location = Field(Path("demo-output"), title="Work directory",
                           description="where every stage writes; shared by all workers of a run")
     shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards per dataset")
@@ -429,6 +437,9 @@ def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStud
             bl["model"] = fix(bl["model"])
         if isinstance(bl.get("reads"), list):
             bl["reads"] = [fix(r) for r in bl["reads"]]
+    for extra in data.get("augment") or []:
+        if isinstance(extra, dict) and isinstance(extra.get("reads"), list):
+            extra["reads"] = [fix(r) for r in extra["reads"]]
     if "workdir" in data and data["workdir"] is not None and "workdir" not in (overrides or {}):
         data["workdir"] = fix(data["workdir"])
     try:

@@ -7,8 +7,9 @@ process with two OpenBLAS threads ran the narrow matrix products of the convolut
 fifth of one single-threaded process's speed). Two engines compute the same probabilities:
 
 * ``numpy`` (:class:`NumpyCNN`): a NumPy forward pass over the weights in the ``.keras``
-  file, for models that are a plain chain of InputLayer, Rescaling, Conv2D, AveragePooling2D,
-  Flatten, Dense and Dropout in float32 (dvtrain's ``small_cnn``). It needs no TensorFlow
+  file, for float32 models built of InputLayer, Rescaling, Conv2D, AveragePooling2D,
+  Cropping2D, Flatten, Concatenate, Dense and Dropout (dvtrain's ``small_cnn`` and
+  ``read_evidence``). It needs no TensorFlow
   (whose start-up alone takes 4-7 s here) and skips the empty bottom of the pileup: image
   rows below the last drawn read are all zero, so every convolution output row whose
   receptive field lies wholly in them equals the same row of an all-zero image, computed
@@ -48,7 +49,8 @@ class UnsupportedModel(Exception):
 
 # Keras 3 stores layer weights under layers/<snake_case class name>[_<n>] in model.weights.h5
 _H5_NAMES = {"InputLayer": "input_layer", "Rescaling": "rescaling", "Conv2D": "conv2d",
-             "AveragePooling2D": "average_pooling2d", "Flatten": "flatten", "Dense": "dense", "Dropout": "dropout"}
+             "AveragePooling2D": "average_pooling2d", "Flatten": "flatten", "Dense": "dense", "Dropout": "dropout",
+             "Cropping2D": "cropping2d", "Concatenate": "concatenate"}
 _ACTIVATIONS = {"linear", "relu", "softmax"}
 CHUNK = 16  # examples per forward pass inside a batch (grouped by drawn height)
 
@@ -71,17 +73,21 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
 
 
 class NumpyCNN:
-    """Forward pass of a chain-structured Keras model (dvtrain's ``small_cnn``) in NumPy.
+    """Forward pass of dvtrain's ``small_cnn`` and ``read_evidence`` models in NumPy.
 
     Built from the ``.keras`` file alone (config.json + model.weights.h5); raises
-    :class:`UnsupportedModel` for anything else. :meth:`predict` computes, per group of
-    examples, only the convolution rows that the drawn part of the images reaches (see the
-    module docstring) and takes the rest from an all-zero image's activations.
+    :class:`UnsupportedModel` for anything else. The layers form a graph in topological
+    order: ``srcs[i]`` names the ops whose outputs op ``i`` reads (-1: the image); a chain
+    when not given. :meth:`predict` computes, per group of examples, only the convolution
+    rows that the drawn part of the images reaches (see the module docstring) and takes the
+    rest from an all-zero image's activations.
     """
 
-    def __init__(self, input_shape: tuple[int, int, int], ops: list[tuple]):
+    def __init__(self, input_shape: tuple[int, int, int], ops: list[tuple],
+                 srcs: Optional[list[tuple[int, ...]]] = None):
         self.input_shape = input_shape
         self.ops = ops
+        self.srcs = srcs if srcs is not None else [(i - 1,) for i in range(len(ops))]
         # Scratch memory, reused from chunk to chunk: fresh large arrays would each be
         # mapped and page-faulted in anew (measured: a third of the CPU time as sys time).
         self._buffers: dict[object, np.ndarray] = {}
@@ -89,12 +95,13 @@ class NumpyCNN:
         self._lock = threading.Lock()
         self.shapes: list[tuple[int, ...]] = []  # input shape (no batch) of each op
         self.blank: list[Optional[np.ndarray]] = []  # an all-zero image's input to each op
-        x = np.zeros((1,) + input_shape, dtype=np.float32)
-        T = input_shape[0]
+        vals: dict[int, tuple[np.ndarray, int]] = {-1: (np.zeros((1,) + input_shape, dtype=np.float32), input_shape[0])}
         for i, op in enumerate(ops):
+            x = vals[self.srcs[i][0]][0]
             self.shapes.append(tuple(x.shape[1:]))
             self.blank.append(x if x.ndim == 4 else None)
-            x, T = self._apply(i, x, T)
+            vals[i] = self._node(i, vals)
+        x = vals[len(ops) - 1][0]
         if x.ndim != 2:
             raise UnsupportedModel(f"output of shape {list(x.shape[1:])} is not one vector per example")
         self.num_outputs = int(x.shape[1])
@@ -103,10 +110,16 @@ class NumpyCNN:
         # share (in-bounds taps only) and the bias. Exact algebra; rows of a raw image
         # below its drawn part contribute nothing, so they need no blank rows.
         self.fused: Optional[tuple[np.ndarray, np.ndarray]] = None
-        if len(ops) > 1 and ops[0][0] == "rescale" and ops[1][0] == "conv":
-            kernel = ops[1][1]
-            pre, _ = self._conv(1, self.blank[1], input_shape[0], activation="linear")  # type: ignore[arg-type]
-            self.fused = ((kernel * ops[0][1]).reshape(-1, kernel.shape[3]), pre)
+        self.fused_ops = (-1, -1)  # (the Rescaling, the Conv2D) of the fused pair
+        for r, op in enumerate(ops):
+            readers = [k for k, s in enumerate(self.srcs) if r in s]
+            if op[0] == "rescale" and self.srcs[r] == (-1,) and len(readers) == 1 and ops[readers[0]][0] == "conv":
+                c = readers[0]
+                kernel = ops[c][1]
+                pre, _ = self._conv(c, self.blank[c], input_shape[0], activation="linear")  # type: ignore[arg-type]
+                self.fused = ((kernel * op[1]).reshape(-1, kernel.shape[3]), pre)
+                self.fused_ops = (r, c)
+                break
         self._reuse = True
 
     def _scratch(self, tag: object, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -144,6 +157,7 @@ class NumpyCNN:
             raise UnsupportedModel("not one input and one output")
         used: dict[str, int] = {}
         h5_names = []
+        inputs: list[list[str]] = []  # the layers each layer reads
         for i, lay in enumerate(layers):
             kind = lay["class_name"]
             if kind not in _H5_NAMES:
@@ -158,11 +172,13 @@ class NumpyCNN:
                 continue
             if len(nodes) != 1 or len(nodes[0].get("args", [])) != 1 or \
                     set(nodes[0].get("kwargs", {})) - {"training", "mask"}:
-                raise UnsupportedModel(f"layer {lay['name']} is not called once on one tensor")
+                raise UnsupportedModel(f"layer {lay['name']} is not called once")
             arg = nodes[0]["args"][0]
-            src = arg.get("config", {}).get("keras_history", [None])[0] if isinstance(arg, dict) else None
-            if src != names[i - 1]:
-                raise UnsupportedModel(f"layer {lay['name']} does not follow {names[i - 1]}")
+            args = arg if kind == "Concatenate" and isinstance(arg, list) else [arg]
+            srcs = [a.get("config", {}).get("keras_history", [None])[0] if isinstance(a, dict) else None for a in args]
+            if any(src not in names[:i] for src in srcs):
+                raise UnsupportedModel(f"layer {lay['name']} reads a tensor of no earlier layer")
+            inputs.append(srcs)
             policy = lay["config"].get("dtype")
             policy = policy.get("config", {}).get("name") if isinstance(policy, dict) else policy
             if policy not in (None, "float32"):
@@ -171,8 +187,22 @@ class NumpyCNN:
         if not shape or len(shape) != 4 or any(not isinstance(d, int) for d in shape[1:]):
             raise UnsupportedModel("input is not H x W x C")
         with h5py.File(io.BytesIO(weights), "r") as h5:
-            ops = [cls._op(lay, h5, h5_name) for lay, h5_name in zip(layers[1:], h5_names[1:])]
-        return cls(tuple(int(d) for d in shape[1:]), [op for op in ops if op is not None])  # type: ignore[arg-type]
+            raw = [cls._op(lay, h5, h5_name) for lay, h5_name in zip(layers[1:], h5_names[1:])]
+        index = {names[0]: -1}  # layer name -> op index (a Dropout stands for its input)
+        ops: list[tuple] = []
+        srcs: list[tuple[int, ...]] = []
+        for lay, op, src in zip(layers[1:], raw, inputs):
+            if op is None:
+                index[lay["name"]] = index[src[0]]
+                continue
+            if (op[0] == "concat") != (len(src) > 1):
+                raise UnsupportedModel(f"layer {lay['name']} reads {len(src)} tensors")
+            index[lay["name"]] = len(ops)
+            ops.append(op)
+            srcs.append(tuple(index[s] for s in src))
+        if index[names[-1]] != len(ops) - 1:
+            raise UnsupportedModel("the output is not the last layer")
+        return cls(tuple(int(d) for d in shape[1:]), ops, srcs)  # type: ignore[arg-type]
 
     @staticmethod
     def _op(lay: dict, h5, h5_name: str) -> Optional[tuple]:
@@ -194,6 +224,13 @@ class NumpyCNN:
             if c.get("data_format", "channels_last") != "channels_last":
                 raise UnsupportedModel("channels_first Flatten")
             return ("flatten",)
+        if kind == "Cropping2D":
+            (top, bottom), (left, right) = c["cropping"]
+            if c.get("data_format", "channels_last") != "channels_last":
+                raise UnsupportedModel("channels_first Cropping2D")
+            return ("crop", int(top), int(bottom), int(left), int(right))
+        if kind == "Concatenate":
+            return ("concat", int(c.get("axis", -1)))
         if kind == "AveragePooling2D":
             pool = tuple(c["pool_size"])
             strides = tuple(c.get("strides") or pool)
@@ -218,10 +255,27 @@ class NumpyCNN:
         return ("conv", kernel, bias, tuple(c["strides"]), c["padding"], act)
 
     # -- forward pass
+    def _node(self, i: int, vals: dict[int, tuple[np.ndarray, int]]) -> tuple[np.ndarray, int]:
+        """Op ``i`` on the outputs ``vals`` of the ops it reads."""
+        if self.ops[i][0] != "concat":
+            return self._apply(i, *vals[self.srcs[i][0]])
+        parts = [vals[s][0] for s in self.srcs[i]]
+        if any(p.ndim != 2 for p in parts) or self.ops[i][1] not in (-1, 1):
+            raise UnsupportedModel("Concatenate other than of vectors")
+        return np.concatenate(parts, axis=1), 0
+
     def _apply(self, i: int, x: np.ndarray, T: int) -> tuple[np.ndarray, int]:
         """Op ``i`` on ``x`` whose rows [0, T) are computed (later rows: the blank map's)."""
         op = self.ops[i]
         kind = op[0]
+        if kind == "crop":
+            _, top, bottom, left, right = op
+            H, W = self.shapes[i][:2]
+            rows = min(T, H - bottom) - top
+            if rows < 1:  # nothing drawn below the cut: one blank row stands for all
+                blank = self.blank[i][:, top:top + 1, left:W - right]  # type: ignore[index]
+                return np.repeat(blank, x.shape[0], axis=0), 1
+            return x[:, top:top + rows, left:W - right], rows
         if kind == "rescale":
             return x.astype(np.float32) * op[1] + op[2], T
         if kind == "conv":
@@ -251,7 +305,7 @@ class NumpyCNN:
     def _conv(self, i: int, x: np.ndarray, T: int, activation: Optional[str] = None,
               raw: bool = False) -> tuple[np.ndarray, int]:
         """Conv2D op ``i`` on rows [0, T) of its input (later rows: the blank map's). With
-        ``raw``, ``x`` is the uint8 image and op ``i - 1`` the Rescaling (see ``fused``)."""
+        ``raw``, ``x`` is the uint8 image and ``i`` the Conv2D of ``fused_ops``."""
         _, kernel, bias, (sh, sw), padding, act = self.ops[i]
         act = activation or act
         kh, kw, cin, cout = kernel.shape
@@ -319,14 +373,14 @@ class NumpyCNN:
         x.fill(0)
         for j, k in enumerate(idx.tolist()):
             x[j, :height[k]] = images[k][:height[k]]
-        first = 0
-        y: np.ndarray = x
-        if self.fused is not None:
-            y, T = self._conv(1, x, T, raw=True)
-            first = 2
-        for i in range(first, len(self.ops)):
-            y, T = self._apply(i, y, T)
-        out[idx] = y
+        vals: dict[int, tuple[np.ndarray, int]] = {-1: (x, T)}
+        rescale, conv = self.fused_ops
+        for i in range(len(self.ops)):
+            if i == conv:
+                vals[i] = self._conv(i, x, T, raw=True)
+            elif i != rescale:
+                vals[i] = self._node(i, vals)
+        out[idx] = vals[len(self.ops) - 1][0]
 
 
 # ---------------------------------------------------------------- models

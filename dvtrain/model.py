@@ -8,6 +8,13 @@ ending in a 3-way softmax:
 * ``small_cnn`` (default, model name ``dvtrain_cnn``): three stride-2 convolutions,
   average pooling over read rows (which are exchangeable) keeping column position, where
   the candidate sits, a dense layer, dropout, softmax. Small enough for a 2-core CPU.
+* ``read_evidence`` (model name ``dvtrain_read_evidence``): ``small_cnn`` plus a per-read
+  branch. The read rows (below the 5 reference rows) of the 5 columns around the
+  candidate go through two bias-free 1 x 5 / 1 x 1 convolutions, one read at a time, and
+  are summed over reads. An empty row is all zeros and adds nothing, so the sum counts
+  evidence the way a genotype likelihood does (each read contributes its own base,
+  quality, strand and mapping quality), whatever the image height. Its features join the
+  CNN's before the dense layer. At 4x this is the better model (docs/accuracy.md).
 * ``inception_v3`` (model name ``dvtrain_inception_v3``): DeepVariant's backbone,
   ``keras.applications.InceptionV3(weights=None, include_top=False)`` on the example
   shape (any channel count; height and width at least 75), global average pooling,
@@ -33,8 +40,8 @@ import numpy as np
 import keras
 from keras import layers
 
-ARCHITECTURES = ("small_cnn", "inception_v3")
-MODEL_NAMES = {"small_cnn": "dvtrain_cnn", "inception_v3": "dvtrain_inception_v3"}
+ARCHITECTURES = ("small_cnn", "inception_v3", "read_evidence")
+MODEL_NAMES = {"small_cnn": "dvtrain_cnn", "inception_v3": "dvtrain_inception_v3", "read_evidence": "dvtrain_read_evidence"}
 #: keras.applications.InceptionV3's smallest input
 INCEPTION_MIN_SIZE = 75
 
@@ -88,15 +95,22 @@ def build_model(input_shape: Sequence[int], weight_decay: float = 4e-5, num_clas
     try:
         if architecture == "inception_v3":
             return _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
+        if architecture == "read_evidence":
+            return _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
         return _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
 def _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
-    h, w, c = shape
     reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
-    inputs = keras.Input(shape=(h, w, c), dtype="uint8", name="image")
+    inputs = keras.Input(shape=tuple(shape), dtype="uint8", name="image")
+    x = _context(inputs, reg)
+    return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision), name=MODEL_NAMES["small_cnn"])
+
+
+def _context(inputs, reg):
+    """small_cnn's trunk: the whole image (reference context, neighbouring reads) -> a vector."""
     x = layers.Rescaling(1.0 / 127.5, offset=-1.0)(inputs)
     # No batch normalisation: its running statistics, learnt at one coverage, mis-scale
     # images at another after a short warm-start (seen as all-hom-alt predictions).
@@ -104,12 +118,39 @@ def _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision) 
         x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu", kernel_regularizer=reg)(x)
     rows = x.shape[1]
     x = layers.AveragePooling2D(pool_size=(rows, 1))(x)  # pool over reads, keep columns
-    x = layers.Flatten()(x)
+    return layers.Flatten()(x)
+
+
+def _head(x, reg, num_classes, dropout_rate, mixed_precision):
+    """Dense 64, dropout, softmax (float32 under mixed precision)."""
     x = layers.Dense(64, activation="relu", kernel_regularizer=reg)(x)
     x = layers.Dropout(dropout_rate)(x)
     head = {"dtype": "float32"} if mixed_precision else {}
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype", **head)(x)
-    return keras.Model(inputs, outputs, name=MODEL_NAMES["small_cnn"])
+    return layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype", **head)(x)
+
+
+def _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision, half: int = 2) -> keras.Model:
+    h, w, c = shape
+    if h < 6 or w < 2 * half + 1:
+        raise ValueError(f"read_evidence needs at least 6 rows and {2 * half + 1} columns (these are {h}x{w})")
+    reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
+    inputs = keras.Input(shape=(h, w, c), dtype="uint8", name="image")
+    x = _context(inputs, reg)
+    # per-read evidence at the candidate: rows 5.. (reads), columns centre +- half; pixels
+    # scaled to [0, 1] so an empty row stays 0 through the bias-free layers
+    centre = w // 2
+    r = layers.Cropping2D(((5, 0), (centre - half, w - centre - half - 1)))(inputs)
+    r = layers.Rescaling(1.0 / 255.0)(r)
+    r = layers.Conv2D(32, (1, 2 * half + 1), use_bias=False, activation="relu", kernel_regularizer=reg)(r)
+    r = layers.Conv2D(32, 1, use_bias=False, activation="relu", kernel_regularizer=reg)(r)
+    # the sum over reads (scaled by 1/10, so 4x and 30x sums stay in range): an average
+    # times the row count, which keeps every weight independent of the image height
+    r = layers.AveragePooling2D(pool_size=(h - 5, 1))(r)
+    r = layers.Rescaling(float(h - 5) / 10.0)(r)
+    r = layers.Flatten()(r)
+    x = layers.Concatenate()([x, r])
+    return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
+                       name=MODEL_NAMES["read_evidence"])
 
 
 def _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
@@ -160,9 +201,10 @@ def warm_start(model: keras.Model, source: keras.Model, path: str | os.PathLike)
     100-row images warm-starts a low-coverage model on 32-row images.
 
     Layers with weights are paired in order (auto-generated layer names differ between
-    processes). Every weight must have the same shape, except the kernel of the first
-    convolution when the channel count differs: its first min(C_old, C_new) input channels
-    are copied, extra new channels start at zero (so the warm-started model first answers
+    processes). Every weight must have the same shape, except the kernels of the
+    convolutions that read the image (small_cnn's first; read_evidence's first and its
+    per-read one) when the channel count differs: their first min(C_old, C_new) input
+    channels are copied, extra new channels start at zero (so the warm-started model first answers
     as the checkpoint did on the channels they share). Anything else is an
     :class:`~dvtrain.errors.InputError` naming the checkpoint. Returns
     ``{"channels_from", "channels_to"}``.
@@ -184,15 +226,14 @@ def warm_start(model: keras.Model, source: keras.Model, path: str | os.PathLike)
     if kinds[0] != kinds[1]:
         raise InputError(path, f"checkpoint has a different architecture ({source.name}: {len(src_layers)} layers "
                                f"with weights) from config.architecture {want or model.name} ({len(dst_layers)})")
-    first_conv = True
     for src, dst in zip(src_layers, dst_layers):
         old, new = src.get_weights(), dst.get_weights()
         values = []
         for a, b in zip(old, new):
             if a.shape == b.shape:
                 values.append(a)
-            elif first_conv and isinstance(dst, layers.Conv2D) and a.ndim == 4 and a.shape[:2] == b.shape[:2] \
-                    and a.shape[3] == b.shape[3]:
+            elif isinstance(dst, layers.Conv2D) and a.ndim == 4 and a.shape[:2] == b.shape[:2] \
+                    and a.shape[3] == b.shape[3] and (a.shape[2], b.shape[2]) == (src_shape[2], dst_shape[2]):
                 kernel = np.zeros(b.shape, dtype=b.dtype)
                 c = min(a.shape[2], b.shape[2])
                 kernel[:, :, :c, :] = a[:, :, :c, :]
@@ -203,6 +244,4 @@ def warm_start(model: keras.Model, source: keras.Model, path: str | os.PathLike)
                 raise InputError(path, f"layer {src.name} ({type(src).__name__}) weights {list(a.shape)} do not fit "
                                        f"{list(b.shape)}: a different architecture")
         dst.set_weights(values)
-        if isinstance(dst, layers.Conv2D):
-            first_conv = False
     return {"channels_from": int(src_shape[2]), "channels_to": int(dst_shape[2])}

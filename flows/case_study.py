@@ -48,6 +48,14 @@ def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
     return str(uri.join(config.workdir, model, "examples", f"{split}.tfrecord@{config.shards}.gz"))
 
 
+def _candidates(config: CaseStudyConfig, model: str) -> dict:
+    """make_examples options of the low-coverage examples (custom and test); the baseline's
+    generic reads keep DeepVariant's defaults."""
+    if model == "baseline":
+        return {}
+    return {"vsc_min_count_snps": config.vsc_min_count_snps, "vsc_min_count_indels": config.vsc_min_count_indels}
+
+
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],
                    splits: list[str], confident_bed: Optional[Path] = None) -> dict[str, str]:
     """All shards of all ``splits`` through one bounded map; returns {split: shard spec}."""
@@ -58,6 +66,7 @@ def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[P
             regions=getattr(config.splits, split), seed=config.seed,
             truth_variants=config.truth_vcf if mode == "training" else None,
             confident_regions=confident_bed if mode == "training" else None,
+            **_candidates(config, model),
         )
         for split, spec in specs.items()
         for i in range(config.shards)
@@ -76,7 +85,8 @@ def _augmented(config: CaseStudyConfig, confident_bed: Path) -> list[str]:
         configs += [
             MakeExamplesConfig(mode="training", ref=config.reference, reads=aug.reads, examples=spec, task=i,
                                regions=config.splits.train, seed=config.seed, truth_variants=config.truth_vcf,
-                               confident_regions=confident_bed, downsample_fraction=aug.downsample_fraction)
+                               confident_regions=confident_bed, downsample_fraction=aug.downsample_fraction,
+                               **_candidates(config, "custom"))
             for i in range(config.shards)
         ]
     if configs:
@@ -171,8 +181,14 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     custom = _train(config, "custom", config.reads, bed, config.custom_epochs, baseline)
 
     # d. both models on the held-out contigs
-    test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]  # shared by both models
-    rows = _evaluate(config, "baseline", baseline, test, bed) + _evaluate(config, "custom", custom, test, bed)
+    test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]
+    # the generic model calls DeepVariant's default candidates, as it would be run
+    # (the same examples unless the low-coverage thresholds differ from those defaults)
+    fields = CaseStudyConfig.model_fields
+    defaults = {name: fields[name].default for name in _candidates(config, "test")}
+    base_test = test if _candidates(config, "test") == defaults \
+        else _make_examples(config, "baseline", "calling", config.reads, ["test"])["test"]
+    rows = _evaluate(config, "baseline", baseline, base_test, bed) + _evaluate(config, "custom", custom, test, bed)
     if config.peers:  # bcftools / freebayes on the same reads and BED
         rows += _peers(config, bed)
 

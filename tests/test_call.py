@@ -99,6 +99,8 @@ def models(tmp_path_factory):
             head.set_weights([np.zeros_like(k), np.log(np.array(probs, dtype=np.float32))])
         paths[name] = out / f"{name}.keras"
         m.save(paths[name])
+    paths["random_read_evidence"] = out / "random_read_evidence.keras"
+    build_model(SHAPE, architecture="read_evidence").save(paths["random_read_evidence"])
     return paths
 
 
@@ -161,16 +163,18 @@ def test_records_sort_by_reference_order_then_position():
 
 
 # ---------------------------------------------------------------- the numpy engine
-def test_numpy_engine_matches_keras(models):
+@pytest.mark.parametrize("name", ["random", "random_read_evidence"])
+def test_numpy_engine_matches_keras(models, name):
     import keras
 
     rng = np.random.default_rng(1)
     heights = [0, 1, 2, 3, 5, 6, 7, 8, 11, 12, 12, 4, 9, 10] * 5  # every height, empty and full images included
     images = [_image(rng, h) for h in heights]
-    keras_model = keras.models.load_model(models["random"], compile=False)
+    keras_model = keras.models.load_model(models[name], compile=False)
     want = np.asarray(keras_model.predict_on_batch(np.stack(images)))
-    net = NumpyCNN.load(models["random"])
+    net = NumpyCNN.load(models[name])
     assert net.input_shape == SHAPE and net.fused is not None
+    assert any(op[0] == "concat" for op in net.ops) == (name == "random_read_evidence")
     got = net.predict(images)
     assert np.abs(got - want).max() < 1e-5
     assert np.array_equal(got.argmax(axis=1), want.argmax(axis=1))

@@ -49,8 +49,10 @@ def test_configs_keep_uris_unmangled(tmp_path):
     # YAML: relative paths resolve against the YAML's folder, URIs are left alone
     (tmp_path / "cs.yaml").write_text(yaml.safe_dump({
         "reference": "ref.fa", "truth_vcf": "s3://b/t.vcf.gz", "truth_bed": "t.bed", "reads": ["gs://g/r.bam"],
-        "baseline": {"model": "s3://b/m.keras"}, "workdir": "s3://b/run2"}))
+        "baseline": {"model": "s3://b/m.keras"}, "workdir": "s3://b/run2",
+        "augment": [{"reads": ["extra/g.bam", "s3://b/h.bam"], "downsample_fraction": 0.1}]}))
     loaded = load_case_study(tmp_path / "cs.yaml")
+    assert loaded.augment[0].reads == [tmp_path / "extra" / "g.bam", "s3://b/h.bam"]
     assert loaded.reference == tmp_path / "ref.fa" and loaded.truth_vcf == "s3://b/t.vcf.gz"
     assert loaded.reads == ["gs://g/r.bam"] and loaded.workdir == "s3://b/run2" and loaded.baseline.model == "s3://b/m.keras"
 

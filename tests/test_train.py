@@ -91,7 +91,7 @@ def test_config_uses_deepvariant_names_and_defaults():
     assert (d.learning_rate_decay_rate, d.learning_rate_num_epochs_per_decay, d.optimizer, d.backbone_dropout_rate,
             d.early_stopping_patience, d.tune_every_steps, d.best_checkpoint_metric, d.weight_decay) == (
         0.947, 2.0, "rmsprop", 0.2, 10, 100_000, "tune/f1_weighted", 4e-5)
-    assert (d.architecture, d.class_weights, d.mixed_precision) == ("small_cnn", "none", False)
+    assert (d.architecture, d.class_weights, d.mixed_precision) == ("read_evidence", "none", False)
     for bad in ({"best_checkpoint_metric": "tune/auc"}, {"class_weights": [1, 2]}, {"class_weights": "heavy"},
                 {"optimizer": "adagrad"}, {"backbone_dropout_rate": 1.0}):
         with pytest.raises(ValueError):
@@ -183,26 +183,31 @@ def test_warm_start_copies_channels_and_refuses_other_shapes(init_model, tmp_pat
 
     from dvtrain.model import build_model, load_model, warm_start
 
-    source = load_model(init_model)
+    source = load_model(init_model)  # the default architecture, read_evidence
     old = source.get_weights()
     for channels in (4, 2):
         keras.utils.set_random_seed(1)
-        model = build_model((12, 17, channels))
+        model = build_model((12, 17, channels), architecture="read_evidence")
         assert warm_start(model, source, init_model) == {"channels_from": 3, "channels_to": channels}
         new = model.get_weights()
         c = min(3, channels)
-        np.testing.assert_array_equal(new[0][:, :, :c, :], old[0][:, :, :c, :])
-        assert not new[0][:, :, c:, :].any()  # added channels start at zero
-        for x, y in zip(new[1:], old[1:]):
-            np.testing.assert_array_equal(x, y)
+        adapted = 0
+        for x, y in zip(new, old):
+            if x.shape == y.shape:
+                np.testing.assert_array_equal(x, y)
+                continue
+            adapted += 1  # a kernel reading the image: shared channels copied, added ones zero
+            np.testing.assert_array_equal(x[:, :, :c, :], y[:, :, :c, :])
+            assert not x[:, :, c:, :].any()
+        assert adapted == 2  # the CNN's first convolution and the per-read one
     with pytest.raises(InputError, match=r"init.*trained on 12x17 images; these examples are 12x21"):
-        warm_start(build_model((12, 21, 3)), source, tmp_path / "init.keras")
+        warm_start(build_model((12, 21, 3), architecture="read_evidence"), source, tmp_path / "init.keras")
     # another height: every weight carries over (a 100-row generic model -> 32-row low-coverage images)
-    taller = build_model((20, 17, 3))
+    taller = build_model((20, 17, 3), architecture="read_evidence")
     warm_start(taller, source, init_model)
     for x, y in zip(taller.get_weights(), old):
         np.testing.assert_array_equal(x, y)
-    with pytest.raises(InputError, match=r"init\.keras: checkpoint is a small_cnn model; config.architecture is inception_v3"):
+    with pytest.raises(InputError, match=r"init\.keras: checkpoint is a read_evidence model; config.architecture is inception_v3"):
         warm_start(build_model((80, 80, 3), architecture="inception_v3"), source, tmp_path / "init.keras")
 
 
