@@ -478,6 +478,11 @@ class CallVariantsConfig(_Config):
                                       description="bgzipped, indexed truth variants; given: the calls are evaluated")
     truth_bed: Optional[Path] = Field(None, title="Confident regions",
                                       description="score only inside these regions (e.g. a coverage BED); needs a truth VCF")
+    vsc_min_count_snps: int = Field(2, ge=1, le=1000, title="Min SNP reads",
+                                    description="make_examples --vsc_min_count_snps: the value the model was trained "
+                                                "with (the case study's low-coverage setting, e.g. 1)")
+    vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads",
+                                      description="make_examples --vsc_min_count_indels, likewise")
     seed: int = Field(42, ge=0, title="Seed", description="seeds read down-sampling in make_examples")
 
     @model_validator(mode="after")

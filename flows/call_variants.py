@@ -55,7 +55,9 @@ def call_variants(config: CallVariantsConfig) -> dict:
     spec = str(config.workdir / "examples" / f"calling.tfrecord@{config.shards}.gz")
     bounded_map(make_examples_task, [
         MakeExamplesConfig(mode="calling", ref=config.reference, reads=config.reads, examples=spec,
-                           task=i, regions=config.regions, seed=config.seed)
+                           task=i, regions=config.regions, seed=config.seed,
+                           vsc_min_count_snps=config.vsc_min_count_snps,
+                           vsc_min_count_indels=config.vsc_min_count_indels)
         for i in range(config.shards)
     ], limit=config.max_concurrency)
     calls = call_task(CallConfig(
