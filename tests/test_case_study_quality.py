@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dvtrain.config import BaselineConfig, CallConfig, CaseStudyConfig, EvaluateConfig, MakeExamplesConfig, SimulateConfig
+from dvtrain.fileio import read_tfrecords
 
 
 pytestmark = pytest.mark.slow
@@ -44,6 +45,11 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
     # the demo's augmentation pass (generic reads downsampled to ~4x) went into the custom training set
     assert len(sorted((wd / "custom" / "examples").glob("train-augment1.tfrecord-*-of-*.gz"))) == 2
     assert "2 input file(s)" not in (wd / "custom" / "shuffled" / "train.dataset_config.pbtxt").read_text()
+    # 1-read candidates for the low-coverage examples; the baseline calls DeepVariant's defaults
+    assert len(sorted((wd / "baseline" / "examples").glob("test.tfrecord-*-of-*.gz"))) == 2
+    n_test = {m: sum(1 for p in (wd / d / "examples").glob("test.tfrecord-*.gz") for _ in read_tfrecords(p))
+              for m, d in (("custom", "test"), ("baseline", "baseline"))}
+    assert n_test["custom"] > 2 * n_test["baseline"]
     f1 = {(r["model"], r["Type"]): r["METRIC.F1_Score"] for r in report["rows"]}
     totals = {r["Type"]: r["TRUTH.TOTAL"] for r in report["rows"] if r["model"] == "custom"}
     assert totals["SNP"] > 300 and totals["INDEL"] > 50  # enough variants to compare
