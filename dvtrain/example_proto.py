@@ -27,15 +27,17 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(buf: bytes, i: int) -> tuple[int, int]:
-    shift = 0
-    result = 0
+def _read_varint(buf: bytes | memoryview, i: int) -> tuple[int, int]:
+    b = buf[i]
+    if b < 0x80:  # most tags and lengths: one byte
+        return b, i + 1
+    result, shift = b & 0x7F, 7
     while True:
-        b = buf[i]
         i += 1
+        b = buf[i]
         result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, i
+        if b < 0x80:
+            return result, i + 1
         shift += 7
 
 
@@ -66,7 +68,9 @@ def encode_example(features: dict[str, Value]) -> bytes:
     return _ld(1, entries)
 
 
-def _fields(buf: bytes):
+def _fields(buf: bytes | memoryview):
+    """(field number, wire type, value) of each field of a message: an int for varints, a
+    slice of ``buf`` otherwise (zero-copy when ``buf`` is a memoryview)."""
     i = 0
     n = len(buf)
     while i < n:
@@ -74,6 +78,8 @@ def _fields(buf: bytes):
         field, wire = tag >> 3, tag & 7
         if wire == 2:
             length, i = _read_varint(buf, i)
+            if i + length > n:
+                raise ValueError("truncated field")
             yield field, wire, buf[i : i + length]
             i += length
         elif wire == 0:
@@ -89,47 +95,64 @@ def _fields(buf: bytes):
             raise ValueError(f"unsupported wire type {wire}")
 
 
-def _decode_feature(buf: bytes) -> list:
-    for kind, _, payload in _fields(buf):
-        out: list = []
-        for f, wire, v in _fields(payload):
-            if f != 1:
+def feature_lists(buf: bytes | memoryview) -> dict[str, tuple[int, memoryview]]:
+    """A serialised tf.train.Example as {key: (kind, list message)}: kind 1 BytesList,
+    2 FloatList, 3 Int64List, 0 an empty Feature. Zero-copy: the list messages are
+    memoryviews into ``buf`` (call_variants takes the image bytes from them uncopied)."""
+    out: dict[str, tuple[int, memoryview]] = {}
+    for f1, wire, features in _fields(memoryview(buf)):
+        if f1 != 1 or wire != 2:
+            continue
+        for f2, wire2, entry in _fields(features):
+            if f2 != 1 or wire2 != 2:
                 continue
-            if kind == 1:
-                out.append(bytes(v))
-            elif kind == 2:
-                out.extend(struct.unpack(f"<{len(v) // 4}f", v) if wire == 2 else struct.unpack("<f", v))
-            elif kind == 3:
-                if wire == 2:
-                    j = 0
-                    while j < len(v):
-                        x, j = _read_varint(v, j)
-                        out.append(x - (1 << 64) if x >= 1 << 63 else x)
-                else:
-                    out.append(v - (1 << 64) if v >= 1 << 63 else v)
-        return out
-    return []
+            key, value = None, memoryview(b"")
+            for f3, wire3, v in _fields(entry):
+                if f3 == 1 and wire3 == 2:
+                    key = str(v, "utf-8")
+                elif f3 == 2 and wire3 == 2:
+                    value = v
+            if key is not None:
+                out[key] = next(((kind, lst) for kind, w, lst in _fields(value) if w == 2), (0, memoryview(b"")))
+    return out
+
+
+def bytes_values(lst: memoryview) -> list[memoryview]:
+    """A BytesList's values (memoryviews)."""
+    return [v for f, wire, v in _fields(lst) if f == 1 and wire == 2]
+
+
+def int_values(lst: memoryview) -> list[int]:
+    """An Int64List's values (packed or not), as signed 64-bit integers."""
+    vals: list[int] = []
+    for f, wire, v in _fields(lst):
+        if f != 1:
+            continue
+        if wire == 2:
+            j = 0
+            while j < len(v):
+                x, j = _read_varint(v, j)
+                vals.append(x)
+        elif wire == 0:
+            vals.append(v)
+        else:
+            raise ValueError("not an Int64List")
+    return [x - (1 << 64) if x >= 1 << 63 else x for x in vals]
+
+
+def _float_values(lst: memoryview) -> list[float]:
+    out: list[float] = []
+    for f, wire, v in _fields(lst):
+        if f == 1:
+            out.extend(struct.unpack(f"<{len(v) // 4}f", v) if wire == 2 else struct.unpack("<f", v))
+    return out
 
 
 def decode_example(buf: bytes, keys: set[str] | None = None) -> dict[str, list]:
     """Parse a serialised tf.train.Example into {key: [values]} (optionally only ``keys``)."""
-    result: dict[str, list] = {}
-    for field, _, features in _fields(buf):
-        if field != 1:
-            continue
-        for f2, _, entry in _fields(features):
-            if f2 != 1:
-                continue
-            key = None
-            value = b""
-            for f3, _, v in _fields(entry):
-                if f3 == 1:
-                    key = bytes(v).decode()
-                elif f3 == 2:
-                    value = v
-            if key is not None and (keys is None or key in keys):
-                result[key] = _decode_feature(value)
-    return result
+    decoders = {1: lambda lst: [bytes(v) for v in bytes_values(lst)], 2: _float_values, 3: int_values}
+    return {key: decoders[kind](lst) if kind in decoders else []
+            for key, (kind, lst) in feature_lists(buf).items() if keys is None or key in keys}
 
 
 # --------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from .errors import DvtrainError, InputError, ShapeMismatchError, require_file
-from .example_proto import decode_alt_allele_indices, decode_variant
+from .example_proto import bytes_values, decode_alt_allele_indices, decode_variant, feature_lists, int_values
 from .fileio import read_tfrecords
 
 
@@ -431,108 +431,25 @@ class Prediction:
     counts: Optional[tuple[int, ...]]  # dvtrain/allele_counts: depth, ref reads, alt reads
 
 
-def _varint(mv: memoryview, i: int) -> tuple[int, int]:
-    b = mv[i]
-    if b < 0x80:
-        return b, i + 1
-    result, shift = b & 0x7F, 7
-    while True:
-        i += 1
-        b = mv[i]
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, i + 1
-        shift += 7
-
-
-def _len_fields(mv: memoryview) -> Iterator[tuple[int, memoryview]]:
-    """(field number, payload) of the length-delimited fields of a message (zero-copy);
-    fields of other wire types are skipped."""
-    i, n = 0, len(mv)
-    while i < n:
-        tag, i = _varint(mv, i)
-        wire = tag & 7
-        if wire == 2:
-            ln, j = _varint(mv, i)
-            if j + ln > n:
-                raise ValueError("truncated field")
-            yield tag >> 3, mv[j:j + ln]
-            i = j + ln
-        elif wire == 0:
-            _, i = _varint(mv, i)
-        elif wire in (1, 5):
-            i += 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"wire type {wire}")
-
-
-def parse_features(buf: bytes) -> dict[str, tuple[int, memoryview]]:
-    """A serialised tf.train.Example as {key: (kind, list message)}: kind 1 BytesList,
-    2 FloatList, 3 Int64List. Zero-copy (memoryviews into ``buf``): the image bytes are
-    not copied on the way to NumPy."""
-    out: dict[str, tuple[int, memoryview]] = {}
-    for f1, features in _len_fields(memoryview(buf)):
-        if f1 != 1:
-            continue
-        for f2, entry in _len_fields(features):
-            if f2 != 1:
-                continue
-            key, value = None, None
-            for f3, v in _len_fields(entry):
-                if f3 == 1:
-                    key = str(v, "utf-8")
-                elif f3 == 2:
-                    value = v
-            if key is not None and value is not None:
-                for kind, lst in _len_fields(value):
-                    out[key] = (kind, lst)
-                    break
-    return out
-
-
-def _bytes_values(lst: memoryview) -> list[memoryview]:
-    return [v for f, v in _len_fields(lst) if f == 1]
-
-
-def _int_values(lst: memoryview) -> list[int]:
-    """An Int64List's values (packed or not)."""
-    vals: list[int] = []
-    i, n = 0, len(lst)
-    while i < n:
-        tag, i = _varint(lst, i)
-        if tag == (1 << 3) | 2:
-            ln, i = _varint(lst, i)
-            end = i + ln
-            while i < end:
-                v, i = _varint(lst, i)
-                vals.append(v - (1 << 64) if v >= 1 << 63 else v)
-        elif tag == (1 << 3):
-            v, i = _varint(lst, i)
-            vals.append(v - (1 << 64) if v >= 1 << 63 else v)
-        else:
-            raise ValueError("not an Int64List")
-    return vals
-
-
 def _examples(path: Path, shape: tuple[int, ...]) -> Iterator[tuple[np.ndarray, tuple]]:
     size = math.prod(shape)
     for rec in read_tfrecords(path):
         try:
-            ex = parse_features(rec)
+            ex = feature_lists(rec)
             image = ex.get("image/encoded")
             variant = ex.get("variant/encoded")
             if image is None or variant is None or image[0] != 1 or variant[0] != 1:
                 raise InputError(path, "example without image/encoded or variant/encoded")
-            have = tuple(_int_values(ex["image/shape"][1])) if "image/shape" in ex else ()
+            have = tuple(int_values(ex["image/shape"][1])) if "image/shape" in ex else ()
             if have != shape:
                 raise ShapeMismatchError(path, f"image shape {list(have)} does not fit the model ({list(shape)})")
-            img = np.frombuffer(_bytes_values(image[1])[0], dtype=np.uint8)
+            img = np.frombuffer(bytes_values(image[1])[0], dtype=np.uint8)
             if img.size != size:
                 raise InputError(path, f"image/encoded holds {img.size} bytes, not {list(shape)}")
-            var = decode_variant(bytes(_bytes_values(variant[1])[0]))
-            sub = tuple(decode_alt_allele_indices(bytes(_bytes_values(ex["alt_allele_indices/encoded"][1])[0]))) \
+            var = decode_variant(bytes(bytes_values(variant[1])[0]))
+            sub = tuple(decode_alt_allele_indices(bytes(bytes_values(ex["alt_allele_indices/encoded"][1])[0]))) \
                 if "alt_allele_indices/encoded" in ex else (0,)
-            counts = tuple(_int_values(ex["dvtrain/allele_counts"][1])) if "dvtrain/allele_counts" in ex else ()
+            counts = tuple(int_values(ex["dvtrain/allele_counts"][1])) if "dvtrain/allele_counts" in ex else ()
         except (ValueError, IndexError, UnicodeDecodeError) as e:
             raise InputError(path, f"a record is not a tf.train.Example ({e})") from None
         yield img.reshape(shape), (var["reference_name"], int(var["start"]), var["reference_bases"],

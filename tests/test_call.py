@@ -16,10 +16,11 @@ import pytest
 
 from dvtrain.call import call_variants, combine_site, postprocess, site_fields
 from dvtrain.gvcf import cut_blocks, merge_blocks
-from dvtrain.inference import NumpyCNN, Prediction, parse_features
+from dvtrain.inference import NumpyCNN, Prediction
 from dvtrain.config import CallConfig, MakeExamplesConfig
 from dvtrain.errors import InputError
-from dvtrain.example_proto import decode_example, encode_alt_allele_indices, encode_example, encode_variant
+from dvtrain.example_proto import (bytes_values, decode_example, encode_alt_allele_indices, encode_example, encode_variant,
+                                   feature_lists, int_values)
 from dvtrain.fileio import TFRecordWriter
 from dvtrain.gvcf import gvcf_blocks_path, reference_confidence
 from dvtrain.make_examples import make_examples
@@ -199,16 +200,20 @@ def test_numpy_engine_declines_other_architectures(tmp_path):
         load_engine(tmp_path / "other.keras", "numpy")
 
 
-def test_fast_example_parser_agrees_with_the_codec():
+def test_zero_copy_feature_lists_agree_with_decode_example():
     rec = encode_example({"image/encoded": bytes(range(256)) * 3, "image/shape": [3, 16, 16],
                           "dvtrain/allele_counts": [7, 3, 2**40], "neg": [-5], "f": [0.5, 1.5],
                           "variant/encoded": encode_variant("c", 9, "A", ["G", "T"])})
-    fast, slow = parse_features(rec), decode_example(rec)
-    assert set(fast) == set(slow)
-    from dvtrain.inference import _bytes_values, _int_values
-
-    assert bytes(_bytes_values(fast["image/encoded"][1])[0]) == slow["image/encoded"][0]
-    assert _int_values(fast["dvtrain/allele_counts"][1]) == [7, 3, 2**40] and _int_values(fast["neg"][1]) == [-5]
+    lists, decoded = feature_lists(rec), decode_example(rec)
+    assert set(lists) == set(decoded)
+    image = bytes_values(lists["image/encoded"][1])[0]
+    assert isinstance(image, memoryview) and image.obj is rec  # call_variants copies no image bytes
+    assert bytes(image) == decoded["image/encoded"][0] == bytes(range(256)) * 3
+    assert int_values(lists["dvtrain/allele_counts"][1]) == decoded["dvtrain/allele_counts"] == [7, 3, 2**40]
+    assert decoded["neg"] == [-5] and decoded["f"] == [0.5, 1.5] and decoded["image/shape"] == [3, 16, 16]
+    assert decode_example(rec, keys={"neg"}) == {"neg": [-5]}
+    with pytest.raises(ValueError, match="truncated"):
+        feature_lists(rec[:-3])
 
 
 # ---------------------------------------------------------------- whole call: filters, header, sample
