@@ -192,15 +192,5 @@ def encode_alt_allele_indices(indices: list[int]) -> bytes:
 
 
 def decode_alt_allele_indices(buf: bytes) -> list[int]:
-    out: list[int] = []
-    for field, wire, val in _fields(buf):
-        if field != 1:
-            continue
-        if wire == 2:
-            j = 0
-            while j < len(val):
-                x, j = _read_varint(val, j)
-                out.append(x)
-        else:
-            out.append(val)
-    return out
+    """AltAlleleIndices: its repeated field 1, packed or not (the wire form of an Int64List)."""
+    return int_values(memoryview(buf))
