@@ -205,7 +205,7 @@ class TrainConfig(_Config):
     label_smoothing: float = Field(0.01, ge=0, lt=1, title="Label smoothing")
     weight_decay: float = Field(4e-5, ge=0, title="Weight decay", description="L2 penalty on the kernels")
     backbone_dropout_rate: float = Field(0.2, ge=0, lt=1, title="Backbone dropout",
-                                         description="dropout before the softmax layer (both architectures)")
+                                         description="dropout before the softmax layer (every architecture)")
     rho: float = Field(0.9, ge=0, lt=1, title="RMSprop rho")
     momentum: float = Field(0.9, ge=0, lt=1, title="Momentum", description="rmsprop and sgd")
     # DeepVariant uses epsilon 1.0 over ~10^5 steps; at the few hundred steps of a small

@@ -1,15 +1,15 @@
 """The genotype classifiers: uint8 pileup tensors H x W x C -> P(hom-ref, het, hom-alt).
 
 Backend-portable (TensorFlow by default, JAX on the GPU machine): only ``keras.layers``,
-``keras.ops`` and ``keras.applications`` are used. Two architectures
-(``TrainConfig.architecture``), both scaling pixels to [-1, 1] as DeepVariant does and
-ending in a 3-way softmax:
+``keras.ops`` and ``keras.applications`` are used. Three architectures
+(``TrainConfig.architecture``), each scaling pixels to [-1, 1] as DeepVariant does
+(read_evidence's per-read branch: to [0, 1]) and ending in a 3-way softmax:
 
-* ``small_cnn`` (default, model name ``dvtrain_cnn``): three stride-2 convolutions,
+* ``small_cnn`` (model name ``dvtrain_cnn``): three stride-2 convolutions,
   average pooling over read rows (which are exchangeable) keeping column position, where
   the candidate sits, a dense layer, dropout, softmax. Small enough for a 2-core CPU.
-* ``read_evidence`` (model name ``dvtrain_read_evidence``): ``small_cnn`` plus a per-read
-  branch. The read rows (below the 5 reference rows) of the 5 columns around the
+* ``read_evidence`` (the training default, model name ``dvtrain_read_evidence``):
+  ``small_cnn`` plus a per-read branch. The read rows (below the 5 reference rows) of the 5 columns around the
   candidate go through two bias-free 1 x 5 / 1 x 1 convolutions, one read at a time, and
   are summed over reads. An empty row is all zeros and adds nothing, so the sum counts
   evidence the way a genotype likelihood does (each read contributes its own base,
@@ -20,7 +20,7 @@ ending in a 3-way softmax:
   shape (any channel count; height and width at least 75), global average pooling,
   dropout, softmax. About 22 M weights.
 
-``backbone_dropout_rate`` is the rate of the dropout before the softmax in both;
+``backbone_dropout_rate`` is the rate of the dropout before the softmax in all three;
 ``weight_decay`` an L2 penalty on every convolution and dense kernel. With
 ``mixed_precision`` the layers compute in float16 (``mixed_float16``) and the softmax
 layer stays float32.

@@ -48,12 +48,15 @@ def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
     return str(uri.join(config.workdir, model, "examples", f"{split}.tfrecord@{config.shards}.gz"))
 
 
+_CANDIDATE_OPTIONS = ("vsc_min_count_snps", "vsc_min_count_indels")
+
+
 def _candidates(config: CaseStudyConfig, model: str) -> dict:
-    """make_examples options of the low-coverage examples (custom and test); the baseline's
-    generic reads keep DeepVariant's defaults."""
+    """make_examples' candidate thresholds: the case study's for the low-coverage examples
+    (custom and test), make_examples' own defaults (DeepVariant's) for the baseline."""
     if model == "baseline":
-        return {}
-    return {"vsc_min_count_snps": config.vsc_min_count_snps, "vsc_min_count_indels": config.vsc_min_count_indels}
+        return {name: MakeExamplesConfig.model_fields[name].default for name in _CANDIDATE_OPTIONS}
+    return {name: getattr(config, name) for name in _CANDIDATE_OPTIONS}
 
 
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],
@@ -184,9 +187,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]
     # the generic model calls DeepVariant's default candidates, as it would be run
     # (the same examples unless the low-coverage thresholds differ from those defaults)
-    fields = CaseStudyConfig.model_fields
-    defaults = {name: fields[name].default for name in _candidates(config, "test")}
-    base_test = test if _candidates(config, "test") == defaults \
+    base_test = test if _candidates(config, "test") == _candidates(config, "baseline") \
         else _make_examples(config, "baseline", "calling", config.reads, ["test"])["test"]
     rows = _evaluate(config, "baseline", baseline, base_test, bed) + _evaluate(config, "custom", custom, test, bed)
     if config.peers:  # bcftools / freebayes on the same reads and BED
