@@ -89,6 +89,8 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--vsc_min_fraction_indels", type=float)
 @click.option("--min_mapping_quality", type=int)
 @click.option("--min_base_quality", type=int)
+@click.option("--indel_informative_reads/--noindel_informative_reads", default=None,
+              help="indel images leave out reads that stop inside the indel's repeat (default on; off: as DeepVariant)")
 @click.option("--pileup_image_height", type=int)
 @click.option("--pileup_image_width", type=int)
 @click.option("--exclude_regions", multiple=True, help="regions to leave out (contig, chr:start-end or BED)")

@@ -97,6 +97,10 @@ class MakeExamplesConfig(_Config):
     vsc_min_fraction_indels: float = Field(0.06, ge=0, le=1)
     min_mapping_quality: int = Field(5, ge=0)
     min_base_quality: int = Field(10, ge=0)
+    indel_informative_reads: bool = Field(
+        True, description="images of indel candidates leave out reads that end or are clipped before the end of "
+                          "the repeat the indel sits in (they cannot tell the indel from the reference); "
+                          "false draws every overlapping read, as DeepVariant does")
     pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
     pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
     downsample_fraction: float = Field(1.0, gt=0, le=1, description="keep this fraction of read pairs (seeded by name)")

@@ -98,14 +98,48 @@ def _eligible(batch: ReadBatch, rows: np.ndarray, pos: int, min_bq: int) -> np.n
     return rows[~low]
 
 
-def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, rng_seed: int) -> np.ndarray:
+def repeat_end(pos: int, ref_allele: str, alt: str, seq: str) -> int:
+    """The first reference position after every placement of the indel (left-aligned at
+    ``pos``, 0-based, anchor base included in both alleles): the indel can slide right
+    through a tandem repeat, so only a read aligned past the repeat tells it from the
+    reference."""
+    if len(ref_allele) > len(alt):  # deletion of ref_allele[1:]
+        n = len(ref_allele) - 1
+        k = 0
+        while pos + 1 + n + k < len(seq) and seq[pos + 1 + n + k] == seq[pos + 1 + k]:
+            k += 1
+        return pos + 1 + n + k
+    ins = alt[1:]  # insertion after pos
+    k = 0
+    while ins and pos + 1 + k < len(seq) and seq[pos + 1 + k] == ins[k % len(ins)]:
+        k += 1
+    return pos + 1 + k
+
+
+def informative(batch: ReadBatch, rows: np.ndarray, alleles: list, seq: str) -> np.ndarray:
+    """Mask over ``rows`` of the reads that can tell an indel-only candidate from the
+    reference: reads carrying one of its indels, and reads aligned from the anchor base to
+    past the repeat the indel sits in (``repeat_end``). A read that ends, or is clipped,
+    inside the repeat looks like a reference read although it cannot be one; at 4x two
+    such reads turn a hom-alt insertion into a het call."""
+    keys = [(a.pos, a.ref, a.alt) for a in alleles]
+    need = max(repeat_end(a.pos, a.ref, a.alt, seq) for a in alleles)
+    spans = (batch.start[rows] <= alleles[0].pos) & (batch.end[rows] > need)
+    carries = np.fromiter((any(k in batch.events.get(int(r), ()) for k in keys) for r in rows), bool, rows.size)
+    return spans | carries
+
+
+def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, rng_seed: int,
+                 ref: RefCache | None = None) -> np.ndarray:
     """Rows of the batch drawn for ``cand`` (one candidate or a list at one position), in
     image row order.
 
     Reads overlapping [pos - 5, pos + len(ref) + 5) with MAPQ >= min_mapping_quality and
-    no low-quality base at the candidate are eligible. When there are more than H - 5,
-    a permutation seeded by ``rng_seed`` keeps H - 5 of them. Rows follow the batch order:
-    (alignment start, read name), ties in input order.
+    no low-quality base at the candidate are eligible. With ``cfg.indel_informative_reads``
+    (and ``ref``), a candidate whose alleles are all indels keeps only the reads
+    ``informative`` for it. When there are more than H - 5, a permutation seeded by
+    ``rng_seed`` keeps H - 5 of them. Rows follow the batch order: (alignment start, read
+    name), ties in input order.
     """
     batch = _as_batch(reads)
     max_reads = cfg.pileup_image_height - REF_ROWS
@@ -117,6 +151,8 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
     hi = pos + max(max(len(a.ref) for a in alleles), 1) + READ_OVERLAP_BUFFER
     rows = batch.overlapping(lo, hi)
     rows = _eligible(batch, rows[batch.mapq[rows] >= cfg.min_mapping_quality], pos, cfg.min_base_quality)
+    if cfg.indel_informative_reads and ref is not None and rows.size and not any(a.is_snp for a in alleles):
+        rows = rows[informative(batch, rows, alleles, ref.seq)]
     if rows.size > max_reads:
         rows = rows[np.sort(np.random.default_rng(rng_seed).permutation(rows.size)[:max_reads])]
     return rows
@@ -151,7 +187,7 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
-    sel = select_reads(alleles, batch, cfg, rng_seed)
+    sel = select_reads(alleles, batch, cfg, rng_seed, ref)
     if sel.size:
         _draw_reads(img, batch, sel, alleles, w0, refcol, has_insert)
     return img

@@ -131,16 +131,43 @@ def test_without_the_insert_size_channel_the_other_channels_are_unchanged():
 
 def test_indel_candidate_support_comes_from_the_read_carrying_the_indel():
     dele = SimpleNamespace(chrom="c", pos=6, ref="GTN", alt="G", is_snp=False)
-    img = build_image(dele, [READ_A, READ_B, READ_D], REF, _cfg(), rng_seed=1)
+    dv = _cfg(indel_informative_reads=False)  # DeepVariant's rule: every overlapping read
+    img = build_image(dele, [READ_A, READ_B, READ_D], REF, dv, rng_seed=1)
     # window 1..11; rows D, A, B; column of the anchor (6) is 5
     assert [int(v) for v in img[5:8, 5, 4]] == [152, 254, 0]  # B starts right of the anchor
     assert [int(v) for v in img[6, :, 4]] == [0, 0, 254, 254, 254, 254, 0, 0, 254, 254, 254]
     assert int(img[8, 0, 0]) == 0  # empty row: only 3 reads
     assert not img[8].any()
     ins = SimpleNamespace(chrom="c", pos=11, ref="T", alt="TGG", is_snp=False)
-    img = build_image(ins, [READ_A, READ_B, READ_C, READ_D], REF, _cfg(), rng_seed=1)
+    img = build_image(ins, [READ_A, READ_B, READ_C, READ_D], REF, dv, rng_seed=1)
     # window 6..16: rows D, A, B, C; B carries the insertion
     assert [int(v) for v in img[5:9, 5, 4]] == [152, 152, 254, 0]  # C starts at 12
+
+
+def test_indel_images_leave_out_reads_that_cannot_tell_the_indel_from_the_reference():
+    ins = SimpleNamespace(chrom="c", pos=11, ref="T", alt="TGG", is_snp=False)
+    img = build_image(ins, [READ_A, READ_B, READ_C, READ_D], REF, _cfg(), rng_seed=1)
+    # the inserted GG could sit after 11 or 12 (reference G at 12): a reference read must
+    # align through 13. D ends at 11 and C starts after the anchor: both left out.
+    assert [int(v) for v in img[5:7, 5, 4]] == [152, 254]  # A (reference), B (carries it)
+    assert not img[7:].any()
+    dele = SimpleNamespace(chrom="c", pos=6, ref="GTN", alt="G", is_snp=False)
+    img = build_image(dele, [READ_A, READ_B, READ_D], REF, _cfg(), rng_seed=1)
+    assert [int(v) for v in img[5:7, 5, 4]] == [152, 254]  # D spans 6..9; B starts inside the deletion
+    assert not img[7:].any()
+    # SNP images are unchanged: D ends at 11 and still shows its G at 10
+    assert build_image(SNP, [READ_D], REF, _cfg(), 0)[5, 5, 4] == 254
+
+
+@pytest.mark.parametrize("pos,ref,alt,end", [
+    (1, "A", "ACA", 6),       # ins CA into A|CACA|T: slides to after 5; base 6 must be aligned
+    (1, "ACA", "A", 6),       # del CA from the same repeat
+    (0, "G", "GT", 1),        # ins T before A: no repeat, the next base must be aligned
+    (5, "A", "AT", 8),        # ins T into TT: slides twice
+])
+def test_repeat_end_is_the_first_base_past_every_placement_of_the_indel(pos, ref, alt, end):
+    from dvtrain.pileup import repeat_end
+    assert repeat_end(pos, ref, alt, "GACACATTG") == end
 
 
 def test_a_list_of_alleles_supports_reads_carrying_any_of_them():
