@@ -133,10 +133,14 @@ def _beam_flags(args: list[str]) -> list[str]:
 @click.option("--output_dataset_config_pbtxt", type=click.Path(path_type=Path))
 @click.option("--num_shards", type=int)
 @click.option("--seed", type=int)
+@click.option("--memory_mb", type=int, help="examples one worker holds in memory (MiB, default 128); the rest spill")
+@click.option("--spill_dir", help="folder for spilled buckets (default: beside the output; gs://... on Dataflow)")
+@click.option("--progress/--no-progress", "show_progress", default=True, show_default=True,
+              help="progress bar on stderr (drawn only on a terminal)")
 @click.option("--runner", help="Beam runner: FnApiRunner (default, in-process), BundleBasedDirectRunner, "
                                "DataflowRunner, SparkRunner, FlinkRunner, PortableRunner, ...")
 @click.pass_context
-def shuffle(ctx: click.Context, input_pattern_list, **kw) -> None:
+def shuffle(ctx: click.Context, input_pattern_list, show_progress: bool, **kw) -> None:
     """Stage 3: global shuffle (Apache Beam) + dataset_config.pbtxt.
 
     Any other --flag=value is a Beam pipeline option, as in DeepVariant's shuffle script,
@@ -145,8 +149,22 @@ def shuffle(ctx: click.Context, input_pattern_list, **kw) -> None:
     """
     from .shuffle import shuffle as run
 
-    _emit(run(_build(C.ShuffleConfig, input_pattern_list=_split((input_pattern_list,)),  # type: ignore[arg-type]
-                     pipeline_options=_beam_flags(ctx.args) or None, **kw)))
+    cfg = _build(C.ShuffleConfig, input_pattern_list=_split((input_pattern_list,)),  # type: ignore[arg-type]
+                 pipeline_options=_beam_flags(ctx.args) or None, **kw)
+    bar = click.progressbar(length=1000, label="shuffling", file=sys.stderr, show_percent=True, show_eta=True) \
+        if show_progress else None
+
+    def report(p: dict) -> None:
+        assert bar is not None
+        bar.label = f"shuffled {p['written']:,} records"
+        bar.update(max(0, int(1000 * p["fraction"]) - bar.pos))
+
+    if bar is None:
+        _emit(run(cfg))
+        return
+    with bar:
+        result = run(cfg, progress=report)
+    _emit(result)
 
 
 def _train_option_names() -> dict[str, str]:

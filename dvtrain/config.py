@@ -134,6 +134,10 @@ class ShuffleConfig(_Config):
     output_dataset_config_pbtxt: Optional[Location] = None
     num_shards: int = Field(4, ge=1)
     seed: int = 42
+    memory_mb: int = Field(128, ge=16, le=1 << 20,
+                           description="examples one worker holds in memory at a time (MiB); more spills to disk")
+    spill_dir: Optional[str] = Field(None, description="folder for the spilled buckets (default: beside the "
+                                                       "output); a shared URI (gs://, s3://) on distributed runners")
     runner: str = Field(
         "FnApiRunner", pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
         description="Beam runner: FnApiRunner or BundleBasedDirectRunner (in-process), or DataflowRunner, SparkRunner, "

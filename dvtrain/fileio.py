@@ -110,13 +110,16 @@ class TFRecordWriter:
             self.abort()
 
 
-def read_tfrecords(path: str | Path, verify: bool = True) -> Iterator[bytes]:
-    """Yield the payloads of one TFRecord file (gzip if it ends in .gz)."""
+def read_tfrecords(path: str | Path, verify: bool = True, position: list[int] | None = None) -> Iterator[bytes]:
+    """Yield the payloads of one TFRecord file (gzip if it ends in .gz). ``position``, when
+    given, has its item 0 set to the bytes of the file consumed so far after each record."""
     path = Path(path)
-    opener = _gzip.open if path.name.endswith(".gz") else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with open(path, "rb") as raw, (
+                _gzip.GzipFile(fileobj=raw, mode="rb") if path.name.endswith(".gz") else raw) as fh:
             while True:
+                if position is not None:
+                    position[0] = raw.tell()
                 header = fh.read(12)
                 if not header:
                     return

@@ -104,7 +104,14 @@ def make_examples_task(config: MakeExamplesConfig) -> dict:
 def shuffle_task(config: ShuffleConfig) -> dict:
     from dvtrain.shuffle import shuffle
 
-    out = staged(shuffle, config, outputs=("output_pattern_prefix", "output_dataset_config_pbtxt"))
+    progress = Progress(f"shuffle-{config.output_dataset_name}-progress", 1000,
+                        f"shuffle {config.output_dataset_name} (per mille)")
+
+    def report(p: dict) -> None:  # called from the shuffle's progress thread, about once a second
+        progress.set(int(1000 * p["fraction"]), f"{p['written']:,} records written")
+
+    out = staged(lambda c: shuffle(c, progress=report), config,
+                 outputs=("output_pattern_prefix", "output_dataset_config_pbtxt"))
     get_run_logger().info(
         "shuffle %s: %s examples %s -> %s",
         config.output_dataset_name, out["num_examples"], out.get("class_counts", {}), out["dataset_config"],

@@ -72,6 +72,7 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
         "training-baseline": "markdown", "training-custom": "markdown",
         "training-baseline-progress": "progress", "training-custom-progress": "progress",
         "make-examples-custom-training-progress": "progress", "make-examples-test-calling-progress": "progress",
+        "shuffle-train-progress": "progress", "shuffle-tune-progress": "progress",
     }
     with get_client(sync_client=True) as client:
         found = {a.key: a for a in client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(expected))))}
