@@ -34,6 +34,30 @@ def _emit(result: Any) -> None:
     click.echo(json.dumps(result, indent=2, sort_keys=True, default=str))
 
 
+def _container_options(f: Callable) -> Callable:
+    """--deepvariant (run Google's container for this stage), --deepvariant_version, --container_runtime."""
+    f = click.option("--container_runtime", type=click.Choice(["docker", "apptainer"]),
+                     help="with --deepvariant: docker (default) or apptainer")(f)
+    f = click.option("--deepvariant_version", help="with --deepvariant: image tag (default 1.6.1)")(f)
+    return click.option("--deepvariant", "use_container", is_flag=True, default=False,
+                        help="run this stage in the google/deepvariant container (the deepvariant engine)")(f)
+
+
+def _container_engine(version: str | None, runtime: str | None) -> "C.DeepVariantEngineConfig":
+    opts = {k: v for k, v in (("version", version), ("runtime", runtime)) if v}
+    return _build(C.DeepVariantEngineConfig, **opts)  # type: ignore[return-value]
+
+
+def _run_containers(engine: "C.DeepVariantEngineConfig", *specs) -> None:
+    """Run container specs in order, their logs on stderr; print what ran."""
+    from .containers import runtime
+
+    rt = runtime(engine)
+    for spec in specs:
+        rt.run(spec, log=lambda line: click.echo(line, err=True))
+    _emit({"engine": "deepvariant", "runs": [{"image": s.image, "command": list(s.command)} for s in specs]})
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dvtrain")
 def cli() -> None:
@@ -100,7 +124,9 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
               help="calling mode: also write reference blocks to SHARD.gvcf.tsv.gz (for call --gvcf_outfile)")
 @click.option("--gvcf_gq_binsize", type=int, help="GQ bin size of the reference blocks (default 5)")
 @click.option("--seed", type=int)
-def make_examples_cmd(reads, regions, channels, exclude_regions, **kw) -> None:
+@_container_options
+def make_examples_cmd(reads, regions, channels, exclude_regions, use_container, deepvariant_version,
+                      container_runtime, **kw) -> None:
     """Stage 2: candidates -> pileup tensors -> tf.Example shard --task of N."""
     from .make_examples import make_examples
 
@@ -108,6 +134,11 @@ def make_examples_cmd(reads, regions, channels, exclude_regions, **kw) -> None:
     cfg = _build(C.MakeExamplesConfig, reads=_split(reads), regions=regs,
                  exclude_regions=[r for v in exclude_regions for r in v.split()],
                  channels=_split(channels) if channels else None, **kw)
+    if use_container:
+        from .containers import make_examples_spec
+
+        engine = _container_engine(deepvariant_version, container_runtime)
+        return _run_containers(engine, make_examples_spec(cfg, engine))  # type: ignore[arg-type]
     _emit(make_examples(cfg))  # type: ignore[arg-type]
 
 
@@ -255,8 +286,10 @@ class _TrainProgress:
 @click.option("--config", "config_yaml", type=click.Path(path_type=Path), help="YAML file of training options")
 @click.option("--progress/--no-progress", "show_progress", default=True, show_default=True,
               help="progress bar on stderr (drawn only on a terminal)")
+@_container_options
 @click.pass_context
-def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, **kw) -> None:
+def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, use_container: bool,
+          deepvariant_version: str | None, container_runtime: str | None, **kw) -> None:
     """Stage 4: train the genotype classifier; best checkpoint by --config.best_checkpoint_metric.
 
     Any training option is --config.NAME=VALUE, as in DeepVariant (e.g. --config.optimizer=adam
@@ -285,6 +318,11 @@ def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, **k
         field = names.get(field, field)
         where = flags.get(field) or named.get(field) or f"--config.{field}"
         raise DvtrainError(f"{where}: {err['msg']}") from None
+    if use_container:  # DeepVariant's own train, in its -gpu image
+        from .containers import train_spec
+
+        engine = _container_engine(deepvariant_version, container_runtime)
+        return _run_containers(engine, train_spec(cfg, engine))
     bar = _TrainProgress() if show_progress else None
     try:
         result = run(cfg, progress=bar.evaluated if bar else None, on_step=bar.step if bar else None)
@@ -316,10 +354,18 @@ def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, **k
 @click.option("--nonvariant_site_path", help="reference-block files (default: SHARD.gvcf.tsv.gz beside each shard)")
 @click.option("--threads", type=int, help="inference worker processes (default 2)")
 @click.option("--engine", type=click.Choice(["auto", "numpy", "keras"]), help="inference engine (default auto)")
+@_container_options
 @click.pass_context
-def call(ctx: click.Context, reads, **kw) -> None:
+def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: str | None,
+         container_runtime: str | None, **kw) -> None:
     """Stage 5: call_variants + postprocess_variants -> bgzipped, indexed VCF (and gVCF)."""
     from .call import call_variants, command_line
+
+    if use_container:  # DeepVariant's call_variants, then postprocess_variants
+        from .containers import call_variants_specs
+
+        engine = _container_engine(deepvariant_version, container_runtime)
+        return _run_containers(engine, *call_variants_specs(_build(C.CallConfig, reads=_split(reads), **kw), engine))
 
     # the command line as parsed (flags in a fixed order), so the VCF header is reproducible
     argv = ["call"] + [w for p in ctx.command.params if ctx.params.get(p.name) not in (None, ())
@@ -342,15 +388,25 @@ def call(ctx: click.Context, reads, **kw) -> None:
 @click.option("--threads", type=int, help="worker processes for matching")
 @click.option("--truth-sample", "truth_sample", help="sample of a multi-sample truth VCF (default: the first)")
 @click.option("--query-sample", "query_sample", help="sample of a multi-sample query VCF (default: the first)")
-def evaluate(regions, **kw) -> None:
+@click.option("--happy", is_flag=True, default=False,
+              help="also run hap.py itself (jmcdani20/hap.py:v0.3.12, --engine=vcfeval) to PREFIX.happy.*")
+@click.option("--container_runtime", type=click.Choice(["docker", "apptainer"]), help="with --happy")
+def evaluate(regions, happy: bool, container_runtime: str | None, **kw) -> None:
     """Stage 6: hap.py-style comparison (haplotype replay) -> PREFIX.summary.csv,
     PREFIX.extended.csv, PREFIX.vcf.gz and PREFIX.metrics.json."""
     from .evaluate import evaluate as run
     from .report import format_table
 
     contigs = [c for r in regions for c in r.split(",") if c]
-    rows = run(_build(C.EvaluateConfig, regions=contigs, **kw))  # type: ignore[arg-type]
+    cfg = _build(C.EvaluateConfig, regions=contigs, **kw)
+    rows = run(cfg)  # type: ignore[arg-type]
     click.echo(format_table([r for r in rows if r.get("Filter") == "PASS"]))
+    if happy:
+        from .containers import happy_spec, runtime
+
+        engine = _container_engine(None, container_runtime)
+        spec = happy_spec(cfg.model_copy(update={"output_prefix": f"{cfg.output_prefix}.happy"}), engine)  # type: ignore[attr-defined]
+        runtime(engine).run(spec, log=lambda line: click.echo(line, err=True))
 
 
 @cli.command("benchmark-peers")

@@ -126,6 +126,30 @@ class MakeExamplesConfig(_Config):
         return self
 
 
+# ---------------------------------------------------------------- deepvariant engine
+class DeepVariantEngineConfig(_Config):
+    """How the ``deepvariant`` engine runs Google's containers (dvtrain.containers)."""
+
+    version: str = Field("1.6.1", pattern=r"^[A-Za-z0-9_.-]+$", description="google/deepvariant image tag")
+    image: str = Field("google/deepvariant", description="CPU image; the GPU image is IMAGE:VERSION-gpu")
+    happy_image: str = Field("jmcdani20/hap.py:v0.3.12", description="hap.py image for evaluation")
+    runtime: Literal["docker", "apptainer"] = Field("docker", description="docker (the docker SDK) or apptainer "
+                                                                          "(apptainer exec docker://IMAGE, for HPC)")
+    apptainer_binary: str = Field("apptainer", description="apptainer or singularity")
+    pull_retries: int = Field(3, ge=1, le=20)
+    gpus: int = Field(1, ge=-1, le=64, description="GPUs for train (and call when > 0); -1 all, 0 none")
+    strategy: Literal["mirrored", "tpu"] = Field("mirrored", description="train --strategy")
+    model_type: str = Field("WGS", description="run_deepvariant --model_type")
+    train_config: str = Field("/opt/deepvariant/deepvariant/dv_config.py:base",
+                              description="train --config: a path inside the image, or a host dv_config.py "
+                                          "(mounted read-only), with its :base suffix")
+    train_overrides: dict[str, str] = Field(default_factory=dict, description="extra --config.NAME=VALUE for train")
+    user: Optional[str] = Field(None, pattern=r"^\d+:\d+$", description="uid:gid (default: the invoking user's)")
+
+    def image_for(self, kind: Literal["cpu", "gpu"]) -> str:
+        return f"{self.image}:{self.version}" + ("-gpu" if kind == "gpu" else "")
+
+
 # ---------------------------------------------------------------- shuffle
 class ShuffleConfig(_Config):
     input_pattern_list: list[str] = Field(min_length=1, description="shard specs, globs or paths")

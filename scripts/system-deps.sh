@@ -5,6 +5,8 @@ missing=()
 for pkg in "$@"; do
   case "$pkg" in
     python3-venv) python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=("$pkg") ;;
+    docker.io) command -v dockerd >/dev/null 2>&1 || missing+=("$pkg") ;;
+    busybox-static) [ -x /bin/busybox ] || missing+=("$pkg") ;;
     *) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done

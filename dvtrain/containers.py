@@ -1,0 +1,376 @@
+"""The ``deepvariant`` engine: each stage run by Google's DeepVariant containers.
+
+A stage becomes a ``ContainerSpec`` (image, argument list, bind mounts, user, environment,
+GPUs): pure data built from the same pydantic configs the native engine takes, so every
+spec is unit-tested without an engine. A runtime then runs a spec: ``DockerRuntime``
+(the docker SDK) or ``ApptainerRuntime`` (``apptainer exec docker://...``, for HPC).
+
+Mounts are minimal and keep host paths: every input file (with its index companions) is
+bound read-only at its own absolute path, and the one output folder read-write, also at its
+own path. Paths inside files the container reads (the ``tfrecord_path`` of a
+dataset_config.pbtxt, for one) therefore resolve unchanged, and no home folder is mounted.
+Containers run as the invoking uid:gid (outputs are not root's), never privileged, and
+commands are argument lists, never shell strings.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+from .config import CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
+from .errors import DvtrainError, InputError
+from .fileio import sharded_paths
+
+DV_BIN = "/opt/deepvariant/bin"
+HAPPY = "/opt/hap.py/bin/hap.py"
+DV_TRAIN_CONFIG = "/opt/deepvariant/deepvariant/dv_config.py:base"
+#: index files looked for beside an input (BAM, FASTA, VCF, BED)
+COMPANIONS = (".bai", ".crai", ".csi", ".tbi", ".fai", ".gzi")
+LOG_TAIL = 50
+
+
+class ContainerError(DvtrainError):
+    """A container exited non-zero; the message carries its last log lines."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str  # absolute host path
+    target: str  # path inside the container
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    image: str
+    command: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    user: str  # "uid:gid"
+    environment: dict[str, str] = field(default_factory=dict)
+    gpus: int = 0  # GPUs to request; -1 all
+    workdir: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not self.command or not all(isinstance(a, str) for a in self.command):
+            raise ValueError("a container command is a non-empty list of strings")
+
+
+def invoking_user() -> str:
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+class _Mounts:
+    """Collects bind mounts: inputs read-only at their own paths, one output folder."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Mount] = {}
+
+    def input(self, path: str | Path, companions: bool = True) -> str:
+        p = Path(path).resolve()
+        if not p.exists():
+            raise InputError(path, "does not exist")
+        self._add(Mount(str(p), str(p), True))
+        if companions and p.is_file():
+            for suffix in COMPANIONS:
+                for side in (Path(str(p) + suffix), p.with_suffix(suffix)):
+                    if side.is_file():
+                        self._add(Mount(str(side), str(side), True))
+        return str(p)
+
+    def output(self, folder: str | Path) -> str:
+        p = Path(folder).resolve()
+        p.mkdir(parents=True, exist_ok=True)
+        self._add(Mount(str(p), str(p), False))
+        return str(p)
+
+    def _add(self, m: Mount) -> None:
+        old = self.items.get(m.target)
+        if old is None or (old.read_only and not m.read_only):
+            self.items[m.target] = m
+
+    def tuple(self) -> tuple[Mount, ...]:
+        # an input inside the output folder is covered by the read-write mount
+        rw = [m.source for m in self.items.values() if not m.read_only]
+        keep = [m for m in self.items.values()
+                if not m.read_only or not any(m.source.startswith(d + os.sep) for d in rw)]
+        return tuple(sorted(keep, key=lambda m: m.target))
+
+
+def _regions(mounts: _Mounts, regions: Iterable[str]) -> list[str]:
+    """Region words: contigs and chr:start-end stay, BED files are mounted."""
+    out = []
+    for r in regions:
+        out.append(mounts.input(r) if r.endswith((".bed", ".bed.gz")) and Path(r).exists() else r)
+    return out
+
+
+# ---------------------------------------------------------------- stage specs
+def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
+    """DeepVariant make_examples for shard ``cfg.task`` of ``cfg.examples`` (NAME.tfrecord@N.gz)."""
+    m = _Mounts()
+    out_dir = m.output(Path(sharded_paths(cfg.examples)[0]).parent)
+    examples = str(Path(out_dir) / Path(cfg.examples).name)
+    cmd = [f"{DV_BIN}/make_examples", "--mode", cfg.mode, "--ref", m.input(cfg.ref),
+           "--reads", ",".join(m.input(r) for r in cfg.reads), "--examples", examples, "--task", str(cfg.task)]
+    if cfg.channels:
+        cmd += ["--channels", ",".join(cfg.channels)]
+    if cfg.regions:
+        cmd += ["--regions", " ".join(_regions(m, cfg.regions))]
+    if cfg.exclude_regions:
+        cmd += ["--exclude_regions", " ".join(_regions(m, cfg.exclude_regions))]
+    if cfg.mode == "training":
+        cmd += ["--truth_variants", m.input(cfg.truth_variants), "--confident_regions", m.input(cfg.confident_regions)]
+    if cfg.downsample_fraction < 1:
+        cmd += ["--downsample_fraction", repr(cfg.downsample_fraction)]
+    if cfg.training_random_emit_ref_sites:
+        cmd += ["--training_random_emit_ref_sites", repr(cfg.training_random_emit_ref_sites)]
+    for flag in ("vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_fraction_snps", "vsc_min_fraction_indels",
+                 "min_mapping_quality", "min_base_quality", "pileup_image_height", "pileup_image_width"):
+        cmd += [f"--{flag}", str(getattr(cfg, flag))]
+    cmd += ["--random_seed", str(cfg.seed)]
+    return ContainerSpec(engine.image_for("cpu"), tuple(cmd), m.tuple(), engine.user or invoking_user(),
+                         {"TF_CPP_MIN_LOG_LEVEL": "2"}, 0, out_dir)
+
+
+def train_spec(cfg: TrainConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
+    """DeepVariant train (the -gpu image) with ``--config=dv_config.py:base`` and overrides."""
+    m = _Mounts()
+    out = m.output(cfg.experiment_dir)
+    config_file, _, variant = engine.train_config.partition(":")
+    if Path(config_file).is_file():  # a dv_config.py of the user's, not the image's
+        config_file = m.input(config_file, companions=False)
+    cmd = [f"{DV_BIN}/train", f"--config={config_file}" + (f":{variant}" if variant else "")]
+    for name, pbtxt in (("train_dataset_pbtxt", cfg.train_dataset_config), ("tune_dataset_pbtxt", cfg.tune_dataset_config)):
+        cmd.append(f"--config.{name}={m.input(pbtxt)}")
+        for shard_dir in _dataset_dirs(pbtxt):
+            m.input(shard_dir, companions=False)
+    if cfg.init_checkpoint:
+        cmd.append(f"--config.init_checkpoint={_checkpoint(m, str(cfg.init_checkpoint))}")
+    cmd += [f"--config.num_epochs={cfg.epochs}", f"--config.batch_size={cfg.batch_size}",
+            f"--config.learning_rate={cfg.learning_rate}",
+            f"--config.learning_rate_decay_rate={cfg.learning_rate_decay_rate}",
+            f"--config.learning_rate_num_epochs_per_decay={cfg.learning_rate_num_epochs_per_decay}",
+            f"--config.warmup_steps={cfg.warmup_steps}", f"--config.optimizer={cfg.optimizer}",
+            f"--config.label_smoothing={cfg.label_smoothing}", f"--config.weight_decay={cfg.weight_decay}",
+            f"--config.backbone_dropout_rate={cfg.backbone_dropout_rate}",
+            f"--config.early_stopping_patience={cfg.early_stopping_patience}",
+            f"--config.tune_every_steps={cfg.tune_every_steps}",
+            f"--config.best_checkpoint_metric={cfg.best_checkpoint_metric}",
+            f"--config.num_validation_examples={cfg.num_validation_examples}",
+            f"--experiment_dir={out}", f"--strategy={engine.strategy}"]
+    cmd += [f"--config.{k}={v}" for k, v in engine.train_overrides.items()]
+    return ContainerSpec(engine.image_for("gpu"), tuple(cmd), m.tuple(), engine.user or invoking_user(),
+                         {"TF_CPP_MIN_LOG_LEVEL": "2"}, engine.gpus, out)
+
+
+def _dataset_dirs(pbtxt: str | Path) -> list[str]:
+    """The folders of a dataset_config.pbtxt's tfrecord_path (they must be mounted too)."""
+    from .shuffle import read_dataset_config
+
+    return sorted({str(Path(read_dataset_config(pbtxt)["tfrecord_path"]).parent)})
+
+
+def _checkpoint(m: _Mounts, ckpt: str) -> str:
+    """A checkpoint prefix (model.ckpt-N: its .index/.data-* files) or folder, mounted
+    with its example_info.json; gs:// checkpoints are passed through."""
+    if "://" in ckpt:
+        return ckpt
+    p = Path(ckpt).resolve()
+    if p.is_dir():
+        return m.input(p, companions=False)
+    parts = sorted(p.parent.glob(p.name + ".*")) + sorted(p.parent.glob("example_info.json"))
+    if not parts:
+        raise InputError(ckpt, "no checkpoint files (PREFIX.index, PREFIX.data-*) found")
+    for part in parts:
+        m.input(part, companions=False)
+    return str(p)
+
+
+def call_spec(cfg: CallConfig, engine: DeepVariantEngineConfig, reads: list[str], regions: list[str],
+              shards: int) -> ContainerSpec:
+    """``run_deepvariant --model_type WGS --customized_model ...``: BAM to VCF in one container."""
+    m = _Mounts()
+    out = Path(m.output(Path(cfg.outfile).parent))
+    cmd = [f"{DV_BIN}/run_deepvariant", f"--model_type={engine.model_type}",
+           f"--customized_model={_checkpoint(m, str(cfg.checkpoint))}", f"--ref={m.input(cfg.ref)}",
+           f"--reads={m.input(reads[0])}", f"--output_vcf={out / Path(cfg.outfile).name}",
+           f"--num_shards={shards}", f"--intermediate_results_dir={out / 'intermediate_results'}"]
+    if regions:
+        cmd.append(f"--regions={' '.join(_regions(m, regions))}")
+    if cfg.gvcf_outfile:
+        cmd.append(f"--output_gvcf={out / Path(cfg.gvcf_outfile).name}")
+    if cfg.sample_name:
+        cmd.append(f"--sample_name={cfg.sample_name}")
+    return ContainerSpec(engine.image_for("gpu" if engine.gpus else "cpu"), tuple(cmd), m.tuple(),
+                         engine.user or invoking_user(), {"TF_CPP_MIN_LOG_LEVEL": "2"}, engine.gpus, str(out))
+
+
+def call_variants_specs(cfg: CallConfig, engine: DeepVariantEngineConfig) -> tuple[ContainerSpec, ContainerSpec]:
+    """``call_variants`` over calling examples, then ``postprocess_variants`` to the VCF."""
+    m = _Mounts()
+    out = Path(m.output(Path(cfg.outfile).parent))
+    for shard in sharded_paths(cfg.examples):
+        m.input(shard, companions=False)
+        info = Path(shard + ".example_info.json")
+        if info.is_file():
+            m.input(info, companions=False)
+    examples = str(Path(cfg.examples).resolve())
+    cvo = str(out / (Path(cfg.outfile).name.split(".vcf")[0] + ".call_variants_output.tfrecord.gz"))
+    ckpt = _checkpoint(m, str(cfg.checkpoint))
+    user = engine.user or invoking_user()
+    image = engine.image_for("gpu" if engine.gpus else "cpu")
+    call = ContainerSpec(image, (f"{DV_BIN}/call_variants", f"--outfile={cvo}", f"--examples={examples}",
+                                 f"--checkpoint={ckpt}"), m.tuple(), user, {"TF_CPP_MIN_LOG_LEVEL": "2"},
+                         engine.gpus, str(out))
+    post_cmd = [f"{DV_BIN}/postprocess_variants", f"--ref={m.input(cfg.ref)}", f"--infile={cvo}",
+                f"--outfile={out / Path(cfg.outfile).name}", f"--qual_filter={cfg.qual_filter}"]
+    if cfg.sample_name:
+        post_cmd.append(f"--sample_name={cfg.sample_name}")
+    post = ContainerSpec(image, tuple(post_cmd), m.tuple(), user, {}, 0, str(out))
+    return call, post
+
+
+def happy_spec(cfg: EvaluateConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
+    """hap.py with the vcfeval engine (``--engine=vcfeval --pass-only``, as the case study)."""
+    m = _Mounts()
+    out = Path(m.output(Path(cfg.output_prefix).parent))
+    if cfg.reference is None:
+        raise InputError("evaluate", "hap.py needs the reference FASTA (--reference)")
+    cmd = [HAPPY, m.input(cfg.truth_vcf), m.input(cfg.query_vcf), "-r", m.input(cfg.reference),
+           "-o", str(out / Path(cfg.output_prefix).name), "--engine=vcfeval"]
+    if cfg.confident_bed:
+        cmd += ["-f", m.input(cfg.confident_bed)]
+    if cfg.pass_only:
+        cmd.append("--pass-only")
+    if cfg.regions:
+        cmd += ["-l", ",".join(cfg.regions)]
+    return ContainerSpec(engine.happy_image, tuple(cmd), m.tuple(), engine.user or invoking_user(), {}, 0, str(out))
+
+
+# ---------------------------------------------------------------- runtimes
+def _fail(spec: ContainerSpec, code: int, tail: Iterable[str]) -> ContainerError:
+    lines = "\n".join(tail)
+    return ContainerError(f"{spec.image} {Path(spec.command[0]).name} exited with code {code}; "
+                          f"last {LOG_TAIL} log lines:\n{lines}")
+
+
+class DockerRuntime:
+    """Runs specs with the docker SDK: pull with retries, stream logs, remove the container."""
+
+    def __init__(self, client=None, pull_retries: int = 3, retry_wait_s: float = 5.0):
+        self._client = client
+        self.pull_retries, self.retry_wait_s = pull_retries, retry_wait_s
+
+    @property
+    def client(self):
+        if self._client is None:
+            import docker
+
+            try:
+                self._client = docker.from_env()
+                self._client.ping()
+            except docker.errors.DockerException as e:
+                raise DvtrainError(f"docker: no engine reachable ({e}); engine deepvariant needs one "
+                                   "(or runtime: apptainer)") from None
+        return self._client
+
+    def pull(self, image: str) -> None:
+        import docker
+
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        for attempt in range(1, self.pull_retries + 1):
+            try:
+                self.client.images.pull(image)
+                return
+            except docker.errors.APIError as e:
+                if attempt == self.pull_retries:
+                    raise DvtrainError(f"docker: cannot pull {image} after {attempt} tries: {e}") from None
+                time.sleep(self.retry_wait_s * 2 ** (attempt - 1))
+
+    def run_kwargs(self, spec: ContainerSpec) -> dict:
+        """The ``containers.run`` arguments of a spec (never privileged, no shell)."""
+        from docker.types import DeviceRequest, Mount as DockerMount
+
+        kw = {
+            "image": spec.image, "command": list(spec.command), "user": spec.user, "environment": dict(spec.environment),
+            "mounts": [DockerMount(target=m.target, source=m.source, type="bind", read_only=m.read_only)
+                       for m in spec.mounts],
+            "working_dir": spec.workdir, "privileged": False, "detach": True,
+        }
+        if not any("://" in a for a in spec.command):  # gs:// checkpoints need the network; nothing else does
+            kw["network_mode"] = "none"
+        if spec.gpus:
+            kw["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
+        return kw
+
+    def run(self, spec: ContainerSpec, log: Callable[[str], None] = print) -> None:
+        self.pull(spec.image)
+        container = self.client.containers.run(**self.run_kwargs(spec))
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
+        try:
+            pending = b""
+            for chunk in container.logs(stream=True, follow=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    text = line.decode(errors="replace").rstrip()
+                    tail.append(text)
+                    log(text)
+            if pending:
+                tail.append(pending.decode(errors="replace"))
+                log(tail[-1])
+            code = int(container.wait().get("StatusCode", 1))
+        finally:
+            try:
+                container.remove(force=True)
+            except Exception:  # already gone; nothing to clean up
+                pass
+        if code:
+            raise _fail(spec, code, tail)
+
+
+class ApptainerRuntime:
+    """Runs specs with ``apptainer exec docker://IMAGE`` (Singularity works the same)."""
+
+    def __init__(self, binary: str = "apptainer"):
+        self.binary = binary
+
+    def argv(self, spec: ContainerSpec) -> list[str]:
+        argv = [self.binary, "exec", "--containall", "--cleanenv", "--no-home"]
+        for m in spec.mounts:
+            argv += ["--bind", f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}"]
+        for k, v in sorted(spec.environment.items()):
+            argv += ["--env", f"{k}={v}"]
+        if spec.workdir:
+            argv += ["--pwd", spec.workdir]
+        if spec.gpus:
+            argv.append("--nv")
+        return argv + [f"docker://{spec.image}", *spec.command]
+
+    def run(self, spec: ContainerSpec, log: Callable[[str], None] = print) -> None:
+        tail: deque[str] = deque(maxlen=LOG_TAIL)
+        try:
+            proc = subprocess.Popen(self.argv(spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        except FileNotFoundError:
+            raise DvtrainError(f"{self.binary}: not installed (runtime apptainer)") from None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail.append(line.rstrip())
+            log(tail[-1])
+        if proc.wait():
+            raise _fail(spec, proc.returncode, tail)
+
+
+def runtime(engine: DeepVariantEngineConfig):
+    return ApptainerRuntime(engine.apptainer_binary) if engine.runtime == "apptainer" else \
+        DockerRuntime(pull_retries=engine.pull_retries)
