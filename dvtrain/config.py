@@ -145,6 +145,8 @@ class DeepVariantEngineConfig(_Config):
                                           "(mounted read-only), with its :base suffix")
     train_overrides: dict[str, str] = Field(default_factory=dict, description="extra --config.NAME=VALUE for train")
     user: Optional[str] = Field(None, pattern=r"^\d+:\d+$", description="uid:gid (default: the invoking user's)")
+    happy: bool = Field(False, description="case study: also score each model's calls with hap.py itself "
+                                          "(happy_image, --engine=vcfeval --pass-only) into WORKDIR/MODEL/happy.*")
 
     def image_for(self, kind: Literal["cpu", "gpu"]) -> str:
         return f"{self.image}:{self.version}" + ("-gpu" if kind == "gpu" else "")
@@ -348,7 +350,7 @@ class Splits(_Config):
 class BaselineConfig(_Config):
     """Either an existing model, or BAMs from which a generic baseline model is trained first."""
 
-    model: Optional[Location] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point)")
+    model: Optional[Location] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point); with engine deepvariant a DeepVariant checkpoint prefix")
     reads: list[Location] = Field(default_factory=list, title="Baseline reads",
                               description="generic-coverage BAMs to train a baseline from, when no model is given")
 
@@ -438,6 +440,17 @@ class CaseStudyConfig(_Config):
         description="conventional callers run on the test split with the same reads and scored in the same "
                     "coverage BED (rows next to baseline and custom); a missing binary is skipped; empty: none",
     )
+    engine: Literal["native", "deepvariant"] = Field(
+        "native", title="Engine",
+        description="native: dvtrain's stages; deepvariant: make_examples, train and call run in Google's "
+                    "DeepVariant containers (baseline.model is then a DeepVariant checkpoint); coverage, shuffle "
+                    "and evaluation stay dvtrain's (docs/deepvariant-engine.md)",
+    )
+    deepvariant: DeepVariantEngineConfig = Field(default_factory=DeepVariantEngineConfig, title="DeepVariant containers")
+
+    def container_engine(self) -> Optional[DeepVariantEngineConfig]:
+        """The container settings when ``engine`` is deepvariant, else None."""
+        return self.deepvariant if self.engine == "deepvariant" else None
 
 
 def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:

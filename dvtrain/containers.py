@@ -374,3 +374,61 @@ class ApptainerRuntime:
 def runtime(engine: DeepVariantEngineConfig):
     return ApptainerRuntime(engine.apptainer_binary) if engine.runtime == "apptainer" else \
         DockerRuntime(pull_retries=engine.pull_retries)
+
+
+# ---------------------------------------------------------------- stages through containers
+def run_make_examples(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig,
+                      log: Callable[[str], None] = print) -> dict:
+    """make_examples shard ``cfg.task`` in the container; the shard's summary as the native
+    stage returns it (path, num_examples, class_counts in training mode)."""
+    from .example_proto import decode_example
+    from .fileio import read_tfrecords, shard_path
+
+    runtime(engine).run(make_examples_spec(cfg, engine), log)
+    path = shard_path(cfg.examples, cfg.task)
+    if not Path(path).is_file():
+        raise ContainerError(f"{path}: DeepVariant make_examples exited 0 but wrote no examples there")
+    counts = [0, 0, 0]
+    n = 0
+    for rec in read_tfrecords(path):
+        n += 1
+        if cfg.mode == "training":
+            label = decode_example(rec, keys={"label"}).get("label")
+            if label and 0 <= int(label[0]) <= 2:
+                counts[int(label[0])] += 1
+    out = {"path": path, "num_examples": n, "engine": "deepvariant"}
+    if cfg.mode == "training":
+        out["class_counts"] = counts
+    return out
+
+
+def latest_checkpoint(experiment_dir: str | Path) -> Optional[str]:
+    """The checkpoint prefix (``.../ckpt-N`` of ``ckpt-N.index``) with the highest N under
+    ``experiment_dir``, or None."""
+    found = []
+    for index in Path(experiment_dir).rglob("*.index"):
+        prefix = str(index)[: -len(".index")]
+        digits = prefix.rsplit("-", 1)[-1]
+        found.append((int(digits) if digits.isdigit() else -1, prefix))
+    return max(found)[1] if found else None
+
+
+def run_train(cfg: TrainConfig, engine: DeepVariantEngineConfig, log: Callable[[str], None] = print) -> dict:
+    """DeepVariant train in the container; ``best_model`` is its latest checkpoint prefix
+    (DeepVariant keeps the checkpoints that improved ``best_checkpoint_metric``)."""
+    runtime(engine).run(train_spec(cfg, engine), log)
+    best = latest_checkpoint(cfg.experiment_dir)
+    if best is None:
+        raise ContainerError(f"{cfg.experiment_dir}: DeepVariant train exited 0 but left no checkpoint (*.index)")
+    return {"best_model": best, "engine": "deepvariant", "epochs": cfg.epochs,
+            "init_checkpoint": str(cfg.init_checkpoint) if cfg.init_checkpoint else None}
+
+
+def run_call(cfg: CallConfig, engine: DeepVariantEngineConfig, log: Callable[[str], None] = print) -> dict:
+    """call_variants then postprocess_variants in the container -> ``cfg.outfile``."""
+    rt = runtime(engine)
+    for spec in call_variants_specs(cfg, engine):
+        rt.run(spec, log)
+    if not Path(cfg.outfile).is_file():
+        raise ContainerError(f"{cfg.outfile}: DeepVariant postprocess_variants exited 0 but wrote no VCF")
+    return {"outfile": str(cfg.outfile), "engine": "deepvariant"}

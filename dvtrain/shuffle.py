@@ -23,7 +23,9 @@ Peak memory per worker is about the budget (``memory_mb``) plus the interpreter.
 Outputs, DeepVariant style:
   PREFIX-0000i-of-0000N.tfrecord.gz   shuffled examples
   PREFIX.dataset_config.pbtxt         name, tfrecord_path, num_examples, # classN: count
-  PREFIX.example_info.json            copied from the inputs (they must all agree)
+  PREFIX.example_info.json            copied from the inputs (they must all agree); also
+                                      written as example_info.json in the output folder,
+                                      where DeepVariant's train looks for it
 """
 
 from __future__ import annotations
@@ -452,8 +454,15 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
         tmp.write_text(text)
     info_path = Path(f"{prefix}.example_info.json")
     if info:
+        text = json.dumps(info, sort_keys=True) + "\n"
         with atomic_output(info_path) as tmp:
-            tmp.write_text(json.dumps(info, sort_keys=True) + "\n")
+            tmp.write_text(text)
+        # DeepVariant's train reads example_info.json from the shards' folder; datasets that
+        # share the folder (train, tune) have the same shape, so the first one written stays
+        shared = out_dir / "example_info.json"
+        if not shared.exists() or _same_shape(shared, info):
+            with atomic_output(shared) as tmp:
+                tmp.write_text(text)
     return {
         "dataset_config": str(pbtxt),
         "tfrecord_path": pattern,
@@ -464,6 +473,14 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
         "buckets": n * per_shard,
         "worker_processes": len({pid for s in shards.values() for pid in s.get("pids", ())}),
     }
+
+
+def _same_shape(path: Path, info: dict) -> bool:
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True  # unreadable: replace it
+    return [old.get("shape"), old.get("channels")] == [info.get("shape"), info.get("channels")]
 
 
 def _remove_spill(spill: str) -> None:

@@ -161,14 +161,16 @@ def _example_info_candidates(dataset_config: Path, tfrecord_path: str) -> list[P
     name = dataset_config.name
     if name.endswith(".dataset_config.pbtxt"):
         out.append(dataset_config.parent / (name[: -len(".dataset_config.pbtxt")] + ".example_info.json"))
-    m = re.match(r"^(.*)-\?+-of-\d+\.tfrecord(\.gz)?$", tfrecord_path)
+    m = re.match(r"^(.*)-\?+-of-[\d?]+\.tfrecord(\.gz)?$", tfrecord_path)
     if m:
         out.append(Path(m.group(1) + ".example_info.json"))
+    out.append(Path(tfrecord_path).parent / "example_info.json")  # where DeepVariant's shuffle and train keep it
     return out
 
 
 def dataset_example_info(dataset_config: str | Path, tfrecord_path: str, shape: tuple) -> dict:
-    """The dataset's ``example_info.json`` (shuffle writes PREFIX.example_info.json), checked
+    """The dataset's ``example_info.json`` (PREFIX.example_info.json from our shuffle, or the
+    output folder's example_info.json, DeepVariant's place), checked
     against the examples' shape; one built from the shape when there is none."""
     for path in _example_info_candidates(Path(dataset_config), tfrecord_path):
         if path.is_file():

@@ -8,6 +8,8 @@ through their storage blocks (``tasks.staging.check_remote_inputs``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .bed import read_bed
 from .config import CaseStudyConfig
 from .errors import InputError, require_file
@@ -46,6 +48,11 @@ def check_case_study(cfg: CaseStudyConfig) -> None:
                 raise InputError(bam.filename.decode(), f"contig {missing[0]!r} (in splits) is not in the BAM header")
             bam.close()
     if cfg.baseline.model is not None and not is_remote(cfg.baseline.model):
-        require_file(cfg.baseline.model, "baseline model")
+        if cfg.engine == "deepvariant":  # a checkpoint prefix (PREFIX.index, PREFIX.data-*) or its folder
+            p = Path(cfg.baseline.model)
+            if not (p.is_dir() or Path(f"{p}.index").is_file()):
+                raise InputError(p, "baseline model: no DeepVariant checkpoint (PREFIX.index) there")
+        else:
+            require_file(cfg.baseline.model, "baseline model")
     if cfg.dataset_json is not None and not is_remote(cfg.dataset_json):
         require_file(cfg.dataset_json, "dataset_json")

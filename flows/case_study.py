@@ -31,6 +31,7 @@ from tasks import (
     call_task,
     coverage_task,
     evaluate_task,
+    happy_task,
     peers_task,
     publish_task,
     report_task,
@@ -116,7 +117,7 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
         train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
         experiment_dir=uri.join(config.workdir, model, "train"), init_checkpoint=init_checkpoint,
         epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
-    ), config.training_work_pool, storage_blocks=config.storage_blocks)
+    ), config.training_work_pool, storage_blocks=config.storage_blocks, engine=config.container_engine())
     return uri.location(trained["best_model"])
 
 
@@ -126,13 +127,20 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
         examples=spec, checkpoint=checkpoint, ref=config.reference,
         outfile=uri.join(config.workdir, model, "calls.vcf.gz"), sample_name=config.sample_name,
         reads=config.reads if config.sample_name is None else [],  # the sample named by the BAMs' read groups
-    ))
+    ), config.container_engine())
     rows = evaluate_task(EvaluateConfig(
         truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
         reference=config.reference, output_prefix=uri.join(config.workdir, model, "eval"),
         regions=config.splits.test,
     ), label=model)
     publish_evaluation(model, rows, calls["outfile"], config.truth_vcf, confident_bed)
+    engine = config.container_engine()
+    if engine is not None and engine.happy:  # hap.py itself, next to our evaluator
+        happy_task(EvaluateConfig(
+            truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
+            reference=config.reference, output_prefix=uri.join(config.workdir, model, "happy"),
+            regions=config.splits.test, pass_only=True,
+        ), engine)
     return [{"model": model, **row} for row in rows]
 
 

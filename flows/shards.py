@@ -30,7 +30,7 @@ from typing import Literal, Optional
 from prefect import flow, tags
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from dvtrain.config import CaseStudyConfig, MakeExamplesConfig
+from dvtrain.config import CaseStudyConfig, DeepVariantEngineConfig, MakeExamplesConfig
 from tasks import make_examples_task
 from tasks.artifacts import Progress
 
@@ -82,14 +82,18 @@ def shard_task_runner(kind: Literal["threads", "dask"] = "threads", max_concurre
 
 
 @flow(name="make-examples-shards", flow_run_name="make-examples-{label}", log_prints=True)
-def make_examples_shards(configs: list[MakeExamplesConfig], limit: int, label: str = "shards") -> list[dict]:
-    """Run every shard config through :data:`tasks.make_examples_task`, ``limit`` at a time."""
+def make_examples_shards(configs: list[MakeExamplesConfig], limit: int, label: str = "shards",
+                         engine: Optional[DeepVariantEngineConfig] = None) -> list[dict]:
+    """Run every shard config through :data:`tasks.make_examples_task`, ``limit`` at a time
+    (in DeepVariant's container when ``engine`` is given)."""
     progress = Progress(f"make-examples-{label}-progress", len(configs), f"make_examples {label} shards")
+    extra = {"engine": engine} if engine is not None else {}
     with tags(SHARD_TAG):
-        return bounded_map(make_examples_task, configs, limit=limit, on_settled=progress.set)
+        return bounded_map(make_examples_task, configs, limit=limit, on_settled=progress.set, **extra)
 
 
 def run_shards(config: CaseStudyConfig, configs: list[MakeExamplesConfig], label: str = "shards") -> list[dict]:
     """:func:`make_examples_shards` on the task runner ``config`` asks for; results in config order."""
     runner = shard_task_runner(config.task_runner, config.max_concurrency, config.dask_address, config.dask_workers)
-    return make_examples_shards.with_options(task_runner=runner)(configs, config.max_concurrency, label)
+    return make_examples_shards.with_options(task_runner=runner)(configs, config.max_concurrency, label,
+                                                                 config.container_engine())

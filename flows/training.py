@@ -19,7 +19,7 @@ from prefect.logging import get_logger
 
 from blocks.storage import exists, read_bytes, use_storage_blocks
 from dvtrain import uri
-from dvtrain.config import TrainConfig
+from dvtrain.config import DeepVariantEngineConfig, TrainConfig
 from dvtrain.errors import DvtrainError
 from tasks import train_task
 from tasks.artifacts import publish_training
@@ -30,15 +30,19 @@ TRAIN_FLOW_NAME = "train-model"
 
 
 @flow(name=TRAIN_FLOW_NAME, flow_run_name=training_run_name, log_prints=True)
-def train_model(train: TrainConfig, storage_blocks: Optional[dict[str, str]] = None) -> dict:
+def train_model(train: TrainConfig, storage_blocks: Optional[dict[str, str]] = None,
+                engine: Optional[DeepVariantEngineConfig] = None) -> dict:
     """Train (or warm-start from ``train.init_checkpoint``) one model; returns best_model/best_metrics.
 
     Args:
         train: datasets (shuffled ``dataset_config.pbtxt`` files), output folder and hyper-parameters.
         storage_blocks: ``{uri prefix: block name}`` for s3:// / gs:// locations (else blocks are found by bucket name).
+        engine: DeepVariant container settings: train with DeepVariant's own trainer in its -gpu image.
     """
     if storage_blocks is not None:
         use_storage_blocks(storage_blocks)
+    if engine is not None:
+        return train_task(train, engine)
     summary = train_task(train)
     publish_training(training_model_name(train.experiment_dir), summary, train.experiment_dir)
     return summary
@@ -85,14 +89,15 @@ def read_training_outputs(experiment_dir) -> dict:
 
 
 def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_interval: float = 2.0,
-                    storage_blocks: Optional[dict[str, str]] = None) -> dict:
+                    storage_blocks: Optional[dict[str, str]] = None,
+                    engine: Optional[DeepVariantEngineConfig] = None) -> dict:
     """Train in-process (``work_pool`` None/empty) or on ``work_pool`` through its ``train-model``
     deployment, waiting for it either way; returns the training summary (``best_model``, ...).
 
     Call it from a flow: the remote run is linked as a subflow of the caller.
     """
     if not work_pool:
-        return train_model(train, storage_blocks)
+        return train_model(train, storage_blocks, engine)
 
     from prefect.deployments import run_deployment
 
@@ -103,7 +108,8 @@ def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_in
         logger = get_logger(__name__)
     logger.info("training %s on work pool %s via deployment %s", train.experiment_dir, work_pool, name)
     run = run_deployment(
-        name, parameters={"train": train.model_dump(mode="json"), "storage_blocks": storage_blocks},
+        name, parameters={"train": train.model_dump(mode="json"), "storage_blocks": storage_blocks,
+                          **({"engine": engine.model_dump(mode="json")} if engine is not None else {})},
         as_subflow=True, timeout=None, poll_interval=poll_interval,
     )
     state = run.state
@@ -113,4 +119,11 @@ def submit_training(train: TrainConfig, work_pool: Optional[str] = None, poll_in
         raise TrainingSubmissionError(
             f"training run '{run.name}' ({run.id}) on work pool '{work_pool}' ended {status}{message}"
         )
+    if engine is not None:
+        from dvtrain.containers import latest_checkpoint
+
+        best = latest_checkpoint(uri.location(train.experiment_dir))
+        if best is None:
+            raise TrainingSubmissionError(f"{train.experiment_dir}: no DeepVariant checkpoint after the training run")
+        return {"best_model": best, "engine": "deepvariant"}
     return read_training_outputs(train.experiment_dir)

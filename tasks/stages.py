@@ -7,6 +7,7 @@ where a stage is missing or heavy (TensorFlow is only loaded by the tasks that n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from prefect import get_run_logger, task
 from prefect.tasks import exponential_backoff
@@ -14,6 +15,7 @@ from prefect.tasks import exponential_backoff
 from dvtrain.config import (
     CallConfig,
     CoverageConfig,
+    DeepVariantEngineConfig,
     EvaluateConfig,
     MakeExamplesConfig,
     PeersConfig,
@@ -89,10 +91,17 @@ def coverage_task(config: CoverageConfig) -> dict:
     task_run_name="make_examples-{config.mode}-{config.task}",
     **STAGE_OPTIONS,
 )
-def make_examples_task(config: MakeExamplesConfig) -> dict:
+def make_examples_task(config: MakeExamplesConfig, engine: Optional[DeepVariantEngineConfig] = None) -> dict:
+    """One make_examples shard: native, or in DeepVariant's container when ``engine`` is given."""
     from dvtrain.make_examples import make_examples
 
-    out = staged(make_examples, config, outputs=("examples",))
+    stage = make_examples
+    if engine is not None:
+        from dvtrain.containers import run_make_examples
+
+        log = get_run_logger()
+        stage = lambda c: run_make_examples(c, engine, log=log.info)  # noqa: E731
+    out = staged(stage, config, outputs=("examples",))
     get_run_logger().info(
         "make_examples %s shard %d: %s examples %s -> %s",
         config.mode, config.task, out["num_examples"], out.get("class_counts", {}), out["path"],
@@ -120,10 +129,19 @@ def shuffle_task(config: ShuffleConfig) -> dict:
 
 
 @task(cache_policy=FileContentInputs(outputs=("experiment_dir",), stage="dvtrain.train"), **STAGE_OPTIONS)
-def train_task(config: TrainConfig) -> dict:
+def train_task(config: TrainConfig, engine: Optional[DeepVariantEngineConfig] = None) -> dict:
     """Train one model. A retry (or a re-run after a crash) resumes from the state the failed
-    attempt saved at its last tune evaluation, when ``experiment_dir`` is local or shared."""
+    attempt saved at its last tune evaluation, when ``experiment_dir`` is local or shared.
+    With ``engine``, DeepVariant's own train runs in its -gpu container instead."""
     from dvtrain.train import train
+
+    if engine is not None:
+        from dvtrain.containers import run_train
+
+        log = get_run_logger()
+        out = staged(lambda c: run_train(c, engine, log=log.info), config, outputs=("experiment_dir",))
+        log.info("train (DeepVariant %s): %s epochs -> %s", engine.version, config.epochs, out["best_model"])
+        return out
 
     progress = Progress(f"training-{Path(config.experiment_dir).parent.name}-progress", config.epochs,
                         f"training {config.experiment_dir}")
@@ -153,11 +171,20 @@ def train_task(config: TrainConfig) -> dict:
 
 
 @task(cache_policy=FileContentInputs(outputs=("outfile", "gvcf_outfile"), stage="dvtrain.call"), **STAGE_OPTIONS)
-def call_task(config: CallConfig) -> dict:
+def call_task(config: CallConfig, engine: Optional[DeepVariantEngineConfig] = None) -> dict:
     """call_variants + postprocess; ``gvcf_outfile`` is an output too. Give the block files
     as ``nonvariant_site_path`` to have them staged and cache-keyed (beside the shards by
-    default, where only a local run finds them)."""
+    default, where only a local run finds them). With ``engine``, DeepVariant's
+    call_variants and postprocess_variants run in its container instead."""
     from dvtrain.call import call_variants
+
+    if engine is not None:
+        from dvtrain.containers import run_call
+
+        log = get_run_logger()
+        out = staged(lambda c: run_call(c, engine, log=log.info), config, outputs=("outfile", "gvcf_outfile"))
+        log.info("call_variants (DeepVariant %s) -> %s", engine.version, out["outfile"])
+        return out
 
     out = staged(call_variants, config, outputs=("outfile", "gvcf_outfile"))
     get_run_logger().info("call_variants: %s PASS of %s records %s (%s engine) -> %s%s",
@@ -223,3 +250,16 @@ def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> 
     report = staged_output(lambda d: write_report(rows, dataset, config, Path(d)), outdir)
     get_run_logger().info("report: %d rows -> %s", len(rows), outdir)
     return report
+
+
+@task(cache_policy=FileContentInputs(outputs=("output_prefix",), stage="dvtrain.containers"), **STAGE_OPTIONS)
+def happy_task(config: EvaluateConfig, engine: DeepVariantEngineConfig) -> dict:
+    """hap.py itself (its container, ``--engine=vcfeval``) on one call set -> PREFIX.summary.csv."""
+    from dvtrain.containers import happy_spec, runtime
+
+    log = get_run_logger()
+    spec = happy_spec(config, engine)
+    runtime(engine).run(spec, log=log.info)  # containers see local paths only
+    summary = f"{config.output_prefix}.summary.csv"
+    log.info("hap.py -> %s", summary)
+    return {"summary_csv": summary}

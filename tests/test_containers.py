@@ -325,3 +325,51 @@ def test_cli_without_an_engine_says_so_in_one_line(inputs, tmp_path, monkeypatch
                  "--examples", str(tmp_path / "out" / "t.tfrecord@1.gz"), "--deepvariant"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("dvtrain: error: docker: no engine reachable")
+
+
+# ---------------------------------------------------------------- stages and the flow through the engine
+def test_a_container_stage_summarises_its_shard_or_says_it_wrote_none(docker_client, inputs, tmp_path, monkeypatch):
+    from dvtrain.containers import run_make_examples
+    from dvtrain.example_proto import encode_example
+    from dvtrain.fileio import TFRecordWriter
+
+    d, _ = inputs
+    monkeypatch.setenv("DOCKER_HOST", docker_client.dvtrain_host)
+    engine = DeepVariantEngineConfig(version="dvtrain-standin")
+    cfg = MakeExamplesConfig(mode="training", ref=d / "ref.fa", reads=[d / "low.bam"],
+                             examples=str(tmp_path / "out" / "train.tfrecord@2.gz"), task=1, regions=["chr1"],
+                             truth_variants=d / "truth.vcf.gz", confident_regions=d / "conf.bed")
+    with pytest.raises(ContainerError, match=r"train.tfrecord-00001-of-00002.gz: DeepVariant make_examples exited 0 "
+                                             r"but wrote no examples there"):
+        run_make_examples(cfg, engine, log=lambda line: None)
+    # the shard DeepVariant would have written (the stand-in records its argv only)
+    with TFRecordWriter(tmp_path / "out" / "train.tfrecord-00001-of-00002.gz") as w:
+        for label in (0, 0, 1, 2, 2, 2):
+            w.write(encode_example({"label": [label], "image/shape": [1, 1, 1], "image/encoded": [b"\x00"]}))
+    out = run_make_examples(cfg, engine, log=lambda line: None)
+    assert out == {"path": str(tmp_path / "out" / "train.tfrecord-00001-of-00002.gz"), "num_examples": 6,
+                   "engine": "deepvariant", "class_counts": [2, 1, 3]}
+
+
+def test_the_case_study_flow_runs_its_stages_in_the_container(docker_client, prefect_server, sim_dataset, tmp_path,
+                                                             monkeypatch):
+    """engine: deepvariant sends make_examples to the container: the stand-in records the
+    training-mode command the flow built, then the flow stops with the stage's one-line error."""
+    from dvtrain.config import BaselineConfig, CaseStudyConfig
+    from flows import custom_model_training
+
+    monkeypatch.setenv("DOCKER_HOST", docker_client.dvtrain_host)
+    ckpt = tmp_path / "wgs" / "model.ckpt"
+    for part in ("model.ckpt.index", "model.ckpt.data-00000-of-00001", "example_info.json"):
+        _touch(ckpt.parent / part)
+    sim = sim_dataset
+    config = CaseStudyConfig(
+        reference=sim["ref"], truth_vcf=sim["truth_vcf"], truth_bed=sim["truth_bed"], reads=[sim["bams"]["lowcov"]],
+        baseline=BaselineConfig(model=ckpt), workdir=tmp_path / "wd", shards=1, max_concurrency=1, peers=[],
+        engine="deepvariant", deepvariant=DeepVariantEngineConfig(version="dvtrain-standin"))
+    with pytest.raises(ContainerError, match="DeepVariant make_examples exited 0 but wrote no examples"):
+        custom_model_training(config)
+    argv = (tmp_path / "wd" / "custom" / "examples" / "argv.txt").read_text().splitlines()
+    assert argv[:3] == ["/opt/deepvariant/bin/make_examples", "--mode", "training"]
+    assert _flag(argv, "--confident_regions") == str(tmp_path / "wd" / "coverage" / "confident.bed")
+    assert (tmp_path / "wd" / "coverage" / "confident.bed").is_file()  # coverage stayed native
