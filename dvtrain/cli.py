@@ -39,7 +39,7 @@ def _container_options(f: Callable) -> Callable:
     f = click.option("--container_runtime", type=click.Choice(["docker", "apptainer"]),
                      help="with --deepvariant: docker (default) or apptainer")(f)
     f = click.option("--deepvariant_version", help="with --deepvariant: image tag (default 1.6.1)")(f)
-    return click.option("--deepvariant", "use_container", is_flag=True, default=False,
+    return click.option("--deepvariant", "use_container", is_flag=True, default=None,  # None: not in a VCF's command line
                         help="run this stage in the google/deepvariant container (the deepvariant engine)")(f)
 
 
