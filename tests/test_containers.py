@@ -205,55 +205,64 @@ exit ${STANDIN_EXIT:-0}
 
 
 @pytest.fixture(scope="module")
-def docker_client(tmp_path_factory):
+def docker_client():
+    """A Docker engine: DVTRAIN_TEST_DOCKER_HOST, or a private dockerd started here (root)
+    and stopped afterwards, whatever happens in between."""
     import docker
 
     host = os.environ.get("DVTRAIN_TEST_DOCKER_HOST")
-    proc = None
-    if not host:
-        if os.getuid() != 0 or not shutil.which("dockerd") or not Path("/bin/busybox").exists():
-            pytest.skip("no Docker engine: needs root, dockerd (Debian docker.io) and /bin/busybox "
-                        "(busybox-static), or DVTRAIN_TEST_DOCKER_HOST")
-        root = Path("/tmp") / f"dvtrain-dockerd-{os.getpid()}"  # short: the socket path has a length limit
-        root.mkdir(exist_ok=True)
-        host = f"unix://{root}/docker.sock"
-        log = open(root / "dockerd.log", "w")
-        proc = subprocess.Popen(["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
-                                 f"--data-root={root}/data", f"--exec-root={root}/exec", f"--pidfile={root}/pid",
-                                 "-H", host], stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(60):
-        try:
-            client = docker.DockerClient(base_url=host)
-            client.ping()
-            break
-        except Exception:
-            if proc is not None and proc.poll() is not None:
-                pytest.skip(f"dockerd exited with {proc.returncode}: {(root / 'dockerd.log').read_text()[-300:]}")
-            time.sleep(0.5)
-    else:
-        pytest.skip(f"Docker engine at {host} did not answer in 30 s")
-    # the stand-in image: a static busybox and the recorder at every entry point (docker import, no registry)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        tar.add("/bin/busybox", arcname="bin/busybox")
-        for tool in ("sh", "cat", "id", "echo", "basename"):
-            link = tarfile.TarInfo(f"bin/{tool}")
-            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(link)
-        for path in ("opt/deepvariant/bin/make_examples", "opt/deepvariant/bin/train",
-                     "opt/deepvariant/bin/run_deepvariant", "opt/hap.py/bin/hap.py"):
-            info = tarfile.TarInfo(path)
-            info.size, info.mode = len(RECORDER), 0o755
-            tar.addfile(info, io.BytesIO(RECORDER.encode()))
-    client.api.import_image_from_data(buf.getvalue(), repository=STANDIN.split(":")[0], tag=STANDIN.split(":")[1])
-    client.images.get(STANDIN).tag("google/deepvariant", "dvtrain-standin")  # for the CLI's --deepvariant_version
-    client.dvtrain_host = host
-    yield client
-    client.close()
-    if proc is not None:
-        proc.terminate()
-        proc.wait(timeout=30)
-        shutil.rmtree(root, ignore_errors=True)
+    proc = root = None
+    try:
+        if not host:
+            if os.getuid() != 0 or not shutil.which("dockerd") or not Path("/bin/busybox").exists():
+                pytest.skip("no Docker engine: needs root, dockerd (Debian docker.io) and /bin/busybox "
+                            "(busybox-static), or DVTRAIN_TEST_DOCKER_HOST")
+            root = Path("/tmp") / f"dvtrain-dockerd-{os.getpid()}"  # short: the socket path has a length limit
+            root.mkdir(exist_ok=True)
+            host = f"unix://{root}/docker.sock"
+            with open(root / "dockerd.log", "w") as log:
+                proc = subprocess.Popen(["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none",
+                                         f"--data-root={root}/data", f"--exec-root={root}/exec",
+                                         f"--pidfile={root}/pid", "-H", host], stdout=log, stderr=subprocess.STDOUT)
+        client = None
+        for _ in range(60):
+            try:
+                client = docker.DockerClient(base_url=host)
+                client.ping()
+                break
+            except Exception:
+                client = None
+                if proc is not None and proc.poll() is not None:
+                    pytest.skip(f"dockerd exited with {proc.returncode}: "
+                                f"{(root / 'dockerd.log').read_text()[-300:]}")  # type: ignore[operator]
+                time.sleep(0.5)
+        if client is None:
+            pytest.skip(f"Docker engine at {host} did not answer in 30 s")
+        # the stand-in image: a static busybox and the recorder at every entry point (docker import, no registry)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add("/bin/busybox", arcname="bin/busybox")
+            for tool in ("sh", "cat", "id", "echo", "basename"):
+                link = tarfile.TarInfo(f"bin/{tool}")
+                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(link)
+            for path in ("opt/deepvariant/bin/make_examples", "opt/deepvariant/bin/train",
+                         "opt/deepvariant/bin/run_deepvariant", "opt/hap.py/bin/hap.py"):
+                info = tarfile.TarInfo(path)
+                info.size, info.mode = len(RECORDER), 0o755
+                tar.addfile(info, io.BytesIO(RECORDER.encode()))
+        client.api.import_image_from_data(buf.getvalue(), repository=STANDIN.split(":")[0],
+                                          tag=STANDIN.split(":")[1])
+        client.images.get(STANDIN).tag("google/deepvariant", "dvtrain-standin")  # for --deepvariant_version
+        client.dvtrain_host = host
+        yield client
+        client.close()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+        if root is not None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _mountinfo(out: Path) -> dict[str, str]:
