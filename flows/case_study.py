@@ -33,6 +33,7 @@ from tasks import (
     evaluate_task,
     happy_task,
     peers_task,
+    provenance_task,
     publish_task,
     report_task,
     shuffle_task,
@@ -171,6 +172,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
                          config.baseline.model, config.dataset_json])  # remote inputs exist
     config = config.model_copy(update={"workdir": uri.resolve(config.workdir)})
     wd = config.workdir
+    provenance_task(config, str(uri.join(wd, "provenance.json")))  # what this run is made of
 
     # a. the coverage BED replaces the truth BED everywhere below
     bed = uri.location(coverage_task(CoverageConfig(

@@ -10,6 +10,7 @@ from .stages import (
     happy_task,
     make_examples_task,
     peers_task,
+    provenance_task,
     report_task,
     shuffle_task,
     train_task,
@@ -18,5 +19,5 @@ from .stages import (
 __all__ = [
     "FileContentInputs", "file_digest", "fingerprint", "artifact_key",
     "coverage_task", "make_examples_task", "shuffle_task", "train_task",
-    "call_task", "evaluate_task", "happy_task", "peers_task", "report_task", "publish_task",
+    "call_task", "evaluate_task", "happy_task", "peers_task", "provenance_task", "report_task", "publish_task",
 ]

@@ -14,6 +14,7 @@ from prefect.tasks import exponential_backoff
 
 from dvtrain.config import (
     CallConfig,
+    CaseStudyConfig,
     CoverageConfig,
     DeepVariantEngineConfig,
     EvaluateConfig,
@@ -263,3 +264,13 @@ def happy_task(config: EvaluateConfig, engine: DeepVariantEngineConfig) -> dict:
     summary = f"{config.output_prefix}.summary.csv"
     log.info("hap.py -> %s", summary)
     return {"summary_csv": summary}
+
+
+@task(task_run_name="provenance", retries=2, retry_delay_seconds=5)
+def provenance_task(config: CaseStudyConfig, path: str) -> str:
+    """WORKDIR/provenance.json: config, seed, input digests, tool and package versions."""
+    from dvtrain.provenance import write_provenance
+
+    staged_output(lambda p: write_provenance(config, p), path)
+    get_run_logger().info("provenance -> %s", path)
+    return path

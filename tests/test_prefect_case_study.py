@@ -36,6 +36,7 @@ def products(wd: Path) -> list[Path]:
         wd / "custom" / "eval.summary.csv",
         wd / "report.json",
         wd / "report.md",
+        wd / "provenance.json",
     ]
 
 
