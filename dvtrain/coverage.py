@@ -61,7 +61,7 @@ _WINDOW = 1 << 20  # bases per difference-array window (bounds memory whatever t
 
 
 # --------------------------------------------------------------------------- input checks
-def _check_inputs(reads: list[Path]) -> None:
+def _check_inputs(reads: list[Path]) -> list[tuple[str, int]]:
     first: Optional[list[tuple[str, int]]] = None
     for path in reads:
         sq = check_bam(Path(path))
@@ -72,6 +72,7 @@ def _check_inputs(reads: list[Path]) -> None:
             diff = sorted(set(a.items()) ^ set(b.items()))
             what = ", ".join(f"{n}:{ln}" for n, ln in diff[:5]) or "contig order differs"
             raise InputError(path, f"@SQ contigs differ from {reads[0]} ({what})")
+    return first or []
 
 
 def _find_unsorted(reads: list[Path]) -> Optional[Path]:
@@ -417,7 +418,12 @@ def coverage_bed(config: CoverageConfig) -> dict:
     reads = [Path(r) for r in config.reads]
     output_bed = Path(config.output_bed)
     merged = Path(config.merged_bam) if config.merged_bam else output_bed.parent / "merged.bam"
-    _check_inputs(reads)
+    sq = dict(_check_inputs(reads))
     truth = read_bed(config.truth_bed, keep_extra=True)  # InputError on a bad line
+    if not truth:
+        raise InputError(config.truth_bed, "BED file has no intervals")
+    if not any(iv[0] in sq for iv in truth):
+        raise InputError(config.truth_bed, f"no interval is on a BAM contig (BED: {truth[0][0]!r}, BAM: "
+                                           f"{next(iter(sq), None)!r}; contig names differ?)")
     merge_bams(reads, merged)
     return filter_truth_by_depth(merged, config.truth_bed, output_bed, config.min_coverage, truth=truth)

@@ -28,6 +28,17 @@ def require_file(path: str | Path, what: str = "file") -> Path:
     return p
 
 
+def require_keras_model(path: str | Path, what: str = "model") -> Path:
+    """``path`` as a Path, or InputError unless it is a file that looks like a Keras model
+    (a .keras zip, or a legacy HDF5 .h5): checked before Keras is even imported."""
+    p = require_file(path, what)
+    with open(p, "rb") as fh:
+        magic = fh.read(8)
+    if not (magic.startswith(b"PK\x03\x04") or magic == b"\x89HDF\r\n\x1a\n"):
+        raise InputError(p, f"{what} is not a Keras model (.keras zip file)")
+    return p
+
+
 def describe_validation_error(e) -> str:
     """One line from a pydantic ValidationError: ``field: message; ...`` (first three)."""
     parts = []

@@ -17,10 +17,15 @@ def contig_lengths(reference: str | Path) -> dict[str, int]:
     ref = require_file(reference, "reference FASTA")
     fai = Path(str(ref) + ".fai")
     if not fai.exists():
+        with open(ref, "rb") as fh:
+            head = fh.read(2)
+        if head[:1] != b">" and head != b"\x1f\x8b":  # FASTA, or bgzipped FASTA
+            raise InputError(ref, "not a FASTA file (does not start with '>')")
         try:
             pysam.faidx(str(ref))
         except Exception as e:  # pysam raises SamtoolsError
-            raise InputError(ref, f"cannot index FASTA ({str(e).strip().splitlines()[-1] if str(e).strip() else e})") from None
+            msg = (getattr(e, "stderr", "") or str(e)).strip().splitlines() or [type(e).__name__]
+            raise InputError(ref, f"cannot index FASTA ({msg[-1]})") from None
     lengths: dict[str, int] = {}
     for line in fai.read_text().splitlines():
         fields = line.split("\t")
@@ -59,6 +64,8 @@ def parse_regions(regions: list[str], lengths: dict[str, int]) -> list[tuple[str
                 start, end = int(a) - 1, int(b)
             except ValueError:
                 raise InputError(r, "region must look like chr:start-end") from None
+            if max(0, start) >= min(end, lengths[contig]):
+                raise InputError(r, f"region is empty or outside {contig} (length {lengths[contig]})")
         else:
             contig, start, end = r, 0, lengths.get(r, -1)
         if contig not in lengths:
@@ -83,6 +90,7 @@ def check_bam(path: Path) -> list[tuple[str, int]]:
         raise InputError(p, "not a BAM file (no BGZF header)")
     if tail != _BGZF_EOF:
         raise InputError(p, "truncated BAM file (no BGZF end-of-file marker)")
+    _check_index_age(p)  # before htslib loads (and warns about) a stale index
     try:
         with pysam.AlignmentFile(str(p), "rb", check_sq=False) as bam:
             if not bam.is_bam:
@@ -116,3 +124,13 @@ def open_bams(paths: list[Path], lengths: dict[str, int]) -> list[pysam.Alignmen
             raise InputError(p, "BAM has no index (.bai); run `samtools index`")
         bams.append(bam)
     return bams
+
+
+def _check_index_age(bam: Path) -> None:
+    """An index older than its BAM (the BAM was rewritten after indexing) is an error; htslib
+    compares whole seconds and only warns, then reads with the stale index."""
+    for idx in (Path(f"{bam}.bai"), bam.with_suffix(".bai"), Path(f"{bam}.csi")):
+        if idx.is_file():
+            if int(idx.stat().st_mtime) < int(bam.stat().st_mtime):
+                raise InputError(bam, f"index {idx.name} is older than the BAM; re-run `samtools index`")
+            return

@@ -37,7 +37,7 @@ from typing import Callable, Iterator, Optional
 
 import numpy as np
 
-from .errors import DvtrainError, InputError, ShapeMismatchError, require_file
+from .errors import DvtrainError, InputError, ShapeMismatchError, require_keras_model
 from .example_proto import bytes_values, decode_alt_allele_indices, decode_variant, feature_lists, int_values
 from .fileio import read_tfrecords
 
@@ -396,7 +396,7 @@ _ENGINES: dict[tuple[str, str, int], _Engine] = {}  # per process: (path, engine
 
 def load_engine(path: str | Path, engine: str = "auto") -> _Engine:
     """The model at ``path`` behind ``engine`` (auto / numpy / keras), cached per process."""
-    p = require_file(path, "model")
+    p = require_keras_model(path, "model")
     key = (str(p.resolve()), engine, p.stat().st_mtime_ns)
     if key in _ENGINES:
         return _ENGINES[key]

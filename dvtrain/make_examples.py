@@ -271,7 +271,14 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     confident: Optional[IntervalIndex] = None
     if cfg.mode == "training":
         assert cfg.confident_regions is not None
-        confident = IntervalIndex(read_bed(cfg.confident_regions))
+        conf_bed = read_bed(cfg.confident_regions)
+        if not conf_bed:
+            raise InputError(cfg.confident_regions, "BED file has no intervals")
+        wanted = sorted({r[0] for r in regions})
+        if not any(iv[0] in wanted for iv in conf_bed):
+            raise InputError(cfg.confident_regions, f"no interval is on the contigs to process ({', '.join(wanted[:3])}; "
+                                                     f"the BED has {conf_bed[0][0]!r}: contig names differ?)")
+        confident = IntervalIndex(conf_bed)
         labeler = _labeler(cfg, lengths, fasta, {r[0] for r in regions}, confident)
     parts = [p for i, p in enumerate(_partitions(regions)) if i % len(paths) == cfg.task]
     shape = [cfg.pileup_image_height, cfg.pileup_image_width, len(channel_names(cfg.channels))]

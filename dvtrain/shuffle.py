@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,7 @@ import struct
 import tempfile
 import threading
 import uuid
+import zlib
 from array import array
 from pathlib import Path
 from typing import Callable, Iterator, Optional
@@ -49,6 +51,7 @@ from .config import ShuffleConfig
 from .errors import DvtrainError, InputError, ShapeMismatchError
 from .example_proto import decode_example
 from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords
+from .fileio import _DeflateError as DeflateError
 
 _FRAME = struct.Struct("<16sBI")  # key, label, record length
 _KEY = struct.Struct(">QQ")  # the key as two big-endian halves (their order is the key order)
@@ -250,9 +253,12 @@ def _expansion(path: Path) -> float:
     if not path.name.endswith(".gz"):
         return 1.0
     gz = _gzip_module()
-    with open(path, "rb") as raw, gz.GzipFile(fileobj=raw, mode="rb") as fh:
-        got = len(fh.read(4 << 20))
-        used = raw.tell()
+    try:
+        with open(path, "rb") as raw, gz.GzipFile(fileobj=raw, mode="rb") as fh:
+            got = len(fh.read(4 << 20))
+            used = raw.tell()
+    except (OSError, EOFError, zlib.error, DeflateError) as e:  # BadGzipFile is an OSError
+        raise InputError(path, f"cannot read TFRecords: {e}") from None
     return max(1.0, got / max(used, 1))
 
 
@@ -367,13 +373,32 @@ class _Progress(threading.Thread):
             self.poll()
 
 
+class _NoApitoolsWarning(logging.Filter):
+    """Importing Beam logs 'apitools not found ...' on the root logger (GCP client libraries
+    are not installed, and not needed by local runners): one line of noise before ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("apitools not found")
+
+
+def _import_beam():
+    root = logging.getLogger()
+    quiet = _NoApitoolsWarning()
+    root.addFilter(quiet)
+    try:
+        import apache_beam
+    finally:
+        root.removeFilter(quiet)
+    return apache_beam
+
+
 def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = None) -> dict:
     """Shuffle the input examples globally into ``num_shards`` shards; write dataset_config.
 
     ``progress``, when given, is called about once a second (from another thread) with
     ``{"written": records written, "total": records (None until known), "fraction": 0..1}``.
     """
-    import apache_beam as beam
+    beam = _import_beam()
 
     opts = pipeline_options(config)  # a typo in an option fails here, before any work
     inputs = existing_inputs(config.input_pattern_list)

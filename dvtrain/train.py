@@ -34,7 +34,7 @@ import numpy as np
 
 from . import __version__
 from .config import LOWER_IS_BETTER, TrainConfig
-from .errors import InputError, ShapeMismatchError
+from .errors import InputError, ShapeMismatchError, require_keras_model
 from .example_proto import decode_example
 from .fileio import atomic_output, content_key, existing_inputs, read_tfrecords
 from .plots import training_curves
@@ -195,6 +195,9 @@ def _load_data(config: TrainConfig) -> dict:
     xt, yt = load_examples(tune_ds["tfrecord_path"], limit=config.num_validation_examples)
     if len(x) == 0:
         raise InputError(config.train_dataset_config, "training set has no examples")
+    if len(np.unique(y)) < 2:
+        raise InputError(config.train_dataset_config, f"training set has only one class (label {int(y[0])}, "
+                                                      f"{len(y)} examples): a genotype classifier needs two or more")
     if len(xt) == 0:
         raise InputError(config.tune_dataset_config, "tune set has no examples")
     if xt.shape[1:] != x.shape[1:]:
@@ -403,6 +406,8 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
     from .model import build_model, load_model, warm_start
 
     exp = Path(config.experiment_dir)
+    if config.init_checkpoint is not None:  # fail before loading data or writing anything
+        require_keras_model(config.init_checkpoint, "init_checkpoint")
     data = _load_data(config)
     x, y, xt, yt = data["x"], data["y"], data["xt"], data["yt"]
     notes: list[str] = []
