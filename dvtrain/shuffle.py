@@ -190,6 +190,7 @@ def _spill_file(item: tuple[int, str], seed: int, shards: int, per_shard: int, s
         if n % _PROGRESS_EVERY == 0:
             _write_progress(progress_dir, f"read-{index}", fh_pos[0])
     _write_progress(progress_dir, f"read-{index}", os.path.getsize(path))
+    _write_progress(progress_dir, f"records-{index}", n)  # this file's count: the total once all are in
     for bucket, chunk, size, count in spiller.close():
         yield bucket // per_shard, (bucket, chunk, size, count, os.getpid())
 
@@ -344,11 +345,12 @@ def read_example_info(paths: list[Path]) -> dict:
 
 class _Progress(threading.Thread):
     """Polls the workers' progress files and calls ``report`` with records written and the
-    fraction done (half for reading the inputs, half for writing the shards)."""
+    fraction done (half for reading the inputs, half for writing the shards; the record
+    total is known once every input file has been spilled)."""
 
-    def __init__(self, directory: str, input_bytes: int, report: Callable[[dict], None]):
+    def __init__(self, directory: str, input_bytes: int, inputs: int, report: Callable[[dict], None]):
         super().__init__(daemon=True)
-        self.directory, self.input_bytes, self.report = directory, max(input_bytes, 1), report
+        self.directory, self.input_bytes, self.inputs, self.report = directory, max(input_bytes, 1), inputs, report
         self.done = threading.Event()
         self.total: Optional[int] = None
 
@@ -363,6 +365,8 @@ class _Progress(threading.Thread):
         return total
 
     def poll(self) -> None:
+        if self.total is None and sum(n.startswith("records-") for n in os.listdir(self.directory)) == self.inputs:
+            self.total = self._sum("records-")  # every input file is spilled: the record count is known
         read = min(self._sum("read-"), self.input_bytes)
         written = self._sum("written-")
         frac = 0.5 * read / self.input_bytes + (0.5 * written / self.total if self.total else 0.0)
@@ -427,7 +431,8 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
     remove_shards()
     fd, summary_path = tempfile.mkstemp(prefix=".shuffle-summary.", suffix=".json", dir=out_dir)
     os.close(fd)
-    poller = _Progress(progress_dir, sum(p.stat().st_size for p in inputs), progress) if progress_dir else None
+    poller = _Progress(progress_dir, sum(p.stat().st_size for p in inputs), len(inputs), progress) \
+        if progress_dir else None
     try:
         if poller:
             poller.start()
