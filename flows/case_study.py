@@ -205,7 +205,8 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
 
     # e. report
     dataset = json.loads(read_bytes(config.dataset_json)) if config.dataset_json else {}
-    report = report_task(rows, dataset, config.model_dump(mode="json"), wd)
+    # the container settings name paths inside images, not here (provenance.json keeps them)
+    report = report_task(rows, dataset, config.model_dump(mode="json", exclude={"deepvariant"}), wd)
     publish_report(report, rows, wd)
     print(render_markdown(report))
     if publish_to:

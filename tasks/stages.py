@@ -266,9 +266,11 @@ def happy_task(config: EvaluateConfig, engine: DeepVariantEngineConfig) -> dict:
     return {"summary_csv": summary}
 
 
-@task(task_run_name="provenance", retries=2, retry_delay_seconds=5)
+@task(cache_policy=FileContentInputs(outputs=("path",), stage="dvtrain.provenance"), task_run_name="provenance",
+      **STAGE_OPTIONS)
 def provenance_task(config: CaseStudyConfig, path: str) -> str:
-    """WORKDIR/provenance.json: config, seed, input digests, tool and package versions."""
+    """WORKDIR/provenance.json: config, seed, input digests, tool and package versions. Keyed
+    like the stages (inputs by content), so a re-run of the same inputs does not rewrite it."""
     from dvtrain.provenance import write_provenance
 
     staged_output(lambda p: write_provenance(config, p), path)
