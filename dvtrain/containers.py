@@ -25,13 +25,11 @@ from typing import Callable, Iterable, Optional
 
 from .config import CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
 from .errors import DvtrainError, InputError
-from .fileio import sharded_paths
+from .fileio import INDEX_SUFFIXES, sharded_paths
 
 DV_BIN = "/opt/deepvariant/bin"
 HAPPY = "/opt/hap.py/bin/hap.py"
 DV_TRAIN_CONFIG = "/opt/deepvariant/deepvariant/dv_config.py:base"
-#: index files looked for beside an input (BAM, FASTA, VCF, BED)
-COMPANIONS = (".bai", ".crai", ".csi", ".tbi", ".fai", ".gzi")
 LOG_TAIL = 50
 
 
@@ -77,7 +75,7 @@ class _Mounts:
             raise InputError(path, "does not exist")
         self._add(Mount(str(p), str(p), True))
         if companions and p.is_file():
-            for suffix in COMPANIONS:
+            for suffix in INDEX_SUFFIXES:
                 for side in (Path(str(p) + suffix), p.with_suffix(suffix)):
                     if side.is_file():
                         self._add(Mount(str(side), str(side), True))

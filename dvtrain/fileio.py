@@ -33,6 +33,8 @@ except ImportError:  # the locked install has isal; without it the stdlib writes
 
 from .errors import InputError
 
+#: index files that travel with an input (BAM, CRAM, VCF, FASTA), looked up as PATH + suffix
+INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
 _MASK_DELTA = 0xA282EAD8
 _UMASK = os.umask(0)
 os.umask(_UMASK)

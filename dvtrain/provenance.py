@@ -21,14 +21,13 @@ from typing import Optional
 
 from . import __version__
 from .config import CaseStudyConfig
-from .fileio import atomic_output, content_key
+from .fileio import INDEX_SUFFIXES, atomic_output, content_key
 from .uri import is_remote
 
 TOOLS = {  # binary -> arguments that print its version
     "bcftools": ["--version"], "freebayes": ["--version"], "bedtools": ["--version"],
     "samtools": ["--version"], "docker": ["--version"], "apptainer": ["--version"],
 }
-COMPANIONS = (".bai", ".crai", ".csi", ".tbi", ".fai", ".gzi")
 
 
 def tool_versions() -> dict[str, Optional[str]]:
@@ -94,7 +93,7 @@ def input_digests(config: CaseStudyConfig) -> dict[str, dict]:
             out[key] = {"missing": True}
             continue
         entry = {"size": path.stat().st_size, "blake2b": content_key(path)}
-        for sfx in COMPANIONS:
+        for sfx in INDEX_SUFFIXES:
             side = Path(key + sfx)
             if side.is_file():
                 entry[sfx] = content_key(side)

@@ -51,7 +51,7 @@ from .config import ShuffleConfig
 from .errors import DvtrainError, InputError, ShapeMismatchError
 from .example_proto import decode_example
 from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords
-from .fileio import _DeflateError as DeflateError
+from .fileio import _DeflateError as DeflateError, _gzip  # ISA-L deflate when installed
 
 _FRAME = struct.Struct("<16sBI")  # key, label, record length
 _KEY = struct.Struct(">QQ")  # the key as two big-endian halves (their order is the key order)
@@ -116,19 +116,10 @@ class _Spiller:
         return self.chunks
 
 
-def _gzip_module():
-    try:
-        from isal import igzip
-        return igzip
-    except ImportError:  # pragma: no cover - the locked install has isal
-        import gzip
-        return gzip
-
-
 def _write_chunk(path: str, data: bytearray) -> None:
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
-    payload = _gzip_module().compress(bytes(data), compresslevel=1)
+    payload = _gzip.compress(bytes(data), compresslevel=1)
     with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(payload)
 
@@ -137,7 +128,7 @@ def _read_chunk(path: str) -> bytes:
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        return _gzip_module().decompress(fh.read())
+        return _gzip.decompress(fh.read())
 
 
 def _frames(buf: bytes | bytearray) -> Iterator[tuple[int, int, int]]:
@@ -253,9 +244,8 @@ def _expansion(path: Path) -> float:
     """Uncompressed / stored size of a TFRecord file, from its first 4 MiB."""
     if not path.name.endswith(".gz"):
         return 1.0
-    gz = _gzip_module()
     try:
-        with open(path, "rb") as raw, gz.GzipFile(fileobj=raw, mode="rb") as fh:
+        with open(path, "rb") as raw, _gzip.GzipFile(fileobj=raw, mode="rb") as fh:
             got = len(fh.read(4 << 20))
             used = raw.tell()
     except (OSError, EOFError, zlib.error, DeflateError) as e:  # BadGzipFile is an OSError

@@ -47,10 +47,10 @@ from prefect.results import get_result_store
 from prefect.utilities.hashing import hash_objects
 from pydantic import BaseModel
 
-from dvtrain.fileio import content_key, sharded_paths
+from dvtrain.fileio import INDEX_SUFFIXES, content_key, sharded_paths
 from dvtrain.uri import is_remote
 
-from .staging import INDEX_SUFFIXES, TFRECORD_PATH, remote_digest, remote_exists
+from .staging import TFRECORD_PATH, remote_digest, remote_exists
 
 
 def file_digest(path: str | Path) -> dict:

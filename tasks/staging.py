@@ -38,10 +38,8 @@ from pydantic import BaseModel
 
 from dvtrain import uri as U
 from dvtrain.errors import InputError
-from dvtrain.fileio import sharded_paths
+from dvtrain.fileio import INDEX_SUFFIXES, sharded_paths
 
-#: companion files that travel with a data file (and are part of its cache key)
-INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
 COMPANION_SUFFIXES = INDEX_SUFFIXES + (".example_info.json",)
 #: a dataset_config.pbtxt's ``tfrecord_path: "..."`` line; group 2 is the path
 TFRECORD_PATH = re.compile(r'^(\s*tfrecord_path\s*:\s*")([^"]+)(")', re.M)
