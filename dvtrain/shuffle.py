@@ -446,8 +446,9 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
             raise DvtrainError(m.group(1).strip()) from None
         raise
     finally:
-        if poller:
+        if poller:  # stop it and wait, so a late poll cannot overwrite the final report below
             poller.done.set()
+            poller.join()
         Path(summary_path).unlink(missing_ok=True)
         _remove_spill(spill)
     # Shards that received no records still exist, empty, so the pattern is complete.

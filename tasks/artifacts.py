@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
 from pathlib import Path
 from typing import Optional
 from uuid import UUID
@@ -93,6 +94,7 @@ class Progress:
     def __init__(self, key: str, total: int, description: str):
         self.total = max(int(total), 1)
         self.done = 0
+        self._lock = threading.Lock()
         self.description = description
         self.id: Optional[UUID] = create_progress_artifact(progress=0.0, key=artifact_key(key), description=description)
 
@@ -100,10 +102,15 @@ class Progress:
         self.set(self.done + steps, note)
 
     def set(self, done: int, note: str = "") -> None:
-        self.done = min(int(done), self.total)
-        if self.id is not None:
-            text = f"{self.description}: {self.done}/{self.total}" + (f" ({note})" if note else "")
-            update_progress_artifact(artifact_id=self.id, progress=100.0 * self.done / self.total, description=text)
+        """Move to ``done`` steps; progress never goes back (callers may report from a
+        polling thread whose last sample arrives after the stage's final update)."""
+        with self._lock:
+            if int(done) < self.done:
+                return
+            self.done = min(int(done), self.total)
+            if self.id is not None:
+                text = f"{self.description}: {self.done}/{self.total}" + (f" ({note})" if note else "")
+                update_progress_artifact(artifact_id=self.id, progress=100.0 * self.done / self.total, description=text)
 
 
 # ---------------------------------------------------------------- what the flows publish

@@ -155,6 +155,7 @@ def train_task(config: TrainConfig, engine: Optional[DeepVariantEngineConfig] = 
                  row["tune/f1_weighted"])
 
     out = staged(lambda c: train(c, progress=evaluated), config, outputs=("experiment_dir",))
+    progress.set(progress.total, f"finished after {out.get('epochs_completed')} epochs")  # early stop: still done
     if out.get("resumed_from"):
         log.info("train: resumed at epoch %d step %d", out["resumed_from"]["epoch"] + 1, out["resumed_from"]["step"])
     for note in out.get("notes", []):
