@@ -100,7 +100,7 @@ def merge_bams(reads: list[Path], merged_bam: Path) -> Path:
     bai = Path(str(merged_bam) + ".bai")
     with atomic_output(bai, suffix=".bai") as tmp_bai, atomic_output(merged_bam, suffix=".bam") as tmp_bam:
         try:
-            pysam.merge("-f", "-c", "-p", str(tmp_bam), *[str(r) for r in reads])
+            pysam.merge("-f", "-c", "-p", "--no-PG", str(tmp_bam), *[str(r) for r in reads])
         except pysam.SamtoolsError as e:
             raise DvtrainError(f"samtools merge into {merged_bam} failed: {e}") from None
         try:

@@ -63,11 +63,43 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-        for stale in path.parent.glob(f".{_glob.escape(path.name)}.*.part{_glob.escape(sfx)}"):
-            stale.unlink(missing_ok=True)  # left by a writer of this output that was killed
+        sweep_stale(path.parent, path.name)  # temporaries of this output left by a killed writer
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+#: every temporary file or folder dvtrain makes beside an output is ``.NAME.XXXXXXXX.part...``
+TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.part")
+
+
+def sweep_stale(directory: str | Path, name: str) -> None:
+    """Remove temporaries of output ``name`` in ``directory`` that a killed writer left."""
+    import shutil
+
+    for stale in Path(directory).glob(f".{_glob.escape(name)}.????????.part*"):
+        if not TEMP_NAME.match(stale.name):
+            continue
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def temp_dir(parent: str | Path, name: str) -> Iterator[Path]:
+    """A scratch folder ``PARENT/.NAME.XXXXXXXX.part`` for work towards output ``name``,
+    removed on exit; on success, scratch folders of ``name`` that a killed run left are
+    removed too (a SIGKILL runs no cleanup)."""
+    import shutil
+
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    td = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=parent))
+    try:
+        yield td
+        sweep_stale(parent, name)
+    finally:
+        shutil.rmtree(td, ignore_errors=True)
 
 
 class TFRecordWriter:

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+from typing import Optional
 
 from .bed import scoring_bed
 from .config import EvaluateConfig, PeersConfig
 from .errors import DvtrainError, require_file
-from .fileio import atomic_output
+from .fileio import atomic_output, temp_dir
 from .genome import check_bam, contig_lengths, parse_regions
 
 #: peer -> the binaries it needs
@@ -91,7 +92,15 @@ def _run_freebayes(cfg: PeersConfig, regions: list[str], out: Path, work: Path) 
 RUNNERS = {"bcftools": _run_bcftools, "freebayes": _run_freebayes}
 
 
-def _write_sorted(parts: list[Path], order: dict[str, int], path: Path) -> int:
+def _header_line(line: str, scratch: Optional[Path]) -> str:
+    """A peer's command-line header line without what differs between identical runs: the
+    scratch folder's random name and bcftools' ``; Date=...``."""
+    if scratch is not None:
+        line = line.replace(f"{scratch}/", "")
+    return re.sub(r"; Date=[^\n]*", "", line)
+
+
+def _write_sorted(parts: list[Path], order: dict[str, int], path: Path, scratch: Optional[Path] = None) -> int:
     """Merge VCF parts (header of the first), sort by reference order, bgzip + tabix atomically."""
     import pysam
 
@@ -103,13 +112,13 @@ def _write_sorted(parts: list[Path], order: dict[str, int], path: Path) -> int:
             for line in fh:
                 if line.startswith("#"):
                     if n == 0:
-                        header.append(line)
+                        header.append(_header_line(line, scratch))
                     continue
                 f = line.split("\t", 2)
                 records.append((order.get(f[0], len(order)), int(f[1]), len(records), line))
     records.sort()
     seen: set[str] = set()  # freebayes regions may overlap: drop exact duplicate records
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as td:
+    with temp_dir(path.parent, path.name) as td:
         plain = Path(td) / "sorted.vcf"
         with open(plain, "w") as fh:
             fh.writelines(header)
@@ -130,10 +139,9 @@ def run_peer(cfg: PeersConfig, peer: str, regions: list[str], order: dict[str, i
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     vcf = out_dir / f"{peer}.vcf.gz"
-    with tempfile.TemporaryDirectory(prefix=f".{peer}.", dir=out_dir) as td:
-        work = Path(td)
+    with temp_dir(out_dir, vcf.name) as work:
         parts = RUNNERS[peer](cfg, regions, work / f"{peer}.raw.vcf.gz", work)
-        n = _write_sorted(parts, order, vcf)
+        n = _write_sorted(parts, order, vcf, scratch=work)
     return {"vcf": str(vcf), "num_records": n}
 
 

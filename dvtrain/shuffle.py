@@ -50,7 +50,7 @@ import numpy as np
 from .config import ShuffleConfig
 from .errors import DvtrainError, InputError, ShapeMismatchError
 from .example_proto import decode_example
-from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords
+from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords, sweep_stale
 from .fileio import _DeflateError as DeflateError, _gzip  # ISA-L deflate when installed
 
 _FRAME = struct.Struct("<16sBI")  # key, label, record length
@@ -407,7 +407,7 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
     spill_root = Path(config.spill_dir) if config.spill_dir and local_spill else out_dir
     if local_spill:
         spill_root.mkdir(parents=True, exist_ok=True)
-        spill = tempfile.mkdtemp(prefix=f".{Path(prefix).name}.spill-", dir=spill_root)
+        spill = tempfile.mkdtemp(prefix=f".{Path(prefix).name}.spill.", suffix=".part", dir=spill_root)
     else:
         spill = f"{config.spill_dir.rstrip('/')}/{Path(prefix).name}.spill-{uuid.uuid4().hex}"
     progress_dir = os.path.join(spill, "progress") if local_spill and progress else None
@@ -419,7 +419,7 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
             stale.unlink()
 
     remove_shards()
-    fd, summary_path = tempfile.mkstemp(prefix=".shuffle-summary.", suffix=".json", dir=out_dir)
+    fd, summary_path = tempfile.mkstemp(prefix=f".{Path(prefix).name}.summary.", suffix=".part.json", dir=out_dir)
     os.close(fd)
     poller = _Progress(progress_dir, sum(p.stat().st_size for p in inputs), len(inputs), progress) \
         if progress_dir else None
@@ -438,6 +438,8 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
                 | "Summary" >> beam.Map(lambda rows: Path(summary_path).write_text(json.dumps(rows)))
             )
         shards = {r["shard"]: r for r in json.loads(Path(summary_path).read_text() or "[]")}
+        for stale in ("spill", "summary"):  # what a killed shuffle into this prefix left
+            sweep_stale(spill_root if stale == "spill" else out_dir, f"{Path(prefix).name}.{stale}")
     except Exception as e:
         remove_shards()
         # Beam wraps worker exceptions; surface our one-line input errors as such.

@@ -228,8 +228,12 @@ def _fingerprint(config: TrainConfig, data: dict) -> dict:
 
 # ------------------------------------------------------------------ backend helpers
 def _seed_everything(seed: int) -> None:
+    """Seed every RNG and reset Keras' global state: layers are named from process-wide
+    counters (``conv2d_7``), so without the reset a model trained second in a process
+    (the custom model after the baseline) saves a different config than one trained first."""
     import keras
 
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf

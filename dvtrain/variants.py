@@ -239,13 +239,14 @@ def write_bgzip_vcf(path: str | Path, text_lines: list[str], header: str) -> Non
     """Write a bgzipped, tabix-indexed VCF (.vcf.gz + .tbi). Both are built in a private
     temp folder beside the target and renamed into place only when complete."""
     import os
-    import tempfile
 
     import pysam
 
+    from .fileio import temp_dir
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as td:
+    with temp_dir(path.parent, path.name) as td:
         plain = Path(td) / "out.vcf"
         plain.write_text(header + "".join(line + "\n" for line in text_lines))
         gz = Path(td) / "out.vcf.gz"
