@@ -51,6 +51,31 @@ DEFAULT_EXCLUDE = ("*/examples/*", "*/shuffled/*", "*.bam", "*.bam.bai", "*.part
 TEMP_MARK = ".tmp-"  # temporary upload keys: DIR/.NAME.tmp-<uuid>
 
 
+#: S3 error codes that mean "these credentials are not accepted here"
+_DENIED_S3 = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
+              "AllAccessDisabled", "AccountProblem", "403", "401"}
+
+
+def describe_store_error(exc: BaseException) -> str:
+    """What a store's refusal means, in a few words, for a one-line error. Built from the
+    error's code and class, never from request details: nothing of the credentials."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", "")) if "ClientError" in names else ""
+    if code == "NoSuchBucket":
+        return "the bucket does not exist"
+    if code in _DENIED_S3:
+        return f"access denied: the storage block's credentials were rejected ({code})"
+    if names & {"Forbidden", "Unauthorized", "RefreshError", "DefaultCredentialsError", "TransportError"}:
+        kind = next(iter(names & {"Forbidden", "Unauthorized", "RefreshError", "DefaultCredentialsError",
+                                  "TransportError"}))
+        return f"access denied: the storage block's credentials were rejected ({kind})"
+    if "NotFound" in names:
+        return "the bucket does not exist"
+    if "EndpointConnectionError" in names or "ConnectionError" in names:
+        return "the storage endpoint cannot be reached"
+    return f"the store refused the request ({code or type(exc).__name__})"
+
+
 class StorageError(DvtrainError):
     """A storage configuration problem (no or wrong block): one line, not retried."""
 
@@ -528,6 +553,9 @@ class DvtrainStorage(Block):
         return U.is_remote(self.basepath)
 
     def url(self, subpath: str = "") -> str:
+        """``basepath/subpath``; a subpath that would climb out of basepath is refused."""
+        if any(part in ("..", ".") for part in subpath.replace("\\", "/").split("/")):
+            raise StorageError(f"{subpath!r}: a folder under {self.basepath} may not contain '..' or '.' components")
         return f"{self.basepath.rstrip('/')}/{subpath.strip('/')}" if subpath else self.basepath
 
     def publish(self, workdir: Union[str, Path], subpath: str) -> list[str]:

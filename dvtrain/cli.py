@@ -457,7 +457,9 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
 
     # An ephemeral Prefect server needs no telemetry (its heartbeat also races the first SQLite migration).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.case_study import custom_model_training
+    from flows.case_study import custom_model_training, preflight
+
+    preflight(cfg)  # remote inputs and storage credentials too (blocks need the Prefect API)
 
     report = custom_model_training(cfg)
     click.echo(f"report: {uri.join(cfg.workdir, 'report.md')}")
@@ -493,8 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as e:
         click.echo(f"dvtrain: error: {describe_validation_error(e)}", err=True)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        click.echo(f"dvtrain: error: {e.filename}: {e.strerror}", err=True)
+    except OSError as e:  # missing file, permissions, read-only or full file system, ...
+        where = e.filename if e.filename is not None else "(no file named)"
+        click.echo(f"dvtrain: error: {where}: {e.strerror or e}", err=True)
         return 2
 
 

@@ -18,6 +18,16 @@ class InputError(DvtrainError):
         super().__init__(f"{self.path}: {problem}")
 
 
+class OutputError(DvtrainError):
+    """An output that cannot be written: no room (disk full, file-size limit, quota), a
+    read-only or unwritable folder. Names the output, never the temporary file."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
 def require_file(path: str | Path, what: str = "file") -> Path:
     """Return ``path`` as a Path, or raise InputError if it is not a readable file."""
     p = Path(path)

@@ -10,6 +10,7 @@ differ, so byte-identity holds within one (locked) install.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob as _glob
 import gzip
 import hashlib
@@ -31,7 +32,10 @@ except ImportError:  # the locked install has isal; without it the stdlib writes
     _gzip = gzip  # type: ignore[misc]
     _DeflateError = zlib.error  # type: ignore[misc,assignment]
 
-from .errors import InputError
+from .errors import InputError, OutputError
+
+#: errno values of a write that ran out of room: disk full, file-size limit, quota
+_FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 #: index files that travel with an input (BAM, CRAM, VCF, FASTA), looked up as PATH + suffix
 INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
@@ -54,14 +58,22 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
     until the next successful write of the same ``path`` removes it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sfx = suffix if suffix is not None else "".join(path.suffixes[-2:]) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + sfx, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + sfx, dir=path.parent)
+    except OSError as e:  # read-only, unwritable or full folder: name the output, not the temp name
+        raise OutputError(path, f"cannot write: {e.strerror or e}") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as e:
+            if e.errno in _FULL:  # name the output, not the temp file (or no file at all)
+                raise OutputError(path, f"cannot write: {os.strerror(e.errno)}") from None
+            raise
         os.replace(tmp_path, path)
         sweep_stale(path.parent, path.name)  # temporaries of this output left by a killed writer
     finally:
@@ -93,10 +105,18 @@ def temp_dir(parent: str | Path, name: str) -> Iterator[Path]:
     removed too (a SIGKILL runs no cleanup)."""
     import shutil
 
-    Path(parent).mkdir(parents=True, exist_ok=True)
-    td = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=parent))
     try:
-        yield td
+        Path(parent).mkdir(parents=True, exist_ok=True)
+        td = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=parent))
+    except OSError as e:
+        raise OutputError(Path(parent) / name, f"cannot write: {e.strerror or e}") from None
+    try:
+        try:
+            yield td
+        except OSError as e:
+            if e.errno in _FULL:
+                raise OutputError(Path(parent) / name, f"cannot write: {os.strerror(e.errno)}") from None
+            raise
         sweep_stale(parent, name)
     finally:
         shutil.rmtree(td, ignore_errors=True)
@@ -119,16 +139,33 @@ class TFRecordWriter:
 
     def write(self, record: bytes) -> None:
         header = struct.pack("<Q", len(record))
-        self._fh.write(header + struct.pack("<I", _masked_crc(header)))
-        self._fh.write(record)
-        self._fh.write(struct.pack("<I", _masked_crc(record)))
+        try:
+            self._fh.write(header + struct.pack("<I", _masked_crc(header)))
+            self._fh.write(record)
+            self._fh.write(struct.pack("<I", _masked_crc(record)))
+        except OSError as e:
+            self._failed(e)
         self.count += 1
 
     def close(self) -> None:
-        if self._fh is not self._raw:
-            self._fh.close()
-        self._raw.close()
+        try:
+            if self._fh is not self._raw:
+                self._fh.close()
+            self._raw.close()
+        except OSError as e:
+            self._failed(e)
         self._ctx.__exit__(None, None, None)
+
+    def _failed(self, e: OSError) -> None:
+        """A write that ran out of room: drop the temp file, name the output."""
+        if e.errno not in _FULL:
+            raise e
+        try:
+            self._raw.close()
+        except OSError:
+            pass
+        self._ctx.__exit__(OSError, e, None)  # removes the temp file (and raises OutputError)
+        raise OutputError(self.path, f"cannot write: {os.strerror(e.errno)}") from None
 
     def abort(self) -> None:
         self._raw.close()

@@ -32,8 +32,11 @@ first min(C_old, C_new) input channels; new channels start at zero).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Sequence
+import random
+import threading
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -78,14 +81,46 @@ class WarmupExponentialDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "decay_rate": self.decay_rate, "warmup_steps": self.warmup_steps}
 
 
+_SEEDING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _layer_seeds(seed: Optional[int]) -> Iterator[None]:
+    """Layers and initializers built without an explicit seed (Dropout's SeedGenerator, the
+    kernel initializers) take one from Python's *global* ``random`` when constructed. Any
+    other thread of the process (Prefect's log and event workers, a concurrent task) that
+    calls ``random`` in between shifts those seeds, so a model built inside a flow was
+    not reproducible. With ``seed``, construction draws from a private generator instead."""
+    if seed is None:
+        yield
+        return
+    from keras.src.random import seed_generator
+
+    with _SEEDING:
+        shared = seed_generator.python_random
+        seed_generator.python_random = random.Random(seed)
+        try:
+            yield
+        finally:
+            seed_generator.python_random = shared
+
+
 def build_model(input_shape: Sequence[int], weight_decay: float = 4e-5, num_classes: int = 3,
                 dropout_rate: float = 0.2, architecture: str = "small_cnn",
-                mixed_precision: bool = False) -> keras.Model:
-    """A fresh, seeded-by-the-caller model of ``architecture`` for uint8 images of ``input_shape``.
+                mixed_precision: bool = False, seed: Optional[int] = None) -> keras.Model:
+    """A fresh model of ``architecture`` for uint8 images of ``input_shape``.
 
-    ``mixed_precision`` builds under Keras' ``mixed_float16`` policy (restored afterwards);
-    the output layer computes in float32 either way.
+    ``seed``: the initial weights and dropout masks follow from it alone (else from the
+    caller's global seeding, which other threads can disturb). ``mixed_precision`` builds
+    under Keras' ``mixed_float16`` policy (restored afterwards); the output layer computes
+    in float32 either way.
     """
+    with _layer_seeds(seed):
+        return _build_model(input_shape, weight_decay, num_classes, dropout_rate, architecture, mixed_precision)
+
+
+def _build_model(input_shape: Sequence[int], weight_decay: float, num_classes: int, dropout_rate: float,
+                 architecture: str, mixed_precision: bool) -> keras.Model:
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r} (one of {', '.join(ARCHITECTURES)})")
     shape = tuple(int(x) for x in input_shape)

@@ -48,10 +48,10 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from .config import ShuffleConfig
-from .errors import DvtrainError, InputError, ShapeMismatchError
+from .errors import DvtrainError, InputError, OutputError, ShapeMismatchError
 from .example_proto import decode_example
 from .fileio import TFRecordWriter, atomic_output, existing_inputs, read_tfrecords, sweep_stale
-from .fileio import _DeflateError as DeflateError, _gzip  # ISA-L deflate when installed
+from .fileio import _FULL, _DeflateError as DeflateError, _gzip  # ISA-L deflate when installed
 
 _FRAME = struct.Struct("<16sBI")  # key, label, record length
 _KEY = struct.Struct(">QQ")  # the key as two big-endian halves (their order is the key order)
@@ -120,8 +120,15 @@ def _write_chunk(path: str, data: bytearray) -> None:
     from apache_beam.io.filesystems import CompressionTypes, FileSystems
 
     payload = _gzip.compress(bytes(data), compresslevel=1)
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(payload)
+    try:
+        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            fh.write(payload)
+    except OSError as e:
+        if e.errno in _FULL:  # name the folder the user chose (or can choose) for the spill
+            spill_root = str(Path(path).parents[2])
+            raise OutputError(spill_root, f"cannot write the shuffle's spill files: {os.strerror(e.errno)} "
+                                          f"(--spill_dir puts them on another disk)") from None
+        raise
 
 
 def _read_chunk(path: str) -> bytes:
@@ -375,6 +382,14 @@ class _NoApitoolsWarning(logging.Filter):
         return not str(record.msg).startswith("apitools not found")
 
 
+class _NoOwnErrorTraceback(logging.Filter):
+    """Beam logs a worker's exception with its traceback before re-raising it; for our
+    one-line input/output errors (which :func:`shuffle` re-raises as such) that is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not re.search(r"\b(InputError|OutputError|ShapeMismatchError): ", str(record.msg))
+
+
 def _import_beam():
     root = logging.getLogger()
     quiet = _NoApitoolsWarning()
@@ -421,11 +436,13 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
     remove_shards()
     fd, summary_path = tempfile.mkstemp(prefix=f".{Path(prefix).name}.summary.", suffix=".part.json", dir=out_dir)
     os.close(fd)
+    beam_log, quiet = logging.getLogger("apache_beam.runners.common"), _NoOwnErrorTraceback()
     poller = _Progress(progress_dir, sum(p.stat().st_size for p in inputs), len(inputs), progress) \
         if progress_dir else None
     try:
         if poller:
             poller.start()
+        beam_log.addFilter(quiet)
         with beam.Pipeline(runner=_runner(config.runner), options=opts) as p:
             _ = (
                 p
@@ -443,11 +460,12 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
     except Exception as e:
         remove_shards()
         # Beam wraps worker exceptions; surface our one-line input errors as such.
-        m = re.search(r"InputError: (.*?)(?: \[while running|$)", str(e), flags=re.S)
+        m = re.search(r"(?:InputError|OutputError): (.*?)(?: \[while running|$)", str(e), flags=re.S)
         if m:
             raise DvtrainError(m.group(1).strip()) from None
         raise
     finally:
+        beam_log.removeFilter(quiet)
         if poller:  # stop it and wait, so a late poll cannot overwrite the final report below
             poller.done.set()
             poller.join()

@@ -435,7 +435,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
     def build(mixed_precision: bool):
         try:
             return build_model(x.shape[1:], weight_decay=config.weight_decay, dropout_rate=config.backbone_dropout_rate,
-                               architecture=config.architecture, mixed_precision=mixed_precision)
+                               architecture=config.architecture, mixed_precision=mixed_precision, seed=config.seed)
         except ValueError as e:
             raise InputError(config.train_dataset_config, str(e)) from None
 

@@ -6,6 +6,7 @@ Composition only: every step is a task from :mod:`tasks` or the training subflow
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Optional
@@ -158,6 +159,17 @@ def _peers(config: CaseStudyConfig, confident_bed: Path) -> list[dict]:
     return out["rows"]
 
 
+def preflight(config: CaseStudyConfig) -> None:
+    """Fail fast, in one line, before any work: paths, formats and contig mismatches of the
+    local inputs, then (through the storage blocks) that every remote input exists and the
+    blocks' credentials are accepted. ``dvtrain run`` calls it before Prefect starts a run."""
+    check_case_study(config)
+    use_storage_blocks(config.storage_blocks)  # s3:// gs:// go through these blocks (else by bucket name)
+    check_remote_inputs([config.reference, config.truth_vcf, config.truth_bed, *config.reads, *config.baseline.reads,
+                         *(b for aug in config.augment for b in aug.reads),
+                         config.baseline.model, config.dataset_json])
+
+
 @flow(name="custom-model-training", flow_run_name=case_study_run_name, log_prints=True)
 def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = None) -> dict:
     """Coverage BED -> baseline model -> warm-started custom model -> evaluate both (+ peers) -> report.
@@ -165,11 +177,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     ``publish_to``: name of a ``dvtrain-storage`` block; the finished workdir (minus bulky
     intermediates) is copied there under ``<date>-<flow run name>/``.
     """
-    check_case_study(config)  # fail fast on paths, formats and contig mismatches
-    use_storage_blocks(config.storage_blocks)  # s3:// gs:// go through these blocks (else by bucket name)
-    check_remote_inputs([config.reference, config.truth_vcf, config.truth_bed, *config.reads, *config.baseline.reads,
-                         *(b for aug in config.augment for b in aug.reads),
-                         config.baseline.model, config.dataset_json])  # remote inputs exist
+    preflight(config)
     config = config.model_copy(update={"workdir": uri.resolve(config.workdir)})
     wd = config.workdir
     provenance_task(config, str(uri.join(wd, "provenance.json")))  # what this run is made of
@@ -210,7 +218,8 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     publish_report(report, rows, wd)
     print(render_markdown(report))
     if publish_to:
-        publish_task(publish_to, wd, f"{date.today():%Y-%m-%d}-{flow_run.name or 'run'}")
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", flow_run.name or "run").strip(".-") or "run"  # one safe component
+        publish_task(publish_to, wd, f"{date.today():%Y-%m-%d}-{folder}")
     return report
 
 

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Optional, TypeVar, Union
 from pydantic import BaseModel
 
 from dvtrain import uri as U
-from dvtrain.errors import InputError
+from dvtrain.errors import DvtrainError, InputError
 from dvtrain.fileio import INDEX_SUFFIXES, sharded_paths
 
 COMPANION_SUFFIXES = INDEX_SUFFIXES + (".example_info.json",)
@@ -353,6 +353,16 @@ def check_remote_inputs(locations: Iterable[Union[str, Path, None]]) -> None:
     """Pre-flight: raise InputError (one line) for the first remote input that is missing.
 
     Resolving also fails fast, in one line, for a bucket without a storage block."""
+    from blocks.storage import describe_store_error
+
     for loc in locations:
-        if loc is not None and U.is_remote(loc) and not remote_exists(loc):  # type: ignore[arg-type]
+        if loc is None or not U.is_remote(loc):
+            continue
+        try:
+            found = remote_exists(loc)  # type: ignore[arg-type]
+        except DvtrainError:
+            raise
+        except Exception as exc:  # the store said no: missing bucket, rejected credentials, ...
+            raise InputError(loc, describe_store_error(exc)) from None  # type: ignore[arg-type]
+        if not found:
             raise InputError(loc, "does not exist")  # type: ignore[arg-type]

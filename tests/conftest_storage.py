@@ -29,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -56,8 +57,9 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def _server(args: list[str], url: str):
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+def _server(args: list[str], url: str, env: Optional[dict] = None):
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     try:
         _wait_http(url, proc)
         yield url
@@ -74,6 +76,15 @@ def s3_endpoint():
     """URL of a moto S3 server on loopback."""
     port = _free_port()
     yield from _server([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint_with_auth():
+    """A moto S3 server that checks credentials (every request signed by a known key), so
+    wrong credentials get S3's real refusal (InvalidAccessKeyId, 403)."""
+    port = _free_port()
+    yield from _server([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], f"http://127.0.0.1:{port}/",
+                       env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
 
 
 @pytest.fixture(scope="session")

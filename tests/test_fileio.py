@@ -118,3 +118,41 @@ def test_temp_file_of_a_killed_writer_goes_with_the_next_write(tmp_path):
     with TFRecordWriter(out) as w:
         w.write(b"record")
     assert out.exists() and not orphan.exists() and other.exists()
+
+
+def test_stale_temporaries_are_swept_by_exact_output_name(tmp_path):
+    """A killed writer's temp files/folders go at the next success of the same output, and
+    only of that output: merged.bam's sweep leaves merged.bam.bai's temporaries alone."""
+    from dvtrain.fileio import TEMP_NAME, atomic_output, temp_dir
+
+    (tmp_path / ".merged.bam.abcd1234.part.bam").write_bytes(b"half")  # killed writer of merged.bam
+    (tmp_path / ".merged.bam.bai.efgh5678.part.bai").write_bytes(b"x")  # a live writer of the index
+    (tmp_path / ".peers.vcf.gz.qrst9012.part").mkdir()  # a killed scratch folder
+    with atomic_output(tmp_path / "merged.bam") as tmp:
+        assert TEMP_NAME.match(tmp.name)
+        tmp.write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".merged.bam.bai.efgh5678.part.bai", ".peers.vcf.gz.qrst9012.part",
+                                                          "merged.bam"]
+    with temp_dir(tmp_path, "peers.vcf.gz") as td:
+        assert TEMP_NAME.match(td.name) and td.is_dir()
+    assert not any(p.name.startswith(".peers") for p in tmp_path.iterdir())
+
+
+def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from dvtrain.errors import OutputError
+    from dvtrain.fileio import TFRecordWriter, atomic_output
+
+    with pytest.raises(OutputError, match=r"out\.bed: cannot write: No space left on device"):
+        with atomic_output(tmp_path / "out.bed"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+    w = TFRecordWriter(tmp_path / "x.tfrecord.gz")
+
+    def full(*a):
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(w._fh, "write", full)
+    with pytest.raises(OutputError, match=r"x\.tfrecord\.gz: cannot write: File too large"):
+        w.write(b"record")
+    assert list(tmp_path.iterdir()) == []

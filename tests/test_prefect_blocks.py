@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from blocks import DvtrainStorage, register
 
 
@@ -22,6 +24,16 @@ def test_publish_skips_bulky_intermediates_and_fetches_back(tmp_path):
     assert copied == ["custom/calls.vcf.gz", "custom/train/best_model.keras", "report.json"]
     storage.fetch("2024-01-01-run", tmp_path / "back")
     assert (tmp_path / "back" / "custom" / "train" / "best_model.keras").read_text() == "custom/train/best_model.keras"
+
+
+def test_publish_folder_cannot_climb_out_of_basepath(tmp_path):
+    from blocks import StorageError
+
+    storage = DvtrainStorage(basepath=str(tmp_path / "store"))
+    for sub in ("../../etc", "runs/../../x", "./x", "a\\..\\b"):
+        with pytest.raises(StorageError, match="may not contain"):
+            storage.publish(workdir(tmp_path), sub)
+    assert not (tmp_path / "etc").exists() and not (tmp_path / "store").exists()
 
 
 def test_block_registers_saves_loads_and_publishes_to_a_bucket(storage, tmp_path):

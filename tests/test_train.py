@@ -407,3 +407,30 @@ def test_training_runs_under_each_keras_backend(backend, data, tmp_path):
     assert result["shape"] == list(SHAPE)
     if backend == "jax":
         assert not result["tf_loaded"]
+
+
+def test_model_seed_holds_while_other_threads_use_random():
+    """Prefect's worker threads call Python's global ``random``; a model built with a seed
+    must not depend on that (its initializers and dropout seeds come from a private generator)."""
+    import hashlib
+    import random
+    import threading
+
+    import numpy as np
+
+    from dvtrain.model import build_model
+
+    def digest(model) -> str:
+        return hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.get_weights())).hexdigest()
+
+    quiet = digest(build_model((12, 17, 3), architecture="read_evidence", seed=5))
+    stop = threading.Event()
+    noise = threading.Thread(target=lambda: [random.random() for _ in iter(stop.is_set, True)])
+    noise.start()
+    try:
+        noisy = [digest(build_model((12, 17, 3), architecture="read_evidence", seed=5)) for _ in range(3)]
+    finally:
+        stop.set()
+        noise.join()
+    assert noisy == [quiet] * 3
+    assert digest(build_model((12, 17, 3), architecture="read_evidence", seed=6)) != quiet

@@ -92,6 +92,7 @@ class Case:
     usage: bool = False  # a click usage error ("Usage: ...", "Error: ...")
     root_skip: Optional[str] = None  # skip when running as root, with this reason
     marks: tuple = field(default_factory=tuple)
+    sandbox: Optional[str] = None  # run the CLI with the output folder "readonly" / "full" / "fsize"-limited
 
 
 # ------------------------------------------------------------------ input builders
@@ -361,6 +362,41 @@ def out_not_writable(ctx):
     return coverage(ctx, out_bed=locked / "cov.bed", extra=("--merged_bam", str(locked / "m.bam"))), "locked"
 
 
+def out_read_only(ctx):
+    """The output folder is on a read-only mount (EROFS: holds for root too)."""
+    return coverage(ctx, out_bed=ctx.out / "cov.bed", extra=("--merged_bam", str(ctx.out / "m.bam"))), "out/m.bam"
+
+
+def out_disk_full(ctx):
+    """The output folder is a 16 KiB tmpfs: the calling examples do not fit (ENOSPC)."""
+    return me_calling(ctx, regions="chr1 chr20"), "ex.tfrecord"
+
+
+def out_file_size_limit(ctx):
+    """RLIMIT_FSIZE 16 KiB (SIGXFSZ ignored): writes past it fail with EFBIG."""
+    return shuffle(ctx, [str(ctx.good["train"]), str(ctx.good["tune"])]), "/out:"
+
+
+def _case_study_yaml(ctx) -> Path:
+    import yaml
+
+    path = ctx.inp / "case-study.yaml"
+    path.write_text(yaml.safe_dump({
+        "reference": str(ctx.good["ref"]), "truth_vcf": str(ctx.good["truth_vcf"]), "truth_bed": str(ctx.good["truth_bed"]),
+        "reads": [str(ctx.good["lowcov"])], "baseline": {"reads": [str(ctx.good["generic"])]},
+        "splits": {"train": ["chr1"], "tune": ["chr20"], "test": ["chr20"]}, "workdir": str(ctx.out / "wd"), "peers": []}))
+    return path
+
+
+def run_name_escapes(ctx):
+    """The run's name becomes folder and run names: '../../etc' would climb out of the workdir."""
+    return ["run", "--config", str(_case_study_yaml(ctx)), "--set", "name=../../etc"], "name"
+
+
+def run_contig_escapes(ctx):
+    return ["run", "--config", str(_case_study_yaml(ctx)), "--set", "splits.train=['../../etc']"], "../../etc"
+
+
 def call_checkpoint_not_model(ctx):
     bad = ctx.inp / "model.keras"
     bad.write_text("not a keras model\n")
@@ -409,15 +445,50 @@ CASES = [
     Case("train-init-checkpoint-not-a-model", train_init_not_model, ("not a Keras model",)),
     Case("output-dir-not-writable", out_not_writable, ("permission denied",),
          root_skip="running as root: chmod 0555 does not stop root's writes"),
+    Case("output-dir-read-only", out_read_only, ("read-only file system",), sandbox="readonly"),
+    Case("output-disk-full", out_disk_full, ("no space left on device",), sandbox="full"),
+    Case("output-file-size-limit", out_file_size_limit, ("file too large",), sandbox="fsize"),
+    Case("run-name-escapes-workdir", run_name_escapes, ("should match pattern",)),
+    Case("run-contig-escapes-workdir", run_contig_escapes, ("which the reference lacks",)),
     Case("call-checkpoint-not-a-model", call_checkpoint_not_model, ("not a keras model",)),
     Case("evaluate-query-not-vcf", evaluate_query_not_vcf, ("line 1", "not a vcf")),
 ]
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    return subprocess.run([sys.executable, "-m", "dvtrain.cli", *argv], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+# A private mount namespace (unshare -rm: no privileges needed where user namespaces are
+# allowed) puts a read-only bind mount or a small tmpfs over the output folder for one run;
+# what is left in the folder is listed before the namespace (and the tmpfs) goes away.
+_SANDBOX = {
+    "readonly": 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" || exit 97',
+    "full": 'mount -t tmpfs -o size=16k tmpfs "$0" || exit 97',
+}
+_SANDBOX_RUN = '\n"$@"; rc=$?\nfind "$0" -mindepth 1 > "$0.left"\nexit $rc'
+
+
+def _sandbox_available() -> Optional[str]:
+    if not shutil.which("unshare"):
+        return "no unshare(1) here"
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=4k tmpfs /mnt"], capture_output=True)
+    return None if probe.returncode == 0 else f"no private mount namespaces here: {probe.stderr.decode().strip()}"
+
+
+def _limit_file_size() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 10, 16 << 10))
+
+
+def _run(argv: list[str], sandbox: Optional[str] = None, out: Optional[Path] = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    cmd = [sys.executable, "-m", "dvtrain.cli", *argv]
+    kw = {}
+    if sandbox in _SANDBOX:
+        cmd = ["unshare", "-rm", "sh", "-c", _SANDBOX[sandbox] + _SANDBOX_RUN, str(out), *cmd]
+    elif sandbox == "fsize":
+        kw["preexec_fn"] = _limit_file_size
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, **kw)
 
 
 def _files(folder: Path) -> list[str]:
@@ -428,11 +499,14 @@ def _files(folder: Path) -> list[str]:
 def test_bad_input(case: Case, good, tmp_path):
     if case.root_skip and os.geteuid() == 0:
         pytest.skip(case.root_skip)
+    if case.sandbox in _SANDBOX and (why := _sandbox_available()):
+        pytest.skip(why)
     ctx = Ctx(good, tmp_path / "in", tmp_path / "out")
     ctx.inp.mkdir()
     ctx.out.mkdir()
     argv, name = case.setup(ctx)
-    proc = _run(argv)
+    proc = _run(argv, case.sandbox, ctx.out)
+    assert proc.returncode != 97, f"sandbox set-up failed: {proc.stderr}"
     both = proc.stdout + proc.stderr
     assert proc.returncode != 0, f"exit 0 for a bad input; stderr: {proc.stderr[-2000:]}"
     assert "Traceback" not in both, both[-4000:]
@@ -450,6 +524,9 @@ def test_bad_input(case: Case, good, tmp_path):
     for want in case.expect:
         assert want.lower() in msg.lower(), f"{want!r} not in: {msg}"
     assert _files(ctx.out) == [], f"left behind: {_files(ctx.out)}"
+    left = Path(f"{ctx.out}.left")  # listed inside the sandbox, before its mount went away
+    if case.sandbox in _SANDBOX:
+        assert left.read_text() == "", f"left behind: {left.read_text()}"
 
 
 # ------------------------------------------------------------------ accepted by design
