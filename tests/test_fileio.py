@@ -110,10 +110,10 @@ def test_content_key_follows_content_not_path(tmp_path):
 
 def test_temp_file_of_a_killed_writer_goes_with_the_next_write(tmp_path):
     out = tmp_path / "x.tfrecord-00000-of-00001.gz"
-    # as left by a writer killed mid-write (atomic_output's temp name keeps the last two suffixes)
-    orphan = tmp_path / ".x.tfrecord-00000-of-00001.gz.abc123.part.tfrecord-00000-of-00001.gz"
+    # as left by a writer killed mid-write (mkstemp: 8 random characters; the temp name keeps the last two suffixes)
+    orphan = tmp_path / ".x.tfrecord-00000-of-00001.gz.abc12345.part.tfrecord-00000-of-00001.gz"
     orphan.write_bytes(b"half a shard")
-    other = tmp_path / ".y.tfrecord-00000-of-00001.gz.abc123.part.tfrecord-00000-of-00001.gz"  # another output's: kept
+    other = tmp_path / ".y.tfrecord-00000-of-00001.gz.abc12345.part.tfrecord-00000-of-00001.gz"  # another output's: kept
     other.write_bytes(b"y")
     with TFRecordWriter(out) as w:
         w.write(b"record")
