@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import gzip
+import sys
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -18,7 +19,8 @@ def read_bed(path: str | Path, keep_extra: bool = False) -> list:
     (chrom, start, end, [extra columns])."""
     p = require_file(path, "BED file")
     opener = gzip.open if p.name.endswith(".gz") else open
-    out = []
+    out: list = []
+    empty: list[int] = []
     try:
         with opener(p, "rt") as fh:  # type: ignore[operator]
             for n, line in enumerate(fh, 1):
@@ -33,9 +35,14 @@ def read_bed(path: str | Path, keep_extra: bool = False) -> list:
                     raise InputError(p, f"line {n}: start/end are not integers") from None
                 if s < 0 or e < s:
                     raise InputError(p, f"line {n}: invalid interval {f[1]}-{f[2]}")
+                if s == e:
+                    empty.append(n)
                 out.append((f[0], s, e, f[3:]) if keep_extra else (f[0], s, e))
     except (OSError, UnicodeDecodeError, EOFError) as e:
         raise InputError(p, f"cannot read BED: {e}") from None
+    if empty:  # start == end holds no base in BED; it is how a 1-based single position looks
+        print(f"warning: {p}: {len(empty)} zero-length interval(s) (start == end, first on line {empty[0]}); "
+              f"BED is 0-based, half-open: is this file 1-based (off by one)?", file=sys.stderr)
     return out
 
 

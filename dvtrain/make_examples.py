@@ -238,12 +238,20 @@ def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int
     return out
 
 
-def _labeler(cfg: MakeExamplesConfig, lengths: dict[str, int], fasta: pysam.FastaFile, contigs: set[str],
+def _labeler(cfg: MakeExamplesConfig, lengths: dict[str, int], fasta: pysam.FastaFile, regions: list,
              confident: IntervalIndex) -> Labeler:
     """The haplotype-aware labeler over the truth's PASS records (split and normalised
-    exactly as the evaluation does) inside the confident regions."""
+    exactly as the evaluation does) inside the confident regions.
+
+    A truth set with no variant call inside the confident regions of the regions to process
+    (all shards together) is refused: every example would be labelled hom-ref."""
     assert cfg.truth_variants is not None
-    truth = read_vcf(cfg.truth_variants, contigs=lengths, regions=contigs, pass_only=True)
+    truth = read_vcf(cfg.truth_variants, contigs=lengths, regions={r[0] for r in regions}, pass_only=True)
+    wanted = IntervalIndex(regions)
+    if not any(v.is_variant_call() and wanted.contains(v.chrom, v.pos) and confident.contains(v.chrom, v.pos)
+               for v in truth):
+        raise InputError(cfg.truth_variants, f"no PASS variant inside the confident regions ({Path(str(cfg.confident_regions)).name}) "
+                                             f"of the regions to process: every example would be labelled hom-ref")
     norm = Normalizer(fasta)
     return Labeler(split_events(truth, norm), norm.fetch, confident=confident)
 
@@ -279,7 +287,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             raise InputError(cfg.confident_regions, f"no interval is on the contigs to process ({', '.join(wanted[:3])}; "
                                                      f"the BED has {conf_bed[0][0]!r}: contig names differ?)")
         confident = IntervalIndex(conf_bed)
-        labeler = _labeler(cfg, lengths, fasta, {r[0] for r in regions}, confident)
+        labeler = _labeler(cfg, lengths, fasta, regions, confident)
     parts = [p for i, p in enumerate(_partitions(regions)) if i % len(paths) == cfg.task]
     shape = [cfg.pileup_image_height, cfg.pileup_image_width, len(channel_names(cfg.channels))]
     contig_index = {c: i for i, c in enumerate(lengths)}

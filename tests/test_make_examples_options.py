@@ -136,7 +136,8 @@ def test_training_random_emit_ref_sites(tmp_path):
     fa, seq = _ref(tmp_path, n=3000)
     reads = [(f"r{i}", s, seq[s : s + 100], "100M", 0) for i, s in enumerate(range(0, 2900, 10))]
     bam = _bam(tmp_path, seq, reads)
-    common = _training(tmp_path, 3000, confident_end=2000)
+    # one truth het that no read carries (a truth set with none in the confident regions is refused)
+    common = _training(tmp_path, 3000, [(1501, seq[1500], _others(seq[1500])[0], "0/1")], confident_end=2000)
     none, exs0 = _run(tmp_path, fa, bam, name="n", **common)
     assert exs0 == []
     res, exs = _run(tmp_path, fa, bam, name="r", training_random_emit_ref_sites=0.05, **common)

@@ -157,8 +157,8 @@ def me_calling(ctx: Ctx, ref=None, reads=None, examples=None, regions="chr20", e
             "--regions", regions, "--pileup_image_height", str(H), "--pileup_image_width", str(W), *extra]
 
 
-def me_training(ctx: Ctx, vcf=None, bed=None, regions="chr20") -> list[str]:
-    return ["make-examples", "--mode", "training", "--ref", str(ctx.good["ref"]), "--reads", str(ctx.good["lowcov"]),
+def me_training(ctx: Ctx, vcf=None, bed=None, regions="chr20", ref=None) -> list[str]:
+    return ["make-examples", "--mode", "training", "--ref", str(ref or ctx.good["ref"]), "--reads", str(ctx.good["lowcov"]),
             "--examples", str(ctx.out / "ex.tfrecord@1.gz"), "--regions", regions,
             "--truth_variants", str(vcf or ctx.good["truth_vcf"]), "--confident_regions", str(bed or ctx.good["truth_bed"]),
             "--pileup_image_height", str(H), "--pileup_image_width", str(W)]
@@ -397,6 +397,18 @@ def run_contig_escapes(ctx):
     return ["run", "--config", str(_case_study_yaml(ctx)), "--set", "splits.train=['../../etc']"], "../../etc"
 
 
+def truth_none_in_confident(ctx):
+    """The confident regions miss every truth variant: training would see only hom-ref labels."""
+    import pysam
+
+    with pysam.VariantFile(str(ctx.good["truth_vcf"])) as vf:
+        starts = sorted(r.start for r in vf.fetch("chr20"))
+    gap = max(zip(starts, starts[1:]), key=lambda ab: ab[1] - ab[0])
+    bed = ctx.inp / "no-variants.bed"
+    bed.write_text(f"chr20\t{gap[0] + 5}\t{gap[1] - 5}\n")
+    return me_training(ctx, bed=bed), "truth.vcf.gz"
+
+
 def call_checkpoint_not_model(ctx):
     bad = ctx.inp / "model.keras"
     bad.write_text("not a keras model\n")
@@ -448,6 +460,7 @@ CASES = [
     Case("output-dir-read-only", out_read_only, ("read-only file system",), sandbox="readonly"),
     Case("output-disk-full", out_disk_full, ("no space left on device",), sandbox="full"),
     Case("output-file-size-limit", out_file_size_limit, ("file too large",), sandbox="fsize"),
+    Case("truth-without-variants-in-confident-regions", truth_none_in_confident, ("no PASS variant", "hom-ref")),
     Case("run-name-escapes-workdir", run_name_escapes, ("should match pattern",)),
     Case("run-contig-escapes-workdir", run_contig_escapes, ("which the reference lacks",)),
     Case("call-checkpoint-not-a-model", call_checkpoint_not_model, ("not a keras model",)),
@@ -562,15 +575,52 @@ def bed_overlapping(ctx):
     return me_training(ctx, bed=bed)
 
 
-ACCEPTED = [vcf_plain_gzip, vcf_no_tabix, ref_no_fai, bed_unsorted, bed_overlapping]
+def ref_lowercase_iupac(ctx):
+    """Soft-masked (lowercase) stretches and IUPAC codes (R, Y, N) in the reference: bases are
+    upper-cased; a non-ACGT reference base yields no candidate there."""
+    import pysam
+
+    ref = ctx.inp / "masked.fa"
+    with pysam.FastaFile(str(ctx.good["ref"])) as fa, open(ref, "w") as fh:
+        for c in fa.references:
+            seq = list(fa.fetch(c))
+            for i in range(0, len(seq), 997):
+                seq[i] = "RYNKMSW"[(i // 997) % 7]
+            seq = "".join(seq)
+            seq = seq[:3000] + seq[3000:9000].lower() + seq[9000:]
+            fh.write(f">{c}\n" + "\n".join(seq[i:i + 60] for i in range(0, len(seq), 60)) + "\n")
+    return me_training(ctx, ref=ref)
 
 
-@pytest.mark.parametrize("setup", ACCEPTED, ids=[f.__name__.replace("_", "-") for f in ACCEPTED])
-def test_accepted_input(setup, good, tmp_path):
+def vcf_no_contig_lines(ctx):
+    """Truth VCFs without ##contig lines (GIAB slices, the shared NA12878 data): lengths come from the reference."""
+    vcf = ctx.inp / "nocontig.vcf"
+    vcf.write_text("".join(line for line in _vcf_text(ctx).splitlines(keepends=True) if not line.startswith("##contig")))
+    return me_training(ctx, vcf=vcf)
+
+
+def bed_zero_length(ctx):
+    """start == end holds no base in BED (0-based, half-open): it is what a 1-based single position looks like."""
+    bed = ctx.inp / "one-based.bed"
+    bed.write_text(ctx.good["truth_bed"].read_text() + "chr20\t500\t500\n")
+    return me_training(ctx, bed=bed)
+
+
+#: (setup, a warning stderr must carry, or None)
+ACCEPTED = [(vcf_plain_gzip, None), (vcf_no_tabix, None), (ref_no_fai, None), (bed_unsorted, None),
+            (bed_overlapping, None), (ref_lowercase_iupac, None),
+            (vcf_no_contig_lines, "no ##contig line for 'chr20'; using its length from the reference"),
+            (bed_zero_length, "zero-length interval(s) (start == end, first on line")]
+
+
+@pytest.mark.parametrize("setup,warning", ACCEPTED, ids=[f.__name__.replace("_", "-") for f, _ in ACCEPTED])
+def test_accepted_input(setup, warning, good, tmp_path):
     ctx = Ctx(good, tmp_path / "in", tmp_path / "out")
     ctx.inp.mkdir()
     ctx.out.mkdir()
     proc = _run(setup(ctx))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stdout + proc.stderr
+    if warning:
+        assert warning in proc.stderr, proc.stderr
     assert _files(ctx.out), "no output written"
