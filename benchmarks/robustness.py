@@ -41,13 +41,15 @@ RESULTS = ROOT / "benchmarks" / "results" / "robustness.json"
 
 def bad_inputs() -> dict:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/bad_inputs"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "tests/bad_inputs"],
                           cwd=ROOT, capture_output=True, text=True)
-    tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-500:]
-    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|error)", tail)}
+    lines = proc.stdout.strip().splitlines()
+    tail = lines[-1] if lines else proc.stderr[-500:]
+    counts = {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|errors?)", tail)}
     tried = sum(counts.values())
     return {"tried": tried, "passed": counts.get("passed", 0), "skipped": counts.get("skipped", 0),
-            "seconds": round(time.monotonic() - t0, 1), "pytest": tail}
+            "seconds": round(time.monotonic() - t0, 1), "pytest": tail,
+            "not_passed": [x for x in lines if x.startswith(("FAILED", "ERROR", "SKIPPED"))]}
 
 
 def main() -> int:

@@ -117,9 +117,12 @@ def temp_files(wd: Path) -> list[str]:
 
 
 def run_flow(config: Path, workdir: Path, env: dict, kill_at: Optional[float] = None,
-             kill_on_temp: Optional[int] = None, kill_on_glob: Optional[str] = None, timeout: float = 900,
+             kill_on_temp: Optional[int] = None, kill_on_glob: Optional[str] = None,
+             kill_after: Optional[tuple[Optional[str], float]] = None, timeout: float = 900,
              log_path: Optional[Path] = None) -> Run:
     """``dvtrain run`` in a subprocess. ``kill_at``: SIGKILL after that many seconds;
+    ``kill_after`` (path, seconds): SIGKILL that long after ``path`` (relative to the workdir;
+    None: the start) appeared, i.e. that far into the stage the path ends;
     ``kill_on_temp``: SIGKILL when the n-th distinct temporary output (1-based) is seen;
     ``kill_on_glob``: SIGKILL when a path matching this glob (relative to the workdir) exists."""
     log_path = log_path or workdir.with_suffix(".log")
@@ -138,6 +141,12 @@ def run_flow(config: Path, workdir: Path, env: dict, kill_at: Optional[float] = 
                     stage_times[stage] = now
             if kill_at is not None and now >= kill_at:
                 reason = f"at {now:.2f} s"
+            if kill_after is not None:
+                marker, delay = kill_after
+                if marker is None or (workdir / marker).exists():
+                    seen_at = stage_times.setdefault(f"marker:{marker}", now)
+                    if now >= seen_at + delay:
+                        reason = f"{delay:.2f} s after {marker or 'the start'} ({now:.2f} s)"
             if kill_on_glob is not None:
                 hit = next(iter(workdir.glob(kill_on_glob)), None)
                 if hit is not None:
@@ -158,7 +167,7 @@ def run_flow(config: Path, workdir: Path, env: dict, kill_at: Optional[float] = 
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise TimeoutError(f"{cmd} ran past {timeout} s (log {log_path})")
-            time.sleep(0.004 if kill_on_temp is not None or kill_on_glob is not None else 0.02)
+            time.sleep(0.004 if kill_at is None else 0.02)
         try:  # a Beam worker or peer left in the group: gone with its parent
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -251,27 +260,29 @@ class Trial:
         return {**asdict(self), "survived": self.survived}
 
 
-def plan(n: int, seed: int, clean: Run) -> list[tuple[str, str, float]]:
+def plan(n: int, seed: int, clean: Run) -> list[tuple[str, str, object]]:
     """``n`` kills: (mode, target, value). Stage kills cycle through the stages in a seeded
-    order, each at a uniform time inside that stage's window of the clean run; write kills
-    cut the k-th temporary file of the run (k seeded)."""
+    order, each a uniform fraction into that stage: ``value`` = (the previous stage's end
+    marker, a delay drawn within the stage's duration in the clean run), so the kill lands
+    inside the stage however fast the machine runs. Write kills cut the k-th temporary
+    file of the run (k seeded, up to the temporaries a clean run makes)."""
     rng = random.Random(seed)
-    windows, prev = [], 0.0
-    for stage, _ in STAGE_ENDS:
+    windows, prev, prev_marker = [], 0.0, None
+    for stage, marker in STAGE_ENDS:
         end = clean.stage_times.get(stage)
         if end is not None and end > prev:
-            windows.append((stage, prev, end))
-            prev = end
-    stages = [w for w in windows]
+            windows.append((stage, prev_marker, end - prev))
+            prev, prev_marker = end, marker
+    stages = list(windows)
     rng.shuffle(stages)
-    out = []
+    out: list[tuple[str, str, object]] = []
     for i in range(n):
         if i % 3 == 2:  # every third kill: in the middle of a file write
-            k = rng.randint(1, 24)
-            out.append(("write", f"temp file #{k}", float(k)))
+            k = rng.randint(1, 60)
+            out.append(("write", f"temp file #{k}", k))
         else:
-            stage, a, b = stages[(i - i // 3) % len(stages)]
-            out.append(("stage", stage, rng.uniform(a + 0.05 * (b - a), b - 0.02 * (b - a))))
+            stage, marker, length = stages[(i - i // 3) % len(stages)]
+            out.append(("stage", stage, (marker, rng.uniform(0.05, 0.9) * length)))
     return out
 
 
@@ -280,7 +291,7 @@ def trial(index: int, mode: str, target: str, value, config: Path, root: Path, e
     """One kill + re-run. ``mode``: "stage" (``value`` seconds), "write" (the ``value``-th
     temporary file) or "path" (``value`` a glob: kill when it matches)."""
     wd = root / f"trial-{index:02d}"
-    kw = {"stage": {"kill_at": value}, "write": {"kill_on_temp": value}, "path": {"kill_on_glob": value}}[mode]
+    kw = {"stage": {"kill_after": value}, "write": {"kill_on_temp": value}, "path": {"kill_on_glob": value}}[mode]
     first = run_flow(config, wd, env, log_path=root / f"trial-{index:02d}.kill.log", **kw)
     done = cache_records(env)
     second = run_flow(config, wd, env, log_path=root / f"trial-{index:02d}.rerun.log")
@@ -306,10 +317,12 @@ def subprocess_env(prefect_home: Path) -> dict:
 
 
 def summary(trials: list[Trial]) -> dict:
+    """Kills that landed (the run had not finished yet) and how many of those the re-run repaired."""
+    landed = [t for t in trials if t.killed]
     return {
-        "kills_tried": len(trials), "kills_landed": sum(t.killed for t in trials),
-        "kills_survived": sum(t.survived for t in trials),
-        "outputs_identical": sum(t.identical for t in trials), "outputs_compared": len(trials),
+        "kills_planned": len(trials), "kills_tried": len(landed),
+        "kills_survived": sum(t.survived for t in landed),
+        "outputs_identical": sum(t.identical for t in landed), "outputs_compared": len(landed),
         "trials": [t.as_dict() for t in trials],
     }
 

@@ -1,6 +1,6 @@
 """SIGKILL the real case-study flow (a subprocess) and re-run it (issue 9). The CI subset:
-a kill in training (the re-run resumes from the saved state), one in the middle of a
-shuffle shard being written, one in the middle of a make_examples shard; plus two clean
+a kill in training (the re-run resumes from the saved state), one while the shuffle
+spills its buckets, one in the middle of a make_examples shard being written; plus two clean
 runs whose outputs must be identical. The 20-kill version is benchmarks/robustness.py.
 
 Each re-run must exit 0, reproduce every output of the clean run byte for byte (harness.digests),
@@ -19,7 +19,7 @@ import harness  # noqa: E402
 
 KILLS = [
     ("path", "baseline/train/train_state.npz"),  # training, after its first saved state
-    ("path", "custom/shuffled/.train-0000?-of-00002.tfrecord.gz.*.part*"),  # a shuffle shard half written
+    ("path", "custom/shuffled/.train.spill.*.part"),  # the shuffle, its buckets half spilled (lives ~1 s)
     ("path", "baseline/examples/.train.tfrecord-0000?-of-00002.gz.*.part*"),  # a make_examples shard half written
 ]
 
@@ -48,7 +48,7 @@ def test_two_clean_runs_give_identical_outputs(clean):
     assert harness.temp_files(clean["root"] / "clean-a") == []
 
 
-@pytest.mark.parametrize("index,kill", list(enumerate(KILLS)), ids=["training", "shuffle-write", "make-examples-write"])
+@pytest.mark.parametrize("index,kill", list(enumerate(KILLS)), ids=["training", "shuffle-spill", "make-examples-write"])
 def test_killed_run_is_repaired_by_a_rerun(clean, index, kill):
     mode, value = kill
     env = harness.subprocess_env(clean["root"] / f"home-trial-{index}")
