@@ -54,7 +54,8 @@ def secret_scan_flow(truth: str, query: str, out_prefix: str, publish_to: str, s
 
 def test_credentials_never_leak(storage, tmp_path, capfd, caplog, monkeypatch):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId, LogFilterTaskRunId
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId,
+                                                LogFilter, LogFilterFlowRunId, LogFilterTaskRunId)
     from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
     from prefect_aws import AwsCredentials, S3Bucket
@@ -106,7 +107,8 @@ def test_credentials_never_leak(storage, tmp_path, capfd, caplog, monkeypatch):
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
         logs += client.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[t.id for t in task_runs])))
-        artifacts = client.read_artifacts()
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(  # this run's (the server is shared)
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
     assert len(task_runs) >= 4 and any("evaluated" in log.message for log in logs)
     assert any(a.key == "secret-scan-eval" for a in artifacts)
     haystacks = {
