@@ -10,8 +10,9 @@ Three measurements, one table:
   run with pytest; tried = cases collected (a skip counts as not passed), passed = passed.
 * **kills**: ``--kills`` trials of ``tests/faults/harness.py``: the case study (a small
   simulated genome, the real flow in a subprocess against one temporary Prefect server) is
-  killed with SIGKILL at a seeded point, inside a stage (a time drawn inside that stage's
-  window of a clean run) or while a temporary output file is being written; then re-run.
+  killed with SIGKILL at a seeded point, inside a stage (a drawn fraction of that stage's
+  length in a clean run, after the previous stage's end) or while a temporary output file
+  is being written; then re-run. Only kills that landed (the run had not finished) count.
   Survived = the re-run exits 0, every output is byte-identical to the clean run, no
   temporary file remains and no task that had completed before the kill ran again.
 * **reproducibility**: two clean runs with the same seed, every final output compared

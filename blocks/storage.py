@@ -54,6 +54,8 @@ TEMP_MARK = ".tmp-"  # temporary upload keys: DIR/.NAME.tmp-<uuid>
 #: S3 error codes that mean "these credentials are not accepted here"
 _DENIED_S3 = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
               "AllAccessDisabled", "AccountProblem", "403", "401"}
+#: exception classes (google-api-core, google-auth) that mean the same for GCS
+_DENIED_CLASSES = {"Forbidden", "Unauthorized", "RefreshError", "DefaultCredentialsError", "TransportError"}
 
 
 def describe_store_error(exc: BaseException) -> str:
@@ -65,10 +67,9 @@ def describe_store_error(exc: BaseException) -> str:
         return "the bucket does not exist"
     if code in _DENIED_S3:
         return f"access denied: the storage block's credentials were rejected ({code})"
-    if names & {"Forbidden", "Unauthorized", "RefreshError", "DefaultCredentialsError", "TransportError"}:
-        kind = next(iter(names & {"Forbidden", "Unauthorized", "RefreshError", "DefaultCredentialsError",
-                                  "TransportError"}))
-        return f"access denied: the storage block's credentials were rejected ({kind})"
+    denied = sorted(names & _DENIED_CLASSES)
+    if denied:
+        return f"access denied: the storage block's credentials were rejected ({denied[0]})"
     if "NotFound" in names:
         return "the bucket does not exist"
     if "EndpointConnectionError" in names or "ConnectionError" in names:

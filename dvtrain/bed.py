@@ -46,6 +46,17 @@ def read_bed(path: str | Path, keep_extra: bool = False) -> list:
     return out
 
 
+def require_intervals_on(path: str | Path, intervals: list, contigs: Iterable[str], where: str) -> None:
+    """InputError naming the BED at ``path`` unless it has intervals and one of them lies on
+    ``contigs`` (``where`` says what those are, e.g. "a BAM contig")."""
+    if not intervals:
+        raise InputError(path, "BED file has no intervals")
+    names = list(contigs)
+    if not set(names) & {iv[0] for iv in intervals}:
+        raise InputError(path, f"no interval is on {where} ({', '.join(names[:3])}; the BED has "
+                               f"{intervals[0][0]!r}: contig names differ?)")
+
+
 def write_bed(path: str | Path, intervals: Iterable) -> int:
     """Write intervals atomically; items are (chrom, start, end[, extra list])."""
     n = 0

@@ -452,6 +452,13 @@ class CaseStudyConfig(_Config):
         """The container settings when ``engine`` is deepvariant, else None."""
         return self.deepvariant if self.engine == "deepvariant" else None
 
+    def input_locations(self) -> list[Location]:
+        """Every input the run reads (reference, truth, BAMs, baseline model, dataset
+        provenance), in config order, each once."""
+        found = [self.reference, self.truth_vcf, self.truth_bed, *self.reads, *self.baseline.reads,
+                 *(b for aug in self.augment for b in aug.reads), self.baseline.model, self.dataset_json]
+        return list(dict.fromkeys(x for x in found if x is not None))
+
 
 def load_case_study(path: str | Path, overrides: dict | None = None) -> CaseStudyConfig:
     """Read a case-study YAML; relative paths resolve against the YAML's folder."""

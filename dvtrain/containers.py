@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Optional
 
 from .config import CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
 from .errors import DvtrainError, InputError
-from .fileio import INDEX_SUFFIXES, sharded_paths
+from .fileio import index_companions, sharded_paths
 
 DV_BIN = "/opt/deepvariant/bin"
 HAPPY = "/opt/hap.py/bin/hap.py"
@@ -75,10 +75,8 @@ class _Mounts:
             raise InputError(path, "does not exist")
         self._add(Mount(str(p), str(p), True))
         if companions and p.is_file():
-            for suffix in INDEX_SUFFIXES:
-                for side in (Path(str(p) + suffix), p.with_suffix(suffix)):
-                    if side.is_file():
-                        self._add(Mount(str(side), str(side), True))
+            for _, side in index_companions(p):
+                self._add(Mount(str(side), str(side), True))
         return str(p)
 
     def output(self, folder: str | Path) -> str:

@@ -40,7 +40,7 @@ from typing import Iterator, Optional
 import numpy as np
 import pysam
 
-from .bed import read_bed
+from .bed import read_bed, require_intervals_on
 from .config import CoverageConfig
 from .errors import DvtrainError, InputError, require_file
 from .fileio import atomic_output
@@ -420,10 +420,6 @@ def coverage_bed(config: CoverageConfig) -> dict:
     merged = Path(config.merged_bam) if config.merged_bam else output_bed.parent / "merged.bam"
     sq = dict(_check_inputs(reads))
     truth = read_bed(config.truth_bed, keep_extra=True)  # InputError on a bad line
-    if not truth:
-        raise InputError(config.truth_bed, "BED file has no intervals")
-    if not any(iv[0] in sq for iv in truth):
-        raise InputError(config.truth_bed, f"no interval is on a BAM contig (BED: {truth[0][0]!r}, BAM: "
-                                           f"{next(iter(sq), None)!r}; contig names differ?)")
+    require_intervals_on(config.truth_bed, truth, sq, "a BAM contig")
     merge_bams(reads, merged)
     return filter_truth_by_depth(merged, config.truth_bed, output_bed, config.min_coverage, truth=truth)

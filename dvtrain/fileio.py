@@ -38,7 +38,20 @@ from .errors import InputError, OutputError
 _FULL = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 
 #: index files that travel with an input (BAM, CRAM, VCF, FASTA), looked up as PATH + suffix
+#: (or, for x.bam, x.bai: see :func:`index_companions`)
 INDEX_SUFFIXES = (".bai", ".csi", ".tbi", ".fai", ".crai", ".gzi")
+
+
+def index_companions(path: str | Path, suffixes: Iterable[str] = INDEX_SUFFIXES) -> list[tuple[str, Path]]:
+    """The index files beside ``path`` that exist, as (suffix, file) in ``suffixes`` order:
+    ``PATH+SUFFIX`` (a.bam.bai), then ``PATH`` with its last suffix replaced (a.bai)."""
+    p = Path(path)
+    found: list[tuple[str, Path]] = []
+    for sfx in suffixes:
+        for side in (Path(str(p) + sfx), p.with_suffix(sfx)):
+            if side != p and side.is_file() and all(side != f for _, f in found):
+                found.append((sfx, side))
+    return found
 _MASK_DELTA = 0xA282EAD8
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -47,6 +60,22 @@ os.umask(_UMASK)
 def _masked_crc(data: bytes) -> int:
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _cannot_write(path: Path, e: OSError) -> OutputError:
+    return OutputError(path, f"cannot write: {e.strerror or (os.strerror(e.errno) if e.errno else e)}")
+
+
+@contextlib.contextmanager
+def _out_of_room_names(path: Path) -> Iterator[None]:
+    """A write that runs out of room (disk full, file-size limit, quota) inside the block
+    becomes an OutputError naming ``path``: not the temp file, or no file at all."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in _FULL:
+            raise _cannot_write(path, e) from None
+        raise
 
 
 @contextlib.contextmanager
@@ -63,17 +92,13 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + sfx, dir=path.parent)
     except OSError as e:  # read-only, unwritable or full folder: name the output, not the temp name
-        raise OutputError(path, f"cannot write: {e.strerror or e}") from None
+        raise _cannot_write(path, e) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
-        try:
+        with _out_of_room_names(path):
             yield tmp_path
-        except OSError as e:
-            if e.errno in _FULL:  # name the output, not the temp file (or no file at all)
-                raise OutputError(path, f"cannot write: {os.strerror(e.errno)}") from None
-            raise
         os.replace(tmp_path, path)
         sweep_stale(path.parent, path.name)  # temporaries of this output left by a killed writer
     finally:
@@ -105,18 +130,15 @@ def temp_dir(parent: str | Path, name: str) -> Iterator[Path]:
     removed too (a SIGKILL runs no cleanup)."""
     import shutil
 
+    output = Path(parent) / name
     try:
-        Path(parent).mkdir(parents=True, exist_ok=True)
+        output.parent.mkdir(parents=True, exist_ok=True)
         td = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=parent))
     except OSError as e:
-        raise OutputError(Path(parent) / name, f"cannot write: {e.strerror or e}") from None
+        raise _cannot_write(output, e) from None
     try:
-        try:
+        with _out_of_room_names(output):
             yield td
-        except OSError as e:
-            if e.errno in _FULL:
-                raise OutputError(Path(parent) / name, f"cannot write: {os.strerror(e.errno)}") from None
-            raise
         sweep_stale(parent, name)
     finally:
         shutil.rmtree(td, ignore_errors=True)
@@ -157,15 +179,13 @@ class TFRecordWriter:
         self._ctx.__exit__(None, None, None)
 
     def _failed(self, e: OSError) -> None:
-        """A write that ran out of room: drop the temp file, name the output."""
-        if e.errno not in _FULL:
-            raise e
-        try:
-            self._raw.close()
-        except OSError:
-            pass
-        self._ctx.__exit__(OSError, e, None)  # removes the temp file (and raises OutputError)
-        raise OutputError(self.path, f"cannot write: {os.strerror(e.errno)}") from None
+        """A write that ran out of room: atomic_output drops the temp file and raises the
+        OutputError that names the output. Other errors propagate as they are."""
+        if e.errno in _FULL:
+            with contextlib.suppress(OSError):
+                self._raw.close()
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+        raise e
 
     def abort(self) -> None:
         self._raw.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pysam
 
 from .errors import InputError, require_file
+from .fileio import index_companions
 
 _BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
 
@@ -129,8 +130,6 @@ def open_bams(paths: list[Path], lengths: dict[str, int]) -> list[pysam.Alignmen
 def _check_index_age(bam: Path) -> None:
     """An index older than its BAM (the BAM was rewritten after indexing) is an error; htslib
     compares whole seconds and only warns, then reads with the stale index."""
-    for idx in (Path(f"{bam}.bai"), bam.with_suffix(".bai"), Path(f"{bam}.csi")):
-        if idx.is_file():
-            if int(idx.stat().st_mtime) < int(bam.stat().st_mtime):
-                raise InputError(bam, f"index {idx.name} is older than the BAM; re-run `samtools index`")
-            return
+    for _, idx in index_companions(bam, (".bai", ".csi"))[:1]:
+        if int(idx.stat().st_mtime) < int(bam.stat().st_mtime):
+            raise InputError(bam, f"index {idx.name} is older than the BAM; re-run `samtools index`")

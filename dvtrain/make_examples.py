@@ -49,7 +49,7 @@ from typing import Optional
 import numpy as np
 import pysam
 
-from .bed import IntervalIndex, merge, read_bed
+from .bed import IntervalIndex, merge, read_bed, require_intervals_on
 from .config import MakeExamplesConfig
 from .errors import InputError
 from .evaluate import Normalizer, split_events
@@ -280,12 +280,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
     if cfg.mode == "training":
         assert cfg.confident_regions is not None
         conf_bed = read_bed(cfg.confident_regions)
-        if not conf_bed:
-            raise InputError(cfg.confident_regions, "BED file has no intervals")
-        wanted = sorted({r[0] for r in regions})
-        if not any(iv[0] in wanted for iv in conf_bed):
-            raise InputError(cfg.confident_regions, f"no interval is on the contigs to process ({', '.join(wanted[:3])}; "
-                                                     f"the BED has {conf_bed[0][0]!r}: contig names differ?)")
+        require_intervals_on(cfg.confident_regions, conf_bed, sorted({r[0] for r in regions}), "the contigs to process")
         confident = IntervalIndex(conf_bed)
         labeler = _labeler(cfg, lengths, fasta, regions, confident)
     parts = [p for i, p in enumerate(_partitions(regions)) if i % len(paths) == cfg.task]

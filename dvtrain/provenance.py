@@ -21,7 +21,7 @@ from typing import Optional
 
 from . import __version__
 from .config import CaseStudyConfig
-from .fileio import INDEX_SUFFIXES, atomic_output, content_key
+from .fileio import atomic_output, content_key, index_companions
 from .uri import is_remote
 
 TOOLS = {  # binary -> arguments that print its version
@@ -74,17 +74,9 @@ def git_commit(path: Path = Path(__file__).resolve().parents[1]) -> Optional[str
 
 def input_digests(config: CaseStudyConfig) -> dict[str, dict]:
     """Content digest of every local input file and its index companions; remote inputs by URI."""
-    paths = [config.reference, config.truth_vcf, config.truth_bed, *config.reads, *config.baseline.reads,
-             *(b for aug in config.augment for b in aug.reads)]
-    if config.baseline.model is not None:
-        paths.append(config.baseline.model)
-    if config.dataset_json is not None:
-        paths.append(config.dataset_json)
     out: dict[str, dict] = {}
-    for p in paths:
+    for p in config.input_locations():
         key = str(p)
-        if key in out:
-            continue
         if is_remote(key):
             out[key] = {"remote": True}
             continue
@@ -93,10 +85,8 @@ def input_digests(config: CaseStudyConfig) -> dict[str, dict]:
             out[key] = {"missing": True}
             continue
         entry = {"size": path.stat().st_size, "blake2b": content_key(path)}
-        for sfx in INDEX_SUFFIXES:
-            side = Path(key + sfx)
-            if side.is_file():
-                entry[sfx] = content_key(side)
+        for sfx, side in index_companions(path):
+            entry[sfx] = content_key(side)
         out[key] = entry
     return out
 

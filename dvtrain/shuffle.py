@@ -374,25 +374,26 @@ class _Progress(threading.Thread):
             self.poll()
 
 
-class _NoApitoolsWarning(logging.Filter):
-    """Importing Beam logs 'apitools not found ...' on the root logger (GCP client libraries
-    are not installed, and not needed by local runners): one line of noise before ours."""
+#: one of our one-line errors as Beam reports it from a worker ("...InputError: MESSAGE [while running 'X']")
+_OWN_ERROR = re.compile(r"\b(?:InputError|OutputError|ShapeMismatchError): (.*?)(?: \[while running|$)", re.S)
+
+
+class _Drop(logging.Filter):
+    """Drops log records whose message matches ``pattern``."""
+
+    def __init__(self, pattern: re.Pattern):
+        super().__init__()
+        self.pattern = pattern
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("apitools not found")
-
-
-class _NoOwnErrorTraceback(logging.Filter):
-    """Beam logs a worker's exception with its traceback before re-raising it; for our
-    one-line input/output errors (which :func:`shuffle` re-raises as such) that is noise."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not re.search(r"\b(InputError|OutputError|ShapeMismatchError): ", str(record.msg))
+        return not self.pattern.search(str(record.msg))
 
 
 def _import_beam():
+    """Import Beam without its 'apitools not found ...' line on the root logger (GCP client
+    libraries are not installed, and not needed by local runners)."""
     root = logging.getLogger()
-    quiet = _NoApitoolsWarning()
+    quiet = _Drop(re.compile(r"^apitools not found"))
     root.addFilter(quiet)
     try:
         import apache_beam
@@ -436,7 +437,9 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
     remove_shards()
     fd, summary_path = tempfile.mkstemp(prefix=f".{Path(prefix).name}.summary.", suffix=".part.json", dir=out_dir)
     os.close(fd)
-    beam_log, quiet = logging.getLogger("apache_beam.runners.common"), _NoOwnErrorTraceback()
+    # Beam logs a worker's exception with its traceback before re-raising it: noise for our
+    # one-line errors, which are re-raised as such below
+    beam_log, quiet = logging.getLogger("apache_beam.runners.common"), _Drop(_OWN_ERROR)
     poller = _Progress(progress_dir, sum(p.stat().st_size for p in inputs), len(inputs), progress) \
         if progress_dir else None
     try:
@@ -455,12 +458,12 @@ def shuffle(config: ShuffleConfig, progress: Optional[Callable[[dict], None]] = 
                 | "Summary" >> beam.Map(lambda rows: Path(summary_path).write_text(json.dumps(rows)))
             )
         shards = {r["shard"]: r for r in json.loads(Path(summary_path).read_text() or "[]")}
-        for stale in ("spill", "summary"):  # what a killed shuffle into this prefix left
-            sweep_stale(spill_root if stale == "spill" else out_dir, f"{Path(prefix).name}.{stale}")
+        sweep_stale(spill_root, f"{Path(prefix).name}.spill")  # what a killed shuffle into this prefix left
+        sweep_stale(out_dir, f"{Path(prefix).name}.summary")
     except Exception as e:
         remove_shards()
         # Beam wraps worker exceptions; surface our one-line input errors as such.
-        m = re.search(r"(?:InputError|OutputError): (.*?)(?: \[while running|$)", str(e), flags=re.S)
+        m = _OWN_ERROR.search(str(e))
         if m:
             raise DvtrainError(m.group(1).strip()) from None
         raise

@@ -165,9 +165,7 @@ def preflight(config: CaseStudyConfig) -> None:
     blocks' credentials are accepted. ``dvtrain run`` calls it before Prefect starts a run."""
     check_case_study(config)
     use_storage_blocks(config.storage_blocks)  # s3:// gs:// go through these blocks (else by bucket name)
-    check_remote_inputs([config.reference, config.truth_vcf, config.truth_bed, *config.reads, *config.baseline.reads,
-                         *(b for aug in config.augment for b in aug.reads),
-                         config.baseline.model, config.dataset_json])
+    check_remote_inputs(config.input_locations())
 
 
 @flow(name="custom-model-training", flow_run_name=case_study_run_name, log_prints=True)

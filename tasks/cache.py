@@ -47,7 +47,7 @@ from prefect.results import get_result_store
 from prefect.utilities.hashing import hash_objects
 from pydantic import BaseModel
 
-from dvtrain.fileio import INDEX_SUFFIXES, content_key, sharded_paths
+from dvtrain.fileio import content_key, index_companions, sharded_paths
 from dvtrain.uri import is_remote
 
 from .staging import TFRECORD_PATH, remote_digest, remote_exists
@@ -57,10 +57,8 @@ def file_digest(path: str | Path) -> dict:
     """Content digest of one file, its companion indexes and (pbtxt) listed TFRecords."""
     p = Path(path)
     out: dict[str, Any] = {"content": content_key(p)}
-    for sfx in INDEX_SUFFIXES:
-        for idx in {Path(str(p) + sfx), p.with_suffix(sfx)} - {p}:
-            if idx.is_file():
-                out[sfx] = content_key(idx)
+    for sfx, idx in index_companions(p):
+        out[sfx] = content_key(idx)
     if p.name.endswith(".pbtxt"):
         refs = []
         for m in TFRECORD_PATH.finditer(p.read_text(errors="replace")):
