@@ -457,9 +457,9 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
 
     # An ephemeral Prefect server needs no telemetry (its heartbeat also races the first SQLite migration).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.case_study import custom_model_training, preflight
+    from flows.case_study import check_remote_case_study_inputs, custom_model_training
 
-    preflight(cfg)  # remote inputs and storage credentials too (blocks need the Prefect API)
+    check_remote_case_study_inputs(cfg)  # remote inputs and storage credentials (blocks need the Prefect API)
 
     report = custom_model_training(cfg)
     click.echo(f"report: {uri.join(cfg.workdir, 'report.md')}")

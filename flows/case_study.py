@@ -159,13 +159,18 @@ def _peers(config: CaseStudyConfig, confident_bed: Path) -> list[dict]:
     return out["rows"]
 
 
-def preflight(config: CaseStudyConfig) -> None:
-    """Fail fast, in one line, before any work: paths, formats and contig mismatches of the
-    local inputs, then (through the storage blocks) that every remote input exists and the
-    blocks' credentials are accepted. ``dvtrain run`` calls it before Prefect starts a run."""
-    check_case_study(config)
+def check_remote_case_study_inputs(config: CaseStudyConfig) -> None:
+    """Through the storage blocks: every remote input exists and the blocks' credentials are
+    accepted (one line otherwise). ``dvtrain run`` calls it before Prefect starts a run."""
     use_storage_blocks(config.storage_blocks)  # s3:// gs:// go through these blocks (else by bucket name)
     check_remote_inputs(config.input_locations())
+
+
+def preflight(config: CaseStudyConfig) -> None:
+    """Fail fast, in one line, before any work: paths, formats and contig mismatches of the
+    local inputs (``check_case_study``), then the remote ones."""
+    check_case_study(config)
+    check_remote_case_study_inputs(config)
 
 
 @flow(name="custom-model-training", flow_run_name=case_study_run_name, log_prints=True)
