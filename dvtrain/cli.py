@@ -106,7 +106,7 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--regions", multiple=True, help="contig, chr:start-end or BED; repeat or space-separate")
 @click.option("--truth_variants", type=click.Path(path_type=Path))
 @click.option("--confident_regions", type=click.Path(path_type=Path))
-@click.option("--channels", multiple=True, help="optional channels (insert_size)")
+@click.option("--channels", multiple=True, help="optional channels, comma-separated: insert_size (default), homopolymer_weighted, is_homopolymer")
 @click.option("--vsc_min_count_snps", type=int)
 @click.option("--vsc_min_count_indels", type=int)
 @click.option("--vsc_min_fraction_snps", type=float)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema, model_validator
 
 from .errors import InputError, describe_validation_error
 from .uri import location as _as_location, scheme as _uri_scheme
@@ -80,6 +80,22 @@ class CoverageConfig(_Config):
 
 
 # ---------------------------------------------------------------- make_examples
+# DeepVariant's optional channels that dvtrain draws (dvtrain.pileup, docs/pileup.md)
+OPTIONAL_CHANNELS = ("insert_size", "homopolymer_weighted", "is_homopolymer")
+
+
+def _check_channels(channels: list[str]) -> list[str]:
+    unknown = set(channels) - set(OPTIONAL_CHANNELS)
+    if unknown:
+        raise ValueError(f"unsupported optional channels: {sorted(unknown)} (supported: {', '.join(OPTIONAL_CHANNELS)})")
+    if len(set(channels)) != len(channels):
+        raise ValueError(f"optional channels listed twice: {channels}")
+    return channels
+
+
+Channels = Annotated[list[str], AfterValidator(_check_channels)]
+
+
 class MakeExamplesConfig(_Config):
     mode: Literal["training", "calling"]
     ref: Location
@@ -90,7 +106,7 @@ class MakeExamplesConfig(_Config):
     exclude_regions: list[str] = Field(default_factory=list, description="regions to leave out (same forms as regions)")
     truth_variants: Optional[Location] = None
     confident_regions: Optional[Location] = Field(None, description="required in training mode")
-    channels: list[str] = Field(default_factory=lambda: ["insert_size"])
+    channels: Channels = Field(default_factory=lambda: ["insert_size"])
     vsc_min_count_snps: int = Field(2, ge=1)
     vsc_min_count_indels: int = Field(2, ge=1)
     vsc_min_fraction_snps: float = Field(0.12, ge=0, le=1)
@@ -120,9 +136,6 @@ class MakeExamplesConfig(_Config):
             raise ValueError("--gvcf needs --mode calling")
         if self.pileup_image_width % 2 == 0:
             raise ValueError(f"pileup_image_width must be odd (got {self.pileup_image_width})")
-        unknown = set(self.channels) - {"insert_size"}
-        if unknown:
-            raise ValueError(f"unsupported optional channels: {sorted(unknown)} (supported: insert_size)")
         return self
 
 
@@ -353,6 +366,10 @@ class BaselineConfig(_Config):
     model: Optional[Location] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point); with engine deepvariant a DeepVariant checkpoint prefix")
     reads: list[Location] = Field(default_factory=list, title="Baseline reads",
                               description="generic-coverage BAMs to train a baseline from, when no model is given")
+    channels: Optional[Channels] = Field(
+        None, title="Baseline model's channels",
+        description="optional channels the given model was trained with (its example_info.json); "
+                    "default: the case study's `channels`")
 
     @model_validator(mode="after")
     def _one_of(self) -> "BaselineConfig":
@@ -396,6 +413,10 @@ class CaseStudyConfig(_Config):
                     "DeepVariant's 2 drops every het SNP seen by one read, a third of them at 4x")
     vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads (low coverage)",
                                       description="make_examples --vsc_min_count_indels, likewise")
+    channels: Channels = Field(
+        default_factory=lambda: ["insert_size"], title="Optional channels",
+        description="make_examples --channels for every example set of the run: insert_size (DeepVariant's "
+                    "default), homopolymer_weighted, is_homopolymer")
     workdir: Location = Field(Path("demo-output"), title="Work directory",
                           description="where every stage writes; shared by all workers of a run")
     shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards per dataset")
@@ -535,6 +556,10 @@ class CallVariantsConfig(_Config):
                                                 "with (the case study's low-coverage setting, e.g. 1)")
     vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads",
                                       description="make_examples --vsc_min_count_indels, likewise")
+    channels: Optional[Channels] = Field(
+        None, title="Optional channels",
+        description="make_examples --channels; default: those in the model's example_info.json (beside it), "
+                    "else insert_size")
     seed: int = Field(42, ge=0, title="Seed", description="seeds read down-sampling in make_examples")
 
     @model_validator(mode="after")

@@ -11,17 +11,19 @@ from typing import Iterable
 import numpy as np
 
 from . import __version__
-from .config import MakeExamplesConfig
-from .reads import Read, ReadBatch, RefCache
+from .config import OPTIONAL_CHANNELS, MakeExamplesConfig
+from .reads import Read, ReadBatch, RefCache, run_lengths
 
 REF_ROWS = 5
 # Reads are taken for the image when they overlap the candidate's REF span widened by
 # this many bases on each side (DeepVariant's read_overlap_buffer_bp).
 READ_OVERLAP_BUFFER = 5
-# DeepVariant channel enum ids (read_base=1 ... base_differs_from_ref=6, insert_size=19).
+# DeepVariant channel enum ids (read_base=1 ... base_differs_from_ref=6, is_homopolymer=16,
+# homopolymer_weighted=17, insert_size=19).
 BASE_CHANNELS = ["read_base", "base_quality", "mapping_quality", "strand", "read_supports_variant", "base_differs_from_ref"]
 CHANNEL_IDS = {"read_base": 1, "base_quality": 2, "mapping_quality": 3, "strand": 4,
-               "read_supports_variant": 5, "base_differs_from_ref": 6, "insert_size": 19}
+               "read_supports_variant": 5, "base_differs_from_ref": 6, "is_homopolymer": 16,
+               "homopolymer_weighted": 17, "insert_size": 19}
 
 # Pixel values (DeepVariant default PileupImageOptions).
 MAX_PIXEL = 254
@@ -29,6 +31,8 @@ BASE_QUALITY_CAP = 40
 MAPPING_QUALITY_CAP = 60
 REFERENCE_BASE_QUALITY = 60  # drawn as a base/mapping quality in the reference band
 MAX_FRAGMENT_LENGTH = 1000
+MAX_HOMOPOLYMER_WEIGHTED = 30  # homopolymer_weighted: int(254 * min(run, 30) / 30)
+MIN_HOMOPOLYMER = 3  # is_homopolymer: 254 inside a run of 3 or more identical bases, else 0
 STRAND_FORWARD, STRAND_REVERSE = 70, 240
 SUPPORTS_ALT, SUPPORTS_OTHER = 254, 152  # int(254 * 1.0), int(254 * 0.6): ref and other alleles alike
 MATCHES_REF, DIFFERS_FROM_REF = 50, 254  # int(254 * 0.2), int(254 * 1.0)
@@ -42,6 +46,18 @@ for _b, _v in {"A": 250, "G": 180, "T": 100, "C": 30}.items():
 
 def channel_names(extra: Iterable[str]) -> list[str]:
     return BASE_CHANNELS + [c for c in extra]
+
+
+def optional_channels(info: dict, source: str = "example_info.json") -> list[str]:
+    """The optional channel names of an example_info.json (its ``channels`` ids after the six
+    base channels), e.g. the channels a model was trained with."""
+    names = {v: k for k, v in CHANNEL_IDS.items()}
+    ids = info.get("channels") or []
+    if list(ids[:len(BASE_CHANNELS)]) != [CHANNEL_IDS[c] for c in BASE_CHANNELS] or \
+            any(i not in names for i in ids[len(BASE_CHANNELS):]):
+        raise ValueError(f"{source}: channels {ids} are not DeepVariant's six base channels followed by "
+                         f"optional ones dvtrain draws ({', '.join(OPTIONAL_CHANNELS)})")
+    return [names[i] for i in ids[len(BASE_CHANNELS):]]
 
 
 def example_info(cfg: MakeExamplesConfig) -> dict:
@@ -66,6 +82,9 @@ def scale(value: int, cap: int) -> int:
 BQ_PIXEL = np.array([scale(q, BASE_QUALITY_CAP) for q in range(256)], dtype=np.uint8)
 MQ_PIXEL = np.array([scale(q, MAPPING_QUALITY_CAP) for q in range(256)], dtype=np.uint8)
 INSERT_PIXEL = np.array([scale(n, MAX_FRAGMENT_LENGTH) for n in range(MAX_FRAGMENT_LENGTH + 1)], dtype=np.uint8)
+# pixel per homopolymer run length 0..255, for each of the two run channels
+RUN_PIXEL = {"homopolymer_weighted": np.array([scale(n, MAX_HOMOPOLYMER_WEIGHTED) for n in range(256)], dtype=np.uint8),
+             "is_homopolymer": np.where(np.arange(256) >= MIN_HOMOPOLYMER, MAX_PIXEL, 0).astype(np.uint8)}
 
 
 def _bq_pixels(quals: np.ndarray) -> np.ndarray:
@@ -167,7 +186,6 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     H, W = cfg.pileup_image_height, cfg.pileup_image_width
     chans = channel_names(cfg.channels)
     C = len(chans)
-    has_insert = "insert_size" in chans
     img = np.zeros((H, W, C), dtype=np.uint8)
     w0 = alleles[0].pos - W // 2
     w1 = w0 + W
@@ -178,23 +196,27 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     img[:nref, :, 3] = STRAND_FORWARD
     img[:nref, :, 4] = SUPPORTS_OTHER
     img[:nref, :, 5] = MATCHES_REF
-    if has_insert:
-        img[:nref, :, 6] = MAX_PIXEL
+    if "insert_size" in chans:
+        img[:nref, :, chans.index("insert_size")] = MAX_PIXEL
     lo, hi = max(0, w0), min(len(ref.seq), w1)
     if lo < hi:
         img[:nref, lo - w0:hi - w0, 0] = BASE_VALUE[ref.arr[lo:hi]]
+        ref_runs = run_lengths(ref.arr[lo:hi])  # runs of the window's reference, cut at its edges
+        for name in RUN_PIXEL:
+            if name in chans:
+                img[:nref, lo - w0:hi - w0, chans.index(name)] = RUN_PIXEL[name][ref_runs]
     refcol = np.zeros(W, dtype=np.uint8)  # reference byte per column, 0 off the contig
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
     sel = select_reads(alleles, batch, cfg, rng_seed, ref)
     if sel.size:
-        _draw_reads(img, batch, sel, alleles, w0, refcol, has_insert)
+        _draw_reads(img, batch, sel, alleles, w0, refcol, chans)
     return img
 
 
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
-                has_insert: bool) -> None:
+                chans: list[str]) -> None:
     """Draw the reads ``sel`` (batch rows) into rows 5.. of ``img``, all at once (numpy
     over the batch's flat arrays; see docs/pileup.md for the rules)."""
     R, W = sel.size, img.shape[1]
@@ -207,6 +229,9 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     body[rows, cols, 0] = BASE_VALUE[b]
     body[rows, cols, 1] = _bq_pixels(batch.quals[flat])
     body[rows, cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
+    run_chans = [(chans.index(name), px) for name, px in RUN_PIXEL.items() if name in chans]
+    for c, px in run_chans:
+        body[rows, cols, c] = px[batch.runs[flat]]
     drawn = np.zeros((R, W), dtype=bool)
     drawn[rows, cols] = True
     image_row = np.full(len(batch), -1, dtype=np.int64)  # batch row -> image row
@@ -232,6 +257,8 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
             body[irow, icol, 0] = ANCHOR_BASE_VALUE
             body[irow, icol, 1] = _bq_pixels(batch.ins_qual[keep])
             body[irow, icol, 5] = DIFFERS_FROM_REF
+            for c, px in run_chans:  # the first inserted base's run
+                body[irow, icol, c] = px[batch.ins_run[keep]]
             drawn[irow, icol] = True
     # read-level channels on every drawn column of the read's span inside the window;
     # columns of the span the read does not draw (deletions, skips) are cleared
@@ -253,7 +280,8 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     body[..., 2] = np.where(span, mq[:, None], body[..., 2])
     body[..., 3] = np.where(span, strand[:, None], body[..., 3])
     body[..., 4] = np.where(span, sup[:, None], body[..., 4])
-    if has_insert:
+    if "insert_size" in chans:
+        c = chans.index("insert_size")
         ins = INSERT_PIXEL.take(batch.tlen[sel], mode="clip")
-        body[..., 6] = np.where(span, ins[:, None], body[..., 6])
+        body[..., c] = np.where(span, ins[:, None], body[..., c])
     body[span & ~drawn] = 0

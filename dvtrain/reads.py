@@ -3,9 +3,11 @@
 A read is kept when it is mapped, primary, not supplementary, not a duplicate, passes QC
 (any of flags 0x4, 0x100, 0x200, 0x400, 0x800 drops it) and has MAPQ >=
 ``min_mapping_quality``. Its aligned (M/=/X) bases become reference positions, bases and
-qualities; insertions are kept as anchor positions (with the first inserted base's
-quality) and deletions as reference spans, and both as normalised indel keys
-``(pos, ref, alt)``.
+qualities, with the length of the homopolymer run each base sits in within the read's
+own sequence (soft clips and inserted bases included, as DeepVariant's
+``homopolymer_weighted`` channel counts it); insertions are kept as anchor positions (with
+the first inserted base's quality and run length) and deletions as reference spans, and
+both as normalised indel keys ``(pos, ref, alt)``.
 
 A batch holds every read of a partition column-wise: per-read arrays (start, end, MAPQ,
 strand, |TLEN|) and the aligned bases of all reads in three flat arrays, read ``i``
@@ -58,6 +60,8 @@ class Read:
     del_spans: list[tuple[int, int]]  # deleted reference intervals
     events: set = field(default_factory=set)  # normalised indel keys (pos, ref, alt)
     ins_quals: Optional[np.ndarray] = None
+    runs: Optional[np.ndarray] = None  # homopolymer run length per aligned base (default: over ``bases``)
+    ins_runs: Optional[np.ndarray] = None  # first inserted base's run per anchor (default: the anchor's)
 
 
 class RefCache:
@@ -86,13 +90,19 @@ class ReadBatch:
     quals: np.ndarray  # uint8 flat base qualities
     ins_row: np.ndarray = field(default_factory=lambda: _I64)  # insertions: read index,
     ins_pos: np.ndarray = field(default_factory=lambda: _I64)  # anchor position,
-    ins_qual: np.ndarray = field(default_factory=lambda: _U8)  # quality drawn at the anchor
+    ins_qual: np.ndarray = field(default_factory=lambda: _U8)  # quality drawn at the anchor,
+    ins_run: np.ndarray = field(default_factory=lambda: _U8)  # run length drawn at the anchor
     del_row: np.ndarray = field(default_factory=lambda: _I64)  # deletions: read index,
     del_start: np.ndarray = field(default_factory=lambda: _I64)  # first deleted position
     events: dict[int, set] = field(default_factory=dict)  # read index -> normalised indel keys
+    runs: Optional[np.ndarray] = None  # uint8 flat: homopolymer run length in the read (capped at 255)
 
     def __post_init__(self) -> None:
         n = len(self.names)
+        if self.runs is None:
+            self.runs = run_lengths(self.bases, self.off)
+        if self.ins_run.size != self.ins_row.size:
+            self.ins_run = np.ones(self.ins_row.size, dtype=np.uint8)
         row = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.off))
         self.key = row * KEY_STRIDE + self.rpos
         self.max_len = int((self.end - self.start).max()) if n else 0
@@ -105,8 +115,10 @@ class ReadBatch:
     def from_reads(cls, reads: list[Read]) -> "ReadBatch":
         """A batch of hand-built reads, stably sorted by (start, name)."""
         reads = sorted(reads, key=lambda r: (r.start, r.name))
-        ins = [(i, int(a), int(q)) for i, r in enumerate(reads) if len(r.ins_anchors)
-               for a, q in zip(r.ins_anchors, _anchor_quals(r))]
+        runs = [np.asarray(r.runs, np.uint8) if r.runs is not None else run_lengths(np.asarray(r.bases, np.uint8))
+                for r in reads]
+        ins = [(i, int(a), int(q), int(h)) for i, r in enumerate(reads) if len(r.ins_anchors)
+               for a, q, h in zip(r.ins_anchors, _anchor_quals(r), _anchor_values(r, runs[i], r.ins_runs))]
         dels = [(i, s) for i, r in enumerate(reads) for s, _ in r.del_spans]
         return cls(
             start=np.array([r.start for r in reads], dtype=np.int64),
@@ -122,9 +134,11 @@ class ReadBatch:
             ins_row=np.array([x[0] for x in ins], dtype=np.int64),
             ins_pos=np.array([x[1] for x in ins], dtype=np.int64),
             ins_qual=np.array([x[2] for x in ins], dtype=np.uint8),
+            ins_run=np.array([x[3] for x in ins], dtype=np.uint8),
             del_row=np.array([d[0] for d in dels], dtype=np.int64),
             del_start=np.array([d[1] for d in dels], dtype=np.int64),
             events={i: set(r.events) for i, r in enumerate(reads) if r.events},
+            runs=np.concatenate([_U8] + runs),
         )
 
     def subset(self, rows: np.ndarray) -> "ReadBatch":
@@ -140,8 +154,9 @@ class ReadBatch:
             start=self.start[rows], end=self.end[rows], names=[self.names[i] for i in rows],
             mapq=self.mapq[rows], reverse=self.reverse[rows], tlen=self.tlen[rows],
             off=np.concatenate([[0], np.cumsum(lens)]).astype(np.int64),
-            rpos=self.rpos[flat], bases=self.bases[flat], quals=self.quals[flat],
+            rpos=self.rpos[flat], bases=self.bases[flat], quals=self.quals[flat], runs=self.runs[flat],
             ins_row=new_row[self.ins_row[ik]], ins_pos=self.ins_pos[ik], ins_qual=self.ins_qual[ik],
+            ins_run=self.ins_run[ik],
             del_row=new_row[self.del_row[dk]], del_start=self.del_start[dk],
             events={int(new_row[i]): ev for i, ev in self.events.items() if new_row[i] >= 0},
         )
@@ -181,15 +196,39 @@ def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
 
 
+def run_lengths(bases: np.ndarray, off: Optional[np.ndarray] = None) -> np.ndarray:
+    """For each base, the length (capped at 255) of the run of identical bases it belongs
+    to, runs never crossing a read boundary ``off`` (default: one read): ``ATCGGGAA`` ->
+    ``1 1 1 3 3 3 2 2``."""
+    n = bases.size
+    if not n:
+        return _U8
+    new = np.ones(n, dtype=bool)
+    new[1:] = bases[1:] != bases[:-1]
+    if off is not None:
+        new[off[:-1][off[:-1] < n]] = True
+    starts = np.flatnonzero(new)
+    lens = np.diff(np.append(starts, n))
+    return np.repeat(np.minimum(lens, 255), lens).astype(np.uint8)
+
+
+def _anchor_values(rd: Read, per_base: np.ndarray, given: Optional[np.ndarray] = None) -> np.ndarray:
+    """A value per insertion anchor of a hand-built read: ``given`` when it has one per
+    anchor, else the anchor base's own value in ``per_base`` (0 if it is not aligned)."""
+    anchors = np.asarray(rd.ins_anchors, dtype=np.int64)
+    if given is not None and len(given) == len(anchors):
+        return np.asarray(given)
+    rpos = np.asarray(rd.rpos)
+    if not rpos.size:
+        return np.zeros(anchors.size, dtype=np.int64)
+    idx = np.minimum(np.searchsorted(rpos, anchors), rpos.size - 1)
+    return np.where(rpos[idx] == anchors, np.asarray(per_base)[idx], 0)
+
+
 def _anchor_quals(rd: Read) -> np.ndarray:
     """Quality drawn at each insertion anchor of a hand-built read: ``ins_quals`` when
     given, else the anchor base's own quality (0 if it is not aligned)."""
-    anchors = np.asarray(rd.ins_anchors, dtype=np.int64)
-    if rd.ins_quals is not None and len(rd.ins_quals) == len(anchors):
-        return np.asarray(rd.ins_quals)
-    rpos = np.asarray(rd.rpos)
-    idx = np.minimum(np.searchsorted(rpos, anchors), rpos.size - 1)
-    return np.where(rpos[idx] == anchors, np.asarray(rd.quals)[idx], 0)
+    return _anchor_values(rd, np.asarray(rd.quals), rd.ins_quals)
 
 
 def _norm(key: tuple[int, str, str], ref: RefCache, cache: dict) -> tuple[int, str, str]:
@@ -212,7 +251,7 @@ def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, n
     seqs: list[str] = []
     quals: list = []
     complex_: list[tuple[int, list[tuple[int, int, int]]]] = []  # (read, aligned blocks (ref, query, n))
-    ins: list[tuple[int, int, int]] = []  # (read, anchor, quality)
+    ins: list[tuple[int, int, int, int]] = []  # (read, anchor, quality, query offset of the first inserted base)
     dels: list[tuple[int, int]] = []  # (read, first deleted position)
     events: dict[int, set] = {}
     for aln in alns:
@@ -244,6 +283,8 @@ def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, n
     np.cumsum(qlen, out=qoff[1:])
     bases = np.frombuffer("".join(seqs).encode(), dtype=np.uint8)
     qual_flat = np.frombuffer(b"".join(quals), dtype=np.uint8)
+    runs = run_lengths(bases, qoff)  # over whole query sequences, before clips and insertions go
+    ins_run = runs[np.array([qoff[x[0]] + x[3] for x in ins], dtype=np.int64)] if ins else _U8
     start_arr = np.array(starts, dtype=np.int64)
     # every query base at start + its offset in the read; reads with indels or clips are
     # then rewritten block by block, their unaligned bases marked -1 and dropped
@@ -256,16 +297,16 @@ def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, n
             for r0, q0, k in blocks:
                 seg[q0:q0 + k] = np.arange(r0, r0 + k)
         keep = rpos >= 0
-        rpos, bases, qual_flat = rpos[keep], bases[keep], qual_flat[keep]
+        rpos, bases, qual_flat, runs = rpos[keep], bases[keep], qual_flat[keep], runs[keep]
         kept = np.add.reduceat(keep.astype(np.int64), qoff[:-1]) if n else _I64
         off = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(kept, out=off[1:])
     batch = ReadBatch(
         start=start_arr, end=np.array(ends, dtype=np.int64), names=names,
         mapq=np.array(mapqs, dtype=np.int64), reverse=np.array(revs, dtype=bool),
-        tlen=np.array(tlens, dtype=np.int64), off=off, rpos=rpos, bases=bases, quals=qual_flat,
+        tlen=np.array(tlens, dtype=np.int64), off=off, rpos=rpos, bases=bases, quals=qual_flat, runs=runs,
         ins_row=np.array([x[0] for x in ins], dtype=np.int64), ins_pos=np.array([x[1] for x in ins], dtype=np.int64),
-        ins_qual=np.array([x[2] for x in ins], dtype=np.uint8),
+        ins_qual=np.array([x[2] for x in ins], dtype=np.uint8), ins_run=ins_run,
         del_row=np.array([d[0] for d in dels], dtype=np.int64), del_start=np.array([d[1] for d in dels], dtype=np.int64),
         events=events,
     )
@@ -294,7 +335,7 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
             q += n
         elif op == 1:  # I: anchored at the base before, drawn with the first inserted base's quality
             if r > start:
-                my_ins.append((i, r - 1, int(qual[q]) if q < len(qual) else 0))
+                my_ins.append((i, r - 1, int(qual[q]) if q < len(qual) else 0, min(q, len(seq) - 1)))
                 evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
             q += n
         elif op == 2:  # D

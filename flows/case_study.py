@@ -54,12 +54,14 @@ def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
 _CANDIDATE_OPTIONS = ("vsc_min_count_snps", "vsc_min_count_indels")
 
 
-def _candidates(config: CaseStudyConfig, model: str) -> dict:
-    """make_examples' candidate thresholds: the case study's for the low-coverage examples
-    (custom and test), make_examples' own defaults (DeepVariant's) for the baseline."""
+def _example_options(config: CaseStudyConfig, model: str) -> dict:
+    """make_examples' candidate thresholds and channels: the case study's for the
+    low-coverage examples (custom and test); for the baseline make_examples' own thresholds
+    (DeepVariant's) and the channels of the given model (else the case study's)."""
     if model == "baseline":
-        return {name: MakeExamplesConfig.model_fields[name].default for name in _CANDIDATE_OPTIONS}
-    return {name: getattr(config, name) for name in _CANDIDATE_OPTIONS}
+        options = {name: MakeExamplesConfig.model_fields[name].default for name in _CANDIDATE_OPTIONS}
+        return {**options, "channels": config.baseline.channels or config.channels}
+    return {**{name: getattr(config, name) for name in _CANDIDATE_OPTIONS}, "channels": config.channels}
 
 
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],
@@ -72,7 +74,7 @@ def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[P
             regions=getattr(config.splits, split), seed=config.seed,
             truth_variants=config.truth_vcf if mode == "training" else None,
             confident_regions=confident_bed if mode == "training" else None,
-            **_candidates(config, model),
+            **_example_options(config, model),
         )
         for split, spec in specs.items()
         for i in range(config.shards)
@@ -92,7 +94,7 @@ def _augmented(config: CaseStudyConfig, confident_bed: Path) -> list[str]:
             MakeExamplesConfig(mode="training", ref=config.reference, reads=aug.reads, examples=spec, task=i,
                                regions=config.splits.train, seed=config.seed, truth_variants=config.truth_vcf,
                                confident_regions=confident_bed, downsample_fraction=aug.downsample_fraction,
-                               **_candidates(config, "custom"))
+                               **_example_options(config, "custom"))
             for i in range(config.shards)
         ]
     if configs:
@@ -207,8 +209,8 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     # d. both models on the held-out contigs
     test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]
     # the generic model calls DeepVariant's default candidates, as it would be run
-    # (the same examples unless the low-coverage thresholds differ from those defaults)
-    base_test = test if _candidates(config, "test") == _candidates(config, "baseline") \
+    # (the same examples unless the low-coverage thresholds or channels differ)
+    base_test = test if _example_options(config, "test") == _example_options(config, "baseline") \
         else _make_examples(config, "baseline", "calling", config.reads, ["test"])["test"]
     rows = _evaluate(config, "baseline", baseline, base_test, bed) + _evaluate(config, "custom", custom, test, bed)
     if config.peers:  # bcftools / freebayes on the same reads and BED

@@ -32,7 +32,7 @@ def demo_report(prefect_server, tmp_path_factory):
     demo = yaml.safe_load(EXAMPLE.read_text())  # and the same run settings as examples/demo.yaml
     knobs = {k: demo[k] for k in ("min_coverage", "shards", "max_concurrency", "shuffle_shards",
                                   "baseline_epochs", "custom_epochs", "batch_size", "seed", "sample_name",
-                                  "vsc_min_count_snps", "vsc_min_count_indels")}
+                                  "vsc_min_count_snps", "vsc_min_count_indels", "channels")}
     wd = tmp_path_factory.mktemp("demo-output")
     augment = [{**aug, "reads": [ds["bams"]["generic"]]} for aug in demo["augment"]]  # the demo's one pass
     cfg = CaseStudyConfig(reference=ds["ref"], truth_vcf=ds["truth_vcf"], truth_bed=ds["truth_bed"],
@@ -69,11 +69,14 @@ def test_baseline_model_calls_real_na12878_reads(demo_report, tiny, tmp_path):
     """Real reads (GIAB truth without a ##contig line: handled with a warning)."""
     from dvtrain.call import call_variants
     from dvtrain.evaluate import evaluate
+    import yaml
+
     from dvtrain.make_examples import make_examples
 
     wd, _ = demo_report
+    channels = yaml.safe_load(EXAMPLE.read_text())["channels"]  # the channels the demo's models take
     ex = make_examples(MakeExamplesConfig(mode="calling", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
-                                          examples=str(tmp_path / "tiny.tfrecord@1.gz")))
+                                          examples=str(tmp_path / "tiny.tfrecord@1.gz"), channels=channels))
     calls = call_variants(CallConfig(examples=ex["path"], checkpoint=wd / "baseline" / "train" / "best_model.keras",
                                      ref=tiny / "q.fa", outfile=tmp_path / "tiny.vcf.gz", sample_name="NA12878"))
     assert ex["num_examples"] >= calls["num_records"] == ex["counts"]["sites"] > 14  # one record per site

@@ -87,6 +87,20 @@ def test_stage_errors_are_one_line(tiny, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.bam"]
 
 
+
+def test_channels_flag_takes_deepvariant_names(tiny, tmp_path):
+    me = dvtrain("make-examples", "--mode", "calling", "--ref", tiny / "q.fa", "--reads", tiny / "NA12878.chr22.tiny.bam",
+                 "--examples", tmp_path / "h.tfrecord@1.gz", "--regions", "q:1-3000",
+                 "--channels", "insert_size,homopolymer_weighted,is_homopolymer")
+    assert me.returncode == 0, me.stderr
+    info = json.loads(Path(json.loads(me.stdout)["example_info"]).read_text())
+    assert info["channels"] == [1, 2, 3, 4, 5, 6, 19, 17, 16] and info["shape"][2] == 9
+    bad = dvtrain("make-examples", "--mode", "calling", "--ref", tiny / "q.fa", "--reads", tiny / "NA12878.chr22.tiny.bam",
+                  "--examples", tmp_path / "g.tfrecord@1.gz", "--channels", "gc_content")
+    assert_one_line_error(bad, "unsupported optional channels: ['gc_content']")
+    assert not list(tmp_path.glob("g.*"))
+
+
 @pytest.mark.slow
 def test_flow_runs_from_python_with_no_server_configured(tmp_path):
     """Ephemeral mode: no PREFECT_API_URL, a fresh PREFECT_HOME; Prefect starts its own server."""

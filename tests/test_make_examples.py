@@ -182,3 +182,55 @@ def test_bad_inputs_are_one_line_errors(tiny, tmp_path):
                                          examples=str(tmp_path / "y.tfrecord@1.gz"), truth_variants=bad_vcf,
                                          confident_regions=bed))
     assert not any(p.name.startswith(("x.tfrecord", "y.tfrecord")) for p in tmp_path.iterdir())
+
+
+def test_homopolymer_weighted_channel_on_real_reads(tiny, tmp_path):
+    """On the real NA12878 reads: every aligned base's run (dvtrain.reads) equals the run of
+    identical bases around it in the read's whole sequence, recomputed here from pysam
+    (soft clips and insertions included), and each insertion anchor carries its first
+    inserted base's run; the examples carry the channel (id 17) with the reference's runs
+    in the reference band."""
+    from dvtrain.reads import RefCache, fetch_reads
+
+    ex = make_examples(MakeExamplesConfig(mode="calling", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
+                                          examples=str(tmp_path / "hp.tfrecord@1.gz"), regions=["q:3001-3600"],
+                                          channels=["insert_size", "homopolymer_weighted"]))
+    info = json.loads(open(ex["example_info"]).read())
+    assert info["shape"] == [100, 221, 8] and info["channels"] == [1, 2, 3, 4, 5, 6, 19, 17]
+
+    def runs(s: str) -> list[int]:
+        out, i = [], 0
+        while i < len(s):
+            j = i
+            while j < len(s) and s[j] == s[i]:
+                j += 1
+            out += [j - i] * (j - i)
+            i = j
+        return out
+
+    px = lambda n: 254 * min(n, 30) // 30  # noqa: E731
+    fasta = pysam.FastaFile(str(tiny / "q.fa"))
+    ref = fasta.fetch("q").upper()
+    for e in _examples(ex["path"]):
+        p = decode_variant(e["variant/encoded"][0])["start"]
+        assert _image(e)[0, :, 7].tolist() == [px(n) for n in runs(ref[p - 110:p + 111])]
+    with pysam.AlignmentFile(str(tiny / "NA12878.chr22.tiny.bam")) as bam:
+        batch = fetch_reads([bam], "q", 0, len(ref), 5, RefCache(fasta, "q"), {})
+        want, want_ins = {}, set()
+        for a in bam.fetch("q"):
+            if a.flag & 0xF04 or a.mapping_quality < 5:
+                continue
+            r = runs(a.query_sequence)
+            want[(a.query_name, a.is_reverse)] = [r[q] for q, _ in a.get_aligned_pairs(matches_only=True)]
+            q = rp = 0
+            for op, n in a.cigartuples:
+                if op == 1 and rp:
+                    want_ins.add((a.query_name, a.reference_start + rp - 1, r[q]))
+                q += n if op in (0, 1, 4, 7, 8) else 0
+                rp += n if op in (0, 2, 3, 7, 8) else 0
+    got = {(batch.names[i], bool(batch.reverse[i])): batch.runs[batch.off[i]:batch.off[i + 1]].tolist()
+           for i in range(len(batch))}
+    assert len(got) == len(want) > 1000 and got == want
+    assert max(max(v) for v in got.values()) >= 8  # the slice has real homopolymers
+    got_ins = {(batch.names[r], int(a), int(h)) for r, a, h in zip(batch.ins_row, batch.ins_pos, batch.ins_run)}
+    assert got_ins == want_ins and got_ins

@@ -261,3 +261,79 @@ def test_image_shape_follows_the_config(height):
     assert img.shape == (height, 221, 7)
     # off-contig columns: reference band constant channels only, read_base 0
     assert (img[:5, :100, 0] == 0).all() and (img[:5, :, 3] == 70).all()
+
+
+def test_homopolymer_channels_match_deepvariant_run_lengths():
+    """homopolymer_weighted (DeepVariant channel 17) draws int(254 * min(run, 30) / 30) for
+    the run each base sits in (reference band: runs of the window's reference, cut at its
+    edges); is_homopolymer (16) draws 254 inside runs of 3 or more. An insertion anchor
+    takes its first inserted base's run."""
+    ref = _Ref("CATTTTGCAAAGGGGGGC")
+    snp = SimpleNamespace(chrom="c", pos=8, ref="A", alt="G", is_snp=True)  # window 3..13
+    r1 = _read("r1", 3, range(3, 14), "TTTGCAAAGGG", [30] * 11)
+    r2 = _read("r2", 6, range(6, 12), "GCGAAG", [30] * 6, ins=[8], events=[(8, "G", "GAA")])
+    r2.runs = np.array([1, 1, 1, 2, 2, 1], dtype=np.uint8)  # as a BAM read's whole sequence gives them
+    r2.ins_runs = np.array([5])
+    cfg = _cfg(height=7, channels=("homopolymer_weighted", "is_homopolymer"))
+    assert example_info(cfg)["channels"] == [1, 2, 3, 4, 5, 6, 17, 16]
+    img = build_image(snp, [r1, r2], ref, cfg, rng_seed=1)
+    assert img.shape == (7, 11, 8)
+    px = lambda n: 254 * min(n, 30) // 30  # noqa: E731
+    # reference 3..13 = TTT G C AAA GGG: the T-run 2..5 and the G-run 11..16 are cut to 3
+    ref_runs = [3, 3, 3, 1, 1, 3, 3, 3, 3, 3, 3]
+    assert img[0, :, 6].tolist() == [px(n) for n in ref_runs]
+    assert img[0, :, 7].tolist() == [254 if n >= 3 else 0 for n in ref_runs]
+    assert (img[:5] == img[0]).all()
+    # r1 spells the same runs; r2 at 6..11 has its own, and the anchor at 8 shows the insert's
+    assert img[5, :, 6].tolist() == [px(n) for n in ref_runs]
+    assert img[6, :, 6].tolist() == [0, 0, 0, px(1), px(1), px(5), px(2), px(2), px(1), 0, 0]
+    assert img[6, :, 7].tolist() == [0, 0, 0, 0, 0, 254, 0, 0, 0, 0, 0]
+    # the other channels do not move
+    base = build_image(snp, [r1, r2], ref, _cfg(height=7, channels=()), rng_seed=1)
+    assert (img[..., :6] == base).all()
+
+
+def test_optional_channels_are_checked():
+    with pytest.raises(ValueError, match="unsupported optional channels"):
+        _cfg(channels=("gc_content",))
+    with pytest.raises(ValueError, match="listed twice"):
+        _cfg(channels=("insert_size", "insert_size"))
+
+
+def test_optional_channels_read_back_from_example_info(tmp_path):
+    from dvtrain.pileup import optional_channels
+    from flows.call_variants import _model_channels
+
+    cfg = _cfg(channels=("insert_size", "homopolymer_weighted"))
+    assert optional_channels(example_info(cfg)) == ["insert_size", "homopolymer_weighted"]
+    assert optional_channels(example_info(_cfg(channels=()))) == []
+    with pytest.raises(ValueError, match="not DeepVariant's six base channels"):
+        optional_channels({"channels": [1, 2, 3, 4, 5, 6, 7]})  # haplotype: not drawn here
+    # the call-variants flow takes a model's channels from the example_info.json beside it
+    model = tmp_path / "best_model.keras"
+    assert _model_channels(model) == ["insert_size"]  # none there: make_examples' default
+    (tmp_path / "example_info.json").write_text('{"channels": [1, 2, 3, 4, 5, 6, 17]}')
+    assert _model_channels(model) == ["homopolymer_weighted"]
+    (tmp_path / "example_info.json").write_text('{"channels": [2, 1]}')
+    from dvtrain.errors import InputError
+    with pytest.raises(InputError, match="example_info.json: not a usable example_info.json"):
+        _model_channels(model)
+
+
+def test_case_study_channels_reach_every_example_set():
+    """The case study's channels go to the custom, test and trained-baseline examples; a given
+    baseline model's own channels (baseline.channels) go to the baseline's test examples."""
+    from dvtrain.config import BaselineConfig, CaseStudyConfig
+    from flows.case_study import _example_options
+
+    base = dict(reference="r.fa", truth_vcf="t.vcf.gz", truth_bed="t.bed", reads=["x.bam"],
+                channels=["insert_size", "homopolymer_weighted"], vsc_min_count_snps=1)
+    trained = CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), **base)
+    for model in ("custom", "test", "baseline"):
+        assert _example_options(trained, model)["channels"] == ["insert_size", "homopolymer_weighted"]
+    assert _example_options(trained, "baseline")["vsc_min_count_snps"] == 2  # DeepVariant's, for the generic model
+    given = CaseStudyConfig(baseline=BaselineConfig(model="m.keras", channels=["insert_size"]), **base)
+    assert _example_options(given, "baseline")["channels"] == ["insert_size"]
+    assert _example_options(given, "test")["channels"] == ["insert_size", "homopolymer_weighted"]
+    with pytest.raises(ValueError, match="unsupported optional channels"):
+        CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), **{**base, "channels": ["haplotype"]})

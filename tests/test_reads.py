@@ -137,3 +137,24 @@ def test_fetch_filters_flags_and_mapq_and_merges_bams(tmp_path):
     bams = [pysam.AlignmentFile(str(p)) for p in (one, two)]
     b = fetch_reads(bams, "c", 0, 400, 5, RefCache(pysam.FastaFile(str(fa)), "c"), {})
     assert b.names == ["a", "p"] and b.start.tolist() == [10, 10]
+
+
+def test_homopolymer_runs_count_the_whole_read_sequence(tmp_path):
+    """DeepVariant's homopolymer_weighted counts runs in the read's own sequence: soft-clipped
+    and inserted bases lengthen the run of the aligned bases next to them, and an insertion's
+    anchor carries the run of its first inserted base."""
+    ref = RefCache.__new__(RefCache)
+    ref.chrom, ref.seq = "c", "ACGTACGTAAAACCGTACGTACGT"
+    ref.arr = np.frombuffer(ref.seq.encode(), dtype=np.uint8)
+    header = pysam.AlignmentHeader.from_dict({"HD": {"VN": "1.6"}, "SQ": [{"SN": "c", "LN": len(ref.seq)}]})
+    # read: AA (soft clip) + AA at 8..9 + AA inserted + AACC at 10..13 -> one run of 8 A's, then CC
+    a = _aln(header, "x", 8, "AA" + "AA" + "AA" + "AACC", "2S2M2I4M", [30] * 10)
+    b = batch_from_alignments([a], ref, {})
+    assert b.rpos.tolist() == [8, 9, 10, 11, 12, 13]
+    assert b.runs.tolist() == [8, 8, 8, 8, 2, 2]
+    assert b.ins_pos.tolist() == [9] and b.ins_run.tolist() == [8]
+    # subsets and re-sorted batches keep each base's run
+    c = _aln(header, "w", 0, "ACGTACGT", "8M", [30] * 8)
+    both = batch_from_alignments([a, c], ref, {})
+    assert both.names == ["w", "x"] and both.runs.tolist() == [1] * 8 + [8, 8, 8, 8, 2, 2]
+    assert both.subset(np.array([1])).runs.tolist() == [8, 8, 8, 8, 2, 2]
