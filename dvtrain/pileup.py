@@ -6,12 +6,15 @@ pileup_channel_lib.h/.cc); docs/pileup.md states them exactly.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from . import __version__
 from .config import OPTIONAL_CHANNELS, MakeExamplesConfig
+from .errors import InputError
 from .reads import Read, ReadBatch, RefCache, run_lengths
 
 REF_ROWS = 5
@@ -48,16 +51,28 @@ def channel_names(extra: Iterable[str]) -> list[str]:
     return BASE_CHANNELS + [c for c in extra]
 
 
-def optional_channels(info: dict, source: str = "example_info.json") -> list[str]:
+def optional_channels(info: dict) -> list[str]:
     """The optional channel names of an example_info.json (its ``channels`` ids after the six
     base channels), e.g. the channels a model was trained with."""
     names = {v: k for k, v in CHANNEL_IDS.items()}
     ids = info.get("channels") or []
     if list(ids[:len(BASE_CHANNELS)]) != [CHANNEL_IDS[c] for c in BASE_CHANNELS] or \
             any(i not in names for i in ids[len(BASE_CHANNELS):]):
-        raise ValueError(f"{source}: channels {ids} are not DeepVariant's six base channels followed by "
+        raise ValueError(f"channels {ids} are not DeepVariant's six base channels followed by "
                          f"optional ones dvtrain draws ({', '.join(OPTIONAL_CHANNELS)})")
     return [names[i] for i in ids[len(BASE_CHANNELS):]]
+
+
+def model_channels(model: str | Path) -> list[str]:
+    """The optional channels in the example_info.json beside ``model`` (where ``dvtrain
+    train`` writes it); insert_size, make_examples' default, when there is none."""
+    info = Path(model).parent / "example_info.json"
+    if not info.is_file():
+        return ["insert_size"]
+    try:
+        return optional_channels(json.loads(info.read_text()))
+    except (ValueError, AttributeError) as e:
+        raise InputError(info, f"not a usable example_info.json ({e})") from None
 
 
 def example_info(cfg: MakeExamplesConfig) -> dict:
@@ -198,27 +213,29 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     img[:nref, :, 5] = MATCHES_REF
     if "insert_size" in chans:
         img[:nref, :, chans.index("insert_size")] = MAX_PIXEL
+    run_chans = [(chans.index(name), px) for name, px in RUN_PIXEL.items() if name in chans]
     lo, hi = max(0, w0), min(len(ref.seq), w1)
     if lo < hi:
         img[:nref, lo - w0:hi - w0, 0] = BASE_VALUE[ref.arr[lo:hi]]
-        ref_runs = run_lengths(ref.arr[lo:hi])  # runs of the window's reference, cut at its edges
-        for name in RUN_PIXEL:
-            if name in chans:
-                img[:nref, lo - w0:hi - w0, chans.index(name)] = RUN_PIXEL[name][ref_runs]
+        if run_chans:
+            ref_runs = run_lengths(ref.arr[lo:hi])  # runs of the window's reference, cut at its edges
+            for c, px in run_chans:
+                img[:nref, lo - w0:hi - w0, c] = px[ref_runs]
     refcol = np.zeros(W, dtype=np.uint8)  # reference byte per column, 0 off the contig
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
     sel = select_reads(alleles, batch, cfg, rng_seed, ref)
     if sel.size:
-        _draw_reads(img, batch, sel, alleles, w0, refcol, chans)
+        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans)
     return img
 
 
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
-                chans: list[str]) -> None:
+                chans: list[str], run_chans: list[tuple[int, np.ndarray]]) -> None:
     """Draw the reads ``sel`` (batch rows) into rows 5.. of ``img``, all at once (numpy
-    over the batch's flat arrays; see docs/pileup.md for the rules)."""
+    over the batch's flat arrays; see docs/pileup.md for the rules). ``run_chans``: the
+    (channel index, pixel per run length) of the homopolymer channels drawn."""
     R, W = sel.size, img.shape[1]
     w1 = w0 + W
     body = img[REF_ROWS:REF_ROWS + R]
@@ -229,7 +246,6 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     body[rows, cols, 0] = BASE_VALUE[b]
     body[rows, cols, 1] = _bq_pixels(batch.quals[flat])
     body[rows, cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
-    run_chans = [(chans.index(name), px) for name, px in RUN_PIXEL.items() if name in chans]
     for c, px in run_chans:
         body[rows, cols, c] = px[batch.runs[flat]]
     drawn = np.zeros((R, W), dtype=bool)

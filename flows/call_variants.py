@@ -41,23 +41,6 @@ def _check_inputs(config: CallVariantsConfig) -> tuple[list[str], Optional[Path]
     return contigs, scoring_bed(config.truth_bed, called, lengths, config.workdir / "scored_regions.bed")
 
 
-def _model_channels(model: Path) -> list[str]:
-    """The optional channels in the example_info.json beside ``model`` (where ``dvtrain
-    train`` writes it); insert_size, make_examples' default, when there is none."""
-    import json
-
-    from dvtrain.errors import InputError
-    from dvtrain.pileup import optional_channels
-
-    info = Path(model).parent / "example_info.json"
-    if not info.is_file():
-        return ["insert_size"]
-    try:
-        return optional_channels(json.loads(info.read_text()), str(info))
-    except (ValueError, AttributeError) as e:
-        raise InputError(info, f"not a usable example_info.json ({str(e).split(': ', 1)[-1]})") from None
-
-
 @flow(name="call-variants", log_prints=True)
 def call_variants(config: CallVariantsConfig) -> dict:
     """Call ``config.reads`` with ``config.model``; evaluate against ``config.truth_vcf`` when given.
@@ -67,9 +50,11 @@ def call_variants(config: CallVariantsConfig) -> dict:
 
     Returns ``{"vcf": path, "num_variants": n, "evaluation": [hap.py-style rows] or None}``.
     """
+    from dvtrain.pileup import model_channels
+
     config = config.model_copy(update={"workdir": Path(config.workdir).resolve()})
     contigs, scoring_bed = _check_inputs(config)
-    channels = config.channels if config.channels is not None else _model_channels(config.model)
+    channels = config.channels if config.channels is not None else model_channels(config.model)
     spec = str(config.workdir / "examples" / f"calling.tfrecord@{config.shards}.gz")
     bounded_map(make_examples_task, [
         MakeExamplesConfig(mode="calling", ref=config.reference, reads=config.reads, examples=spec,

@@ -301,8 +301,7 @@ def test_optional_channels_are_checked():
 
 
 def test_optional_channels_read_back_from_example_info(tmp_path):
-    from dvtrain.pileup import optional_channels
-    from flows.call_variants import _model_channels
+    from dvtrain.pileup import model_channels, optional_channels
 
     cfg = _cfg(channels=("insert_size", "homopolymer_weighted"))
     assert optional_channels(example_info(cfg)) == ["insert_size", "homopolymer_weighted"]
@@ -311,13 +310,13 @@ def test_optional_channels_read_back_from_example_info(tmp_path):
         optional_channels({"channels": [1, 2, 3, 4, 5, 6, 7]})  # haplotype: not drawn here
     # the call-variants flow takes a model's channels from the example_info.json beside it
     model = tmp_path / "best_model.keras"
-    assert _model_channels(model) == ["insert_size"]  # none there: make_examples' default
+    assert model_channels(model) == ["insert_size"]  # none there: make_examples' default
     (tmp_path / "example_info.json").write_text('{"channels": [1, 2, 3, 4, 5, 6, 17]}')
-    assert _model_channels(model) == ["homopolymer_weighted"]
+    assert model_channels(model) == ["homopolymer_weighted"]
     (tmp_path / "example_info.json").write_text('{"channels": [2, 1]}')
     from dvtrain.errors import InputError
     with pytest.raises(InputError, match="example_info.json: not a usable example_info.json"):
-        _model_channels(model)
+        model_channels(model)
 
 
 def test_case_study_channels_reach_every_example_set():
