@@ -60,7 +60,7 @@ def _example_options(config: CaseStudyConfig, model: str) -> dict:
     (DeepVariant's) and the channels of the given model (else the case study's)."""
     if model == "baseline":
         options = {name: MakeExamplesConfig.model_fields[name].default for name in _CANDIDATE_OPTIONS}
-        return {**options, "channels": config.baseline.channels or config.channels}
+        return {**options, "channels": config.channels if config.baseline.channels is None else config.baseline.channels}
     return {**{name: getattr(config, name) for name in _CANDIDATE_OPTIONS}, "channels": config.channels}
 
 

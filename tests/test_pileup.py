@@ -334,5 +334,7 @@ def test_case_study_channels_reach_every_example_set():
     given = CaseStudyConfig(baseline=BaselineConfig(model="m.keras", channels=["insert_size"]), **base)
     assert _example_options(given, "baseline")["channels"] == ["insert_size"]
     assert _example_options(given, "test")["channels"] == ["insert_size", "homopolymer_weighted"]
+    bare = CaseStudyConfig(baseline=BaselineConfig(model="m.keras", channels=[]), **base)  # no optional channel
+    assert _example_options(bare, "baseline")["channels"] == []
     with pytest.raises(ValueError, match="unsupported optional channels"):
         CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), **{**base, "channels": ["haplotype"]})
