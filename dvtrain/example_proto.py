@@ -13,7 +13,12 @@ from typing import Union
 Value = Union[bytes, int, float, list]
 
 
+_ONE_BYTE = [bytes([i]) for i in range(128)]  # tags, lengths and counts below 128: one byte
+
+
 def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _ONE_BYTE[n]
     if n < 0:
         n += 1 << 64
     out = bytearray()
@@ -41,8 +46,13 @@ def _read_varint(buf: bytes | memoryview, i: int) -> tuple[int, int]:
         shift += 7
 
 
+_LD_TAG = [_varint((field << 3) | 2) for field in range(16)]  # length-delimited tags of fields 0-15
+
+
 def _ld(field: int, payload: bytes) -> bytes:
-    return _varint((field << 3) | 2) + _varint(len(payload)) + payload
+    n = len(payload)
+    tag = _LD_TAG[field] if field < 16 else _varint((field << 3) | 2)
+    return tag + (_ONE_BYTE[n] if n < 128 else _varint(n)) + payload
 
 
 def _encode_feature(value: Value) -> bytes:

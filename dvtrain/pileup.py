@@ -288,7 +288,9 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     snp_alts = [ord(a.alt) & 0xDF for a in alleles if a.is_snp]
     if snp_alts:
         hit, i = batch.base_at(sel, alleles[0].pos)
-        supports |= hit & np.isin(batch.bases[i] & 0xDF, snp_alts)
+        called = batch.bases[i] & 0xDF
+        for alt in snp_alts:  # one to three alts: plain comparisons beat np.isin's sort
+            supports |= hit & (called == alt)
     keys = [(a.pos, a.ref, a.alt) for a in alleles if not a.is_snp]
     if keys and batch.events:
         supports |= np.fromiter((any(k in batch.events.get(int(r), ()) for k in keys) for r in sel), bool, R)
