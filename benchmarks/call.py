@@ -12,7 +12,8 @@ Model: dvtrain's ``--architecture`` (default ``read_evidence``, the training def
 untrained (``dvtrain.model.build_model``, seeded) and saved once into the workdir. Inference
 time does not depend on the weights, and postprocess does the same work whatever the
 genotypes. ``--vsc_min_count_snps`` / ``--vsc_min_count_indels`` pass make_examples'
-candidate thresholds (the demo's low-coverage setting is 1 for SNPs: more candidates).
+candidate thresholds (the demo's low-coverage setting is 1: more candidates);
+``--pileup_image_height`` and ``--channels`` its image shape (the model is built to match).
 
 For each coverage, on the same BAM and region, in the same run:
 
@@ -48,23 +49,24 @@ from measure import measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "call.json"
-SHAPE = (100, 221, 7)  # make_examples' default image
+WIDTH = 221  # make_examples' default image width
 
 _MODEL = r"""
 import sys
 import keras
 from dvtrain.model import build_model
 keras.utils.set_random_seed(7)
-build_model([100, 221, 7], architecture=sys.argv[2]).save(sys.argv[1])
+build_model([int(x) for x in sys.argv[3].split("x")], architecture=sys.argv[2]).save(sys.argv[1])
 """
 
 
-def _model(work: Path, env: dict, architecture: str) -> Path:
-    path = work / "models" / f"{architecture}-untrained-100x221x7.keras"
+def _model(work: Path, env: dict, architecture: str, shape: tuple[int, int, int]) -> Path:
+    tag = "x".join(map(str, shape))
+    path = work / "models" / f"{architecture}-untrained-{tag}.keras"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(".tmp-" + path.name)
-        subprocess.run([sys.executable, "-c", _MODEL, str(tmp), architecture], check=True, env=env)
+        subprocess.run([sys.executable, "-c", _MODEL, str(tmp), architecture, tag], check=True, env=env)
         os.replace(tmp, path)
     return path
 
@@ -123,6 +125,8 @@ def main() -> None:
     ap.add_argument("--architecture", default="read_evidence", choices=["read_evidence", "small_cnn"])
     ap.add_argument("--vsc_min_count_snps", type=int, default=2)
     ap.add_argument("--vsc_min_count_indels", type=int, default=2)
+    ap.add_argument("--pileup_image_height", type=int, default=100)
+    ap.add_argument("--channels", default="insert_size", help="make_examples' optional channels (comma-separated)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     length = 1_000_000 if args.quick else args.length
@@ -136,9 +140,12 @@ def main() -> None:
     files = json.loads((sim_dir / "dataset.json").read_text())["files"]
     data = {k: (str(sim_dir / v) if isinstance(v, str) else {p: str(sim_dir / f) for p, f in v.items()})
             for k, v in files.items()}
-    model = _model(work, env, args.architecture)
+    channels = [c for c in args.channels.split(",") if c]
+    shape = (args.pileup_image_height, WIDTH, 6 + len(channels))
+    model = _model(work, env, args.architecture, shape)
     candidates = ["--vsc_min_count_snps", str(args.vsc_min_count_snps),
-                  "--vsc_min_count_indels", str(args.vsc_min_count_indels)]
+                  "--vsc_min_count_indels", str(args.vsc_min_count_indels),
+                  "--pileup_image_height", str(args.pileup_image_height), "--channels", ",".join(channels)]
 
     rows = []
     for profile in ("lowcov", "generic"):
@@ -167,7 +174,7 @@ def main() -> None:
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
         "shards": 2, "repeats": args.repeats, "candidates": candidates,
         "model": {"path": str(model), "architecture": args.architecture,
-                                                        "weights": "untrained (seeded build_model)", "shape": list(SHAPE)},
+                                                        "weights": "untrained (seeded build_model)", "shape": list(shape)},
         "simulate": sim_info, "rows": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,12 @@
 """Benchmark: training and calling throughput of the three architectures on this machine's CPU.
 
     python benchmarks/train.py [--examples 256] [--inception-examples 96] [--batch-size 32]
-                               [--dataset PBTXT] [--output benchmarks/results/train.json]
+                               [--shape 100x221x7] [--dataset PBTXT] [--output benchmarks/results/train.json]
     python benchmarks/train.py --class-weights --train-dataset PBTXT --tune-dataset PBTXT [--seeds 42,1,2]
 
 For ``read_evidence`` (the default), ``small_cnn`` and ``inception_v3`` (``TrainConfig`` defaults otherwise: RMSprop, warm-up
-and decay schedule, label smoothing, L2, dropout 0.2), on images of shape [100, 221, 7]:
+and decay schedule, label smoothing, L2, dropout 0.2), on images of ``--shape`` (default
+[100, 221, 7], make_examples' default; the demo's low-coverage examples are 32x221x8):
 
 * ``train ex/s``: examples per second through ``train_on_batch`` (batch ``--batch-size``),
   exactly as ``dvtrain.train`` feeds them, after one untimed batch (tracing / compilation);
@@ -17,7 +18,8 @@ Images are seeded random pixels (convolution cost does not depend on the values)
 first examples of ``--dataset`` (a dataset_config.pbtxt, e.g. shuffled demo examples).
 The Keras backend is ``KERAS_BACKEND`` (default tensorflow); the 1-minute load average is
 recorded before each measurement, since the machine may be shared. Results are written to
-``--output`` with the machine's details; the table is printed.
+``--output`` with the machine's details, under ``shapes`` keyed by the shape (and as
+``results`` for the default shape); the table is printed.
 
 ``--class-weights --train-dataset A.pbtxt --tune-dataset B.pbtxt`` instead trains
 ``small_cnn`` with ``class_weights`` none / balanced / 3,1,1 for each of ``--seeds`` (default
@@ -44,7 +46,7 @@ SHAPE = (100, 221, 7)
 PREDICT_BATCH = 64
 
 
-def _images(n: int, dataset: str | None, seed: int):
+def _images(n: int, dataset: str | None, seed: int, shape: tuple[int, int, int] = SHAPE):
     import numpy as np
 
     if dataset:
@@ -56,10 +58,11 @@ def _images(n: int, dataset: str | None, seed: int):
             x, y = np.resize(x, (n, *x.shape[1:])), np.resize(y, n)  # repeat a small set
         return x, y
     rng = np.random.default_rng(seed)
-    return rng.integers(0, 256, (n, *SHAPE), dtype=np.uint8), rng.integers(0, 3, n)
+    return rng.integers(0, 256, (n, *shape), dtype=np.uint8), rng.integers(0, 3, n)
 
 
-def bench(architecture: str, n: int, batch_size: int, dataset: str | None, seed: int = 1) -> dict:
+def bench(architecture: str, n: int, batch_size: int, dataset: str | None, seed: int = 1,
+          shape: tuple[int, int, int] = SHAPE) -> dict:
     import keras
     import numpy as np
 
@@ -67,7 +70,7 @@ def bench(architecture: str, n: int, batch_size: int, dataset: str | None, seed:
     from dvtrain.model import build_model
     from dvtrain.train import compile_for_training
 
-    x, y = _images(n + batch_size, dataset, seed)  # + one untimed batch
+    x, y = _images(n + batch_size, dataset, seed, shape)  # + one untimed batch
     y1 = keras.utils.to_categorical(y, 3)
     keras.utils.set_random_seed(seed)
     t = time.perf_counter()
@@ -146,6 +149,7 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=256, help="timed examples for read_evidence and small_cnn")
     ap.add_argument("--inception-examples", type=int, default=96, help="timed examples for inception_v3")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--shape", default="x".join(map(str, SHAPE)), help="image HxWxC of the random pixels")
     ap.add_argument("--dataset", help="dataset_config.pbtxt to take images from (default: random pixels)")
     ap.add_argument("--class-weights", action="store_true", help="run the class-weights comparison instead")
     ap.add_argument("--train-dataset", help="--class-weights: training dataset_config.pbtxt")
@@ -174,9 +178,12 @@ def main() -> int:
         _merge(args.output, {"class_weights": {**res, "machine": machine}})
         return 0
 
-    rows = [bench("read_evidence", args.examples, args.batch_size, args.dataset),
-            bench("small_cnn", args.examples, args.batch_size, args.dataset),
-            bench("inception_v3", args.inception_examples, args.batch_size, args.dataset)]
+    shape = tuple(int(v) for v in args.shape.split("x"))
+    if len(shape) != 3 or min(shape) < 1:
+        ap.error(f"--shape {args.shape}: expected HxWxC, e.g. 32x221x8")
+    rows = [bench("read_evidence", args.examples, args.batch_size, args.dataset, shape=shape),
+            bench("small_cnn", args.examples, args.batch_size, args.dataset, shape=shape),
+            bench("inception_v3", args.inception_examples, args.batch_size, args.dataset, shape=shape)]
     header = ("architecture", "params", "examples", "train ex/s", "predict ex/s", "first batch s", "load")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
@@ -184,11 +191,14 @@ def main() -> int:
         print(" | ".join(str(v) for v in (r["architecture"], f"{r['params']:,}", r["examples"],
                                            r["train_examples_per_s"], r["predict_examples_per_s"],
                                            r["first_batch_s"], r["load_avg_1m_before"])))
-    _merge(args.output, {
-        "benchmark": "training (train_on_batch) and calling (predict_on_batch) throughput on CPU",
-        "shape": list(SHAPE), "images": args.dataset or "random uint8 pixels (seeded)",
-        "machine": machine, "results": rows,
-    })
+    run = {"shape": list(shape), "images": args.dataset or "random uint8 pixels (seeded)", "machine": machine,
+           "results": rows}
+    previous = json.loads(args.output.read_text()).get("shapes", {}) if args.output.is_file() else {}
+    update = {"benchmark": "training (train_on_batch) and calling (predict_on_batch) throughput on CPU",
+              "shapes": {**previous, args.shape: run}}
+    if shape == SHAPE:
+        update.update(run)
+    _merge(args.output, update)
     return 0
 
 

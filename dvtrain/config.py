@@ -231,8 +231,9 @@ class TrainConfig(_Config):
                                           description="tune set: picks the best checkpoint, drives early stopping")
     experiment_dir: Location = Field(description="outputs, and the state a stopped run resumes from")
     init_checkpoint: Optional[Location] = Field(
-        None, description="a .keras model to warm-start from (same architecture and image height/width; a "
-                          "different channel count is adapted). Ignored when experiment_dir holds a run to resume")
+        None, description="a .keras model to warm-start from (same architecture and image width; the height may "
+                          "differ, and a different channel count is adapted). Ignored when experiment_dir holds a "
+                          "run to resume")
     architecture: Literal["small_cnn", "inception_v3", "read_evidence"] = Field(
         "read_evidence", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
         description="read_evidence: small_cnn plus per-read evidence summed at the candidate (the default, best "
@@ -417,6 +418,11 @@ class CaseStudyConfig(_Config):
         default_factory=lambda: ["insert_size"], title="Optional channels",
         description="make_examples --channels for every example set of the run: insert_size (DeepVariant's "
                     "default), homopolymer_weighted, is_homopolymer")
+    pileup_image_height: int = Field(
+        100, ge=6, le=1000, title="Image height (low coverage)",
+        description="make_examples --pileup_image_height for the custom model's examples (custom train/tune, "
+                    "augment, test): 5 reference rows + up to height-5 reads. At 4x a window holds about 13 "
+                    "reads, so 32 rows draw them all with a third of the pixels; the baseline keeps 100")
     workdir: Location = Field(Path("demo-output"), title="Work directory",
                           description="where every stage writes; shared by all workers of a run")
     shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards per dataset")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -63,16 +63,39 @@ def optional_channels(info: dict) -> list[str]:
     return [names[i] for i in ids[len(BASE_CHANNELS):]]
 
 
-def model_channels(model: str | Path) -> list[str]:
-    """The optional channels in the example_info.json beside ``model`` (where ``dvtrain
-    train`` writes it); insert_size, make_examples' default, when there is none."""
+def _model_example_info(model: str | Path, read: Callable[[dict], object]):
+    """``read`` applied to the example_info.json beside ``model`` (where ``dvtrain train``
+    writes it); None when there is none."""
     info = Path(model).parent / "example_info.json"
     if not info.is_file():
-        return ["insert_size"]
+        return None
     try:
-        return optional_channels(json.loads(info.read_text()))
-    except (ValueError, AttributeError) as e:
+        return read(json.loads(info.read_text()))
+    except (ValueError, AttributeError, TypeError, KeyError) as e:
         raise InputError(info, f"not a usable example_info.json ({e})") from None
+
+
+def model_channels(model: str | Path) -> list[str]:
+    """The optional channels ``model`` was trained with (its example_info.json); insert_size,
+    make_examples' default, when there is none."""
+    found = _model_example_info(model, optional_channels)
+    return ["insert_size"] if found is None else found
+
+
+def _image_size(info: dict) -> tuple[int, int]:
+    shape = info["shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
+        raise ValueError(f"shape {shape!r} is not [height, width, channels]")
+    return shape[0], shape[1]
+
+
+def model_image_size(model: str | Path) -> tuple[int, int]:
+    """The (height, width) of the images ``model`` was trained on (its example_info.json);
+    make_examples' defaults when there is none."""
+    found = _model_example_info(model, _image_size)
+    defaults = MakeExamplesConfig.model_fields
+    return (defaults["pileup_image_height"].default, defaults["pileup_image_width"].default) if found is None \
+        else found
 
 
 def example_info(cfg: MakeExamplesConfig) -> dict:

@@ -50,17 +50,19 @@ def call_variants(config: CallVariantsConfig) -> dict:
 
     Returns ``{"vcf": path, "num_variants": n, "evaluation": [hap.py-style rows] or None}``.
     """
-    from dvtrain.pileup import model_channels
+    from dvtrain.pileup import model_channels, model_image_size
 
     config = config.model_copy(update={"workdir": Path(config.workdir).resolve()})
     contigs, scoring_bed = _check_inputs(config)
     channels = config.channels if config.channels is not None else model_channels(config.model)
+    height, width = model_image_size(config.model)  # the model takes only images of its own size
     spec = str(config.workdir / "examples" / f"calling.tfrecord@{config.shards}.gz")
     bounded_map(make_examples_task, [
         MakeExamplesConfig(mode="calling", ref=config.reference, reads=config.reads, examples=spec,
                            task=i, regions=config.regions, seed=config.seed,
                            vsc_min_count_snps=config.vsc_min_count_snps,
-                           vsc_min_count_indels=config.vsc_min_count_indels, channels=channels)
+                           vsc_min_count_indels=config.vsc_min_count_indels, channels=channels,
+                           pileup_image_height=height, pileup_image_width=width)
         for i in range(config.shards)
     ], limit=config.max_concurrency)
     calls = call_task(CallConfig(

@@ -51,17 +51,18 @@ def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
     return str(uri.join(config.workdir, model, "examples", f"{split}.tfrecord@{config.shards}.gz"))
 
 
-_CANDIDATE_OPTIONS = ("vsc_min_count_snps", "vsc_min_count_indels")
+_LOWCOV_OPTIONS = ("vsc_min_count_snps", "vsc_min_count_indels", "pileup_image_height")
 
 
 def _example_options(config: CaseStudyConfig, model: str) -> dict:
-    """make_examples' candidate thresholds and channels: the case study's for the
-    low-coverage examples (custom and test); for the baseline make_examples' own thresholds
-    (DeepVariant's) and the channels of the given model (else the case study's)."""
+    """make_examples' candidate thresholds, image height and channels: the case study's for
+    the low-coverage examples (custom and test); for the baseline make_examples' own
+    thresholds and height (DeepVariant's) and the channels of the given model (else the
+    case study's)."""
     if model == "baseline":
-        options = {name: MakeExamplesConfig.model_fields[name].default for name in _CANDIDATE_OPTIONS}
+        options = {name: MakeExamplesConfig.model_fields[name].default for name in _LOWCOV_OPTIONS}
         return {**options, "channels": config.channels if config.baseline.channels is None else config.baseline.channels}
-    return {**{name: getattr(config, name) for name in _CANDIDATE_OPTIONS}, "channels": config.channels}
+    return {**{name: getattr(config, name) for name in _LOWCOV_OPTIONS}, "channels": config.channels}
 
 
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],

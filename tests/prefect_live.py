@@ -114,6 +114,8 @@ class LiveServer:
             "workdir": str(self.workdir), "shards": 2, "max_concurrency": 2, "shuffle_shards": 2,
             "baseline_epochs": 1, "custom_epochs": 1, "sample_name": "SIM001", "seed": 7,
             "dataset_json": str(d["dataset_json"]), "training_work_pool": "gpu-pool",
+            # 32-row low-coverage images: the on-demand call must draw the custom model's height
+            "pileup_image_height": 32,
         }
         self.config_yaml = self.root / "case-study.yaml"
         self.config_yaml.write_text(yaml.safe_dump(config))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -319,9 +320,25 @@ def test_optional_channels_read_back_from_example_info(tmp_path):
         model_channels(model)
 
 
-def test_case_study_channels_reach_every_example_set():
-    """The case study's channels go to the custom, test and trained-baseline examples; a given
-    baseline model's own channels (baseline.channels) go to the baseline's test examples."""
+def test_model_image_size_read_back_from_example_info(tmp_path):
+    """The call-variants flow draws images of the model's own height and width."""
+    from dvtrain.errors import InputError
+    from dvtrain.pileup import model_image_size
+
+    model = tmp_path / "best_model.keras"
+    assert model_image_size(model) == (100, 221)  # none there: make_examples' defaults
+    (tmp_path / "example_info.json").write_text(json.dumps(example_info(_cfg(height=32, width=221))))
+    assert model_image_size(model) == (32, 221)
+    for bad in ('{"channels": [1, 2, 3, 4, 5, 6]}', '{"shape": [32, 221]}', '{"shape": [0, 221, 6]}', '[]'):
+        (tmp_path / "example_info.json").write_text(bad)
+        with pytest.raises(InputError, match="example_info.json: not a usable example_info.json"):
+            model_image_size(model)
+
+
+def test_case_study_channels_and_height_reach_every_example_set():
+    """The case study's channels go to the custom, test and trained-baseline examples, its image
+    height only to the custom and test ones; a given baseline model's own channels
+    (baseline.channels) go to the baseline's test examples."""
     from dvtrain.config import BaselineConfig, CaseStudyConfig
     from flows.case_study import _example_options
 
@@ -331,6 +348,8 @@ def test_case_study_channels_reach_every_example_set():
     for model in ("custom", "test", "baseline"):
         assert _example_options(trained, model)["channels"] == ["insert_size", "homopolymer_weighted"]
     assert _example_options(trained, "baseline")["vsc_min_count_snps"] == 2  # DeepVariant's, for the generic model
+    short = CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), pileup_image_height=32, **base)
+    assert [_example_options(short, m)["pileup_image_height"] for m in ("custom", "test", "baseline")] == [32, 32, 100]
     given = CaseStudyConfig(baseline=BaselineConfig(model="m.keras", channels=["insert_size"]), **base)
     assert _example_options(given, "baseline")["channels"] == ["insert_size"]
     assert _example_options(given, "test")["channels"] == ["insert_size", "homopolymer_weighted"]
