@@ -260,6 +260,12 @@ class TrainConfig(_Config):
     # dataset that damps RMSprop into plain SGD and the model never leaves its start
     # (measured: train accuracy stuck at 0.45 after 6 epochs). Keras' default learns.
     epsilon: float = Field(1e-7, gt=0, title="Optimizer epsilon", description="rmsprop, adam and nadam")
+    use_ema: bool = Field(
+        True, title="Weight averaging (EMA)",
+        description="keep an exponential moving average of the weights (DeepVariant's use_ema); tune evaluations, "
+                    "checkpoints and best_model.keras use the averaged weights")
+    ema_momentum: float = Field(0.99, ge=0, lt=1, title="EMA momentum",
+                                description="average = momentum * average + (1 - momentum) * weights, every batch")
     beta_1: float = Field(0.9, ge=0, lt=1, title="Adam beta_1")
     beta_2: float = Field(0.999, ge=0, lt=1, title="Adam beta_2")
     early_stopping_patience: int = Field(

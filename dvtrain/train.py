@@ -270,16 +270,31 @@ def has_gpu() -> bool:
 def _optimizer(config: TrainConfig, schedule):
     import keras
 
+    # the moving average lives in the optimizer's variables (saved with the resumable state);
+    # the model's own weights are never overwritten by it (DeepVariant: ema_overwrite_frequency None)
+    ema = {"use_ema": config.use_ema, "ema_momentum": config.ema_momentum, "ema_overwrite_frequency": None}
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=schedule, beta_1=config.beta_1, beta_2=config.beta_2,
-                                     epsilon=config.epsilon)
+                                     epsilon=config.epsilon, **ema)
     if config.optimizer == "nadam":
         return keras.optimizers.Nadam(learning_rate=schedule, beta_1=config.beta_1, beta_2=config.beta_2,
-                                      epsilon=config.epsilon)
+                                      epsilon=config.epsilon, **ema)
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum)
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=config.momentum, **ema)
     return keras.optimizers.RMSprop(learning_rate=schedule, rho=config.rho, momentum=config.momentum,
-                                    epsilon=config.epsilon)
+                                    epsilon=config.epsilon, **ema)
+
+
+def averaged_weights(model, optimizer) -> list[np.ndarray]:
+    """``model.get_weights()`` with each trainable variable replaced by the optimizer's
+    moving average of it (``use_ema``); the model's own weights before the first step or
+    without EMA. Non-trainable variables are the model's."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer under mixed precision
+    averages = getattr(inner, "_model_variables_moving_average", None) if inner.use_ema else None
+    if not averages or int(_numpy(inner.iterations)) == 0:
+        return model.get_weights()
+    by_var = {id(v): a for v, a in zip(model.trainable_variables, averages) if a is not None}
+    return [_numpy(by_var.get(id(v), v)) for v in model.weights]
 
 
 def compile_for_training(model, config: TrainConfig, steps_per_epoch: int):
@@ -365,19 +380,25 @@ def _restore(model, optimizer, state: dict) -> Optional[str]:
 
 # ------------------------------------------------------------------ the loop
 class _Exporter:
-    """Saves the current weights as an uncompiled float32 ``.keras`` model (no optimizer
-    slots inside; loads on any backend, with or without a GPU)."""
+    """The model that is evaluated and exported: an uncompiled float32 twin of the trained
+    model holding its (EMA-averaged) weights. Saved ``.keras`` files carry no optimizer slots
+    and load on any backend, with or without a GPU."""
 
     def __init__(self, build: Callable):
         self._build = build
-        self._twin = None
+        self.twin = None
 
-    def save(self, model, path: Path) -> None:
-        if self._twin is None:
-            self._twin = self._build()
-        self._twin.set_weights(model.get_weights())
+    def sync(self, model, optimizer):
+        """Copy the weights to evaluate and export (``averaged_weights``) into the twin; returns it."""
+        if self.twin is None:
+            self.twin = self._build()
+        self.twin.set_weights(averaged_weights(model, optimizer))
+        return self.twin
+
+    def save(self, path: Path) -> None:
+        """Save the twin as last synced."""
         with atomic_output(path, suffix=".keras") as tmp:
-            self._twin.save(tmp)
+            self.twin.save(tmp)
 
 
 def _write_metrics(path: Path, meta: dict) -> None:
@@ -480,10 +501,10 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
                          config.init_checkpoint, ws["channels_from"], ws["channels_to"],
                          min(ws["channels_from"], ws["channels_to"]))
             row = {"epoch": -1, "step": 0, "epochs_completed": 0.0,
-                   **tune_metrics(yt, predict(model, xt), config.label_smoothing)}
+                   **tune_metrics(yt, predict(exporter.sync(model, optimizer), xt), config.label_smoothing)}
             meta["init"], meta["best"] = row, {**row, "source": "init_checkpoint"}
             events.add(0, {k: v for k, v in row.items() if k.startswith("tune/")})
-            exporter.save(model, best_path)
+            exporter.save(best_path)
             _checkpoint(exp, meta, events, model, optimizer, state_path, metrics_path)
 
     weights = class_weight_vector(config.class_weights, y)
@@ -533,7 +554,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
                    "train/loss": since_eval[0] / since_eval[2],
                    "train/categorical_accuracy": since_eval[1] / since_eval[2],
                    "train/learning_rate": schedule.value(step - 1),
-                   **tune_metrics(yt, predict(model, xt), config.label_smoothing)}
+                   **tune_metrics(yt, predict(exporter.sync(model, optimizer), xt), config.label_smoothing)}
             since_eval[:] = [0.0, 0.0, 0]
             best = meta["best"]
             row["improved"] = is_better(metric, row[metric], best[metric] if best else None)
@@ -541,14 +562,14 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
             events.add(step, {k: v for k, v in row.items() if k.startswith("tune/")})
             if epoch_end:
                 ckpt = ckpt_dir / f"epoch-{epoch:03d}.keras"
-                exporter.save(model, ckpt)
+                exporter.save(ckpt)
             if row["improved"]:
                 meta["best"], meta["bad_evals"] = {**row, "source": "training"}, 0
                 if epoch_end:
                     with atomic_output(best_path, suffix=".keras") as tmp:
                         shutil.copyfile(ckpt, tmp)
                 else:
-                    exporter.save(model, best_path)
+                    exporter.save(best_path)
             else:
                 meta["bad_evals"] += 1
             stopped = bool(config.early_stopping_patience and meta["bad_evals"] >= config.early_stopping_patience)

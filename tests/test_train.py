@@ -92,6 +92,7 @@ def test_config_uses_deepvariant_names_and_defaults():
             d.early_stopping_patience, d.tune_every_steps, d.best_checkpoint_metric, d.weight_decay) == (
         0.947, 2.0, "rmsprop", 0.2, 10, 100_000, "tune/f1_weighted", 4e-5)
     assert (d.architecture, d.class_weights, d.mixed_precision) == ("read_evidence", "none", False)
+    assert (d.use_ema, d.ema_momentum) == (True, 0.99)  # DeepVariant's base config
     for bad in ({"best_checkpoint_metric": "tune/auc"}, {"class_weights": [1, 2]}, {"class_weights": "heavy"},
                 {"optimizer": "adagrad"}, {"backbone_dropout_rate": 1.0}):
         with pytest.raises(ValueError):
@@ -294,6 +295,46 @@ def test_class_weights_change_the_loss(data, tmp_path):
     balanced = train(cfg(data, tmp_path / "balanced", epochs=1, class_weights="balanced"))
     counts = np.array(balanced["train_class_counts"])
     assert balanced["class_weights"] == pytest.approx(list(counts.sum() / (3 * counts)), rel=1e-5)
+
+
+def test_ema_weights_are_evaluated_and_exported(data, tmp_path):
+    """use_ema: the optimizer keeps average = 0.99 * average + 0.01 * weights after every batch
+    (the weights themselves on the first); the twin that is tuned and exported holds the
+    averages, the model trains on its own weights. Without EMA the twin is the model."""
+    import keras
+
+    from dvtrain.model import build_model
+    from dvtrain.train import averaged_weights, compile_for_training, load_examples
+
+    x, y = load_examples(str(data["root"] / "train-?????-of-00001.tfrecord.gz"))
+    y1 = keras.utils.to_categorical(y, 3)
+    for use_ema in (True, False):
+        keras.utils.set_random_seed(3)
+        model = build_model(SHAPE, architecture="small_cnn")
+        compile_for_training(model, cfg(data, tmp_path, use_ema=use_ema, learning_rate=1e-2), steps_per_epoch=5)
+        trainable = {id(v) for v in model.trainable_variables}
+        np.testing.assert_array_equal(averaged_weights(model, model.optimizer)[0], model.get_weights()[0])  # step 0
+        expected = None
+        for step in range(4):
+            model.train_on_batch(x[step * 8:(step + 1) * 8], y1[step * 8:(step + 1) * 8])
+            now = model.get_weights()
+            expected = now if expected is None else [0.99 * e + 0.01 * w for e, w in zip(expected, now)]
+        got = averaged_weights(model, model.optimizer)
+        for v, g, e, w in zip(model.weights, got, expected, model.get_weights()):
+            if use_ema and id(v) in trainable:
+                np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6, err_msg=v.path)
+            else:
+                np.testing.assert_array_equal(g, w, err_msg=v.path)
+        moved = [not np.allclose(g, w) for g, w in zip(got, model.get_weights())]
+        assert any(moved) == use_ema
+    # a training run exports the averages, not the raw weights it would resume from
+    for use_ema in (True, False):
+        exp = tmp_path / f"run-{use_ema}"
+        train(cfg(data, exp, epochs=1, learning_rate=1e-2, use_ema=use_ema))
+        raw = [a for k, a in state_arrays(exp).items() if k.startswith("model_")]
+        exported = weights_of(exp / "checkpoints" / "epoch-000.keras")
+        found = [any(a.shape == b.shape and np.array_equal(a, b) for a in raw) for b in exported]
+        assert all(found) != use_ema
 
 
 def test_mixed_precision_without_a_gpu_falls_back_to_float32(data, tmp_path):
