@@ -127,6 +127,7 @@ def main() -> None:
     ap.add_argument("--vsc_min_count_indels", type=int, default=2)
     ap.add_argument("--pileup_image_height", type=int, default=100)
     ap.add_argument("--channels", default="insert_size", help="make_examples' optional channels (comma-separated)")
+    ap.add_argument("--profiles", default="lowcov,generic", help="coverages to run (lowcov ~4x, generic ~30x)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     length = 1_000_000 if args.quick else args.length
@@ -148,7 +149,7 @@ def main() -> None:
                   "--pileup_image_height", str(args.pileup_image_height), "--channels", ",".join(channels)]
 
     rows = []
-    for profile in ("lowcov", "generic"):
+    for profile in args.profiles.split(","):
         print(f"{profile} chr1:1-{length} ...", flush=True)
         rows += bench_case(data, profile, "chr1", length, work / "call-runs" / args.label / profile, model,
                            args.repeats, env, not args.no_keras, candidates)
