@@ -48,6 +48,9 @@ from make_examples import _parallel, _simulate, add_dataset_args  # noqa: E402  
 from measure import measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from dvtrain.pileup import channel_names  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results" / "call.json"
 WIDTH = 221  # make_examples' default image width
 
@@ -142,7 +145,7 @@ def main() -> None:
     data = {k: (str(sim_dir / v) if isinstance(v, str) else {p: str(sim_dir / f) for p, f in v.items()})
             for k, v in files.items()}
     channels = [c for c in args.channels.split(",") if c]
-    shape = (args.pileup_image_height, WIDTH, 6 + len(channels))
+    shape = (args.pileup_image_height, WIDTH, len(channel_names(channels)))
     model = _model(work, env, args.architecture, shape)
     candidates = ["--vsc_min_count_snps", str(args.vsc_min_count_snps),
                   "--vsc_min_count_indels", str(args.vsc_min_count_indels),

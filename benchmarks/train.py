@@ -134,10 +134,13 @@ def class_weight_runs(train_ds: str, tune_ds: str, seeds: list[int], epochs: int
 
 
 def _merge(path: Path, update: dict) -> None:
+    """Update the top-level keys of the JSON at ``path``; ``shapes`` is merged by shape."""
     try:
         result = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         result = {}
+    if "shapes" in update:
+        update = {**update, "shapes": {**result.get("shapes", {}), **update["shapes"]}}
     result.update(update)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2) + "\n")
@@ -196,9 +199,8 @@ def main() -> int:
                                            r["first_batch_s"], r["load_avg_1m_before"])))
     run = {"shape": list(shape), "images": args.dataset or "random uint8 pixels (seeded)", "machine": machine,
            "results": rows}
-    previous = json.loads(args.output.read_text()).get("shapes", {}) if args.output.is_file() else {}
     update = {"benchmark": "training (train_on_batch) and calling (predict_on_batch) throughput on CPU",
-              "shapes": {**previous, args.shape: run}}
+              "shapes": {args.shape: run}}
     if shape == SHAPE:
         update.update(run)
     _merge(args.output, update)
