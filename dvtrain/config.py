@@ -278,7 +278,8 @@ class TrainConfig(_Config):
                                  description="TensorBoard train scalars every this many batches (and at each evaluation)")
     best_checkpoint_metric: Literal[TUNE_METRICS] = Field(  # type: ignore[valid-type]
         "tune/f1_weighted", title="Best checkpoint metric",
-        description="tune metric that picks best_model.keras (tune/loss: lower is better; the others higher)")
+        description="tune metric that picks best_model.keras (tune/loss: lower is better; the others higher, "
+                    "a tie going to the lower tune/loss)")
     class_weights: Union[Literal["none", "balanced"], list[float]] = Field(
         "none", title="Class weights",
         description="loss weight per class (hom-ref, het, hom-alt): none, balanced (N / (3 * class count), from the "

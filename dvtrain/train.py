@@ -6,7 +6,8 @@ so the loop runs under any Keras backend and never needs TensorFlow to read TFRe
 
 The tune set is scored at the end of every epoch and every ``tune_every_steps`` batches.
 Each evaluation appends a row to ``metrics.jsonl`` and the TensorBoard log, keeps
-``best_model.keras`` at the best ``best_checkpoint_metric`` so far, and saves the
+``best_model.keras`` at the best ``best_checkpoint_metric`` so far (a tie goes to the lower
+``tune/loss``), and saves the
 resumable state (``train_state.npz``: weights, optimizer slots and iteration count, dropout
 seed state, epoch and batch position, batch-order RNG state, best so far, history,
 early-stopping count, TensorBoard events). A run started again in the same
@@ -130,10 +131,21 @@ def tune_metrics(y_true: np.ndarray, probs: np.ndarray, label_smoothing: float =
     return out
 
 
-def is_better(metric: str, value: float, best: Optional[float]) -> bool:
+TIE = 1e-9  # metric values closer than this are equal (the same counts give the same F1)
+
+
+def is_better(metric: str, row: dict, best: Optional[dict]) -> bool:
+    """Whether the tune evaluation ``row`` beats ``best`` on ``metric``. A tie on a count-based
+    metric goes to the lower ``tune/loss``: on a small tune set one example moves F1 by a step
+    and equal values are common, while the loss still tells a settled model from an early one."""
     if best is None:
         return True
-    return value < best if metric in LOWER_IS_BETTER else value > best
+    value, ref = row[metric], best[metric]
+    if metric in LOWER_IS_BETTER:
+        return value < ref
+    if abs(value - ref) > TIE:
+        return value > ref
+    return row["tune/loss"] < best["tune/loss"]
 
 
 def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -557,7 +569,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
                    **tune_metrics(yt, predict(exporter.sync(model, optimizer), xt), config.label_smoothing)}
             since_eval[:] = [0.0, 0.0, 0]
             best = meta["best"]
-            row["improved"] = is_better(metric, row[metric], best[metric] if best else None)
+            row["improved"] = is_better(metric, row, best)
             meta["history"].append(row)
             events.add(step, {k: v for k, v in row.items() if k.startswith("tune/")})
             if epoch_end:

@@ -25,11 +25,12 @@ SHAPE = (12, 17, 3)
 
 
 def write_dataset(folder: Path, name: str, n: int, shape=SHAPE, seed: int = 0, noise: int = 60,
-                  labels=None) -> Path:
+                  labels=None, flip: bool = False) -> Path:
     """``folder/name.dataset_config.pbtxt`` (+ shard, example_info.json), as ``dvtrain shuffle`` writes them.
 
     The label sets the mean of channel 0 (hom-ref dark, het mid, hom-alt bright) under noise:
-    learnable, not trivially.
+    learnable, not trivially. With ``flip`` the images are drawn for the opposite class
+    (2 - label): a set that teaches the reverse of the plain one.
     """
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 3, n) if labels is None else np.asarray(labels)
@@ -37,7 +38,8 @@ def write_dataset(folder: Path, name: str, n: int, shape=SHAPE, seed: int = 0, n
     with TFRecordWriter(shard) as w:
         for label in labels:
             img = rng.integers(0, 255, shape).astype(np.int64)
-            img[..., 0] = np.clip(60 + 70 * int(label) + rng.integers(-noise, noise + 1, shape[:2]), 0, 255)
+            drawn = 2 - int(label) if flip else int(label)
+            img[..., 0] = np.clip(60 + 70 * drawn + rng.integers(-noise, noise + 1, shape[:2]), 0, 255)
             w.write(encode_example({"image/encoded": [img.astype(np.uint8).tobytes()], "image/shape": list(shape),
                                     "label": [int(label)]}))
     (folder / f"{name}.example_info.json").write_text(
@@ -223,13 +225,15 @@ def test_warm_start_with_more_channels_trains(data, init_model, tmp_path):
 
 
 def test_best_model_is_the_init_checkpoint_when_nothing_beats_it(data, tmp_path, capsys):
-    """A warm-start model already perfect on the tune set cannot be beaten (ties do not count);
-    early stopping ends the run after ``early_stopping_patience`` evaluations."""
+    """A warm-start model already perfect on the tune set, trained on a set that teaches the
+    reverse, is never beaten (ties would need a lower tune loss); early stopping ends the run
+    after ``early_stopping_patience`` evaluations."""
     easy = write_dataset(tmp_path, "easy", 48, seed=7, noise=5)
+    flipped = write_dataset(tmp_path, "flipped", 48, seed=8, noise=5, flip=True)
     perfect = train(cfg(data, tmp_path / "perfect", train_dataset_config=easy, tune_dataset_config=easy,
                         epochs=6, learning_rate=5e-3))
     assert perfect["best_metrics"]["tune/f1_weighted"] == 1.0
-    out = train(cfg(data, tmp_path / "warm", train_dataset_config=easy, tune_dataset_config=easy, epochs=5,
+    out = train(cfg(data, tmp_path / "warm", train_dataset_config=flipped, tune_dataset_config=easy, epochs=5,
                     init_checkpoint=perfect["best_model"], early_stopping_patience=2, tune_every_steps=2,
                     learning_rate=1e-2))
     assert out["best_is_init_checkpoint"] and out["initial_metrics"]["tune/f1_weighted"] == 1.0
@@ -243,7 +247,7 @@ def test_best_model_is_the_init_checkpoint_when_nothing_beats_it(data, tmp_path,
     rows = [json.loads(line) for line in (tmp_path / "warm" / "metrics.jsonl").read_text().splitlines()]
     assert [r["phase"] for r in rows] == ["init", "tune", "tune"] and rows[0]["step"] == 0
     # the CLI says so on stderr
-    rc = main(["train", "--train_dataset_pbtxt", str(easy), "--tune_dataset_pbtxt", str(easy), "--experiment_dir",
+    rc = main(["train", "--train_dataset_pbtxt", str(flipped), "--tune_dataset_pbtxt", str(easy), "--experiment_dir",
                str(tmp_path / "cli"), "--init_checkpoint", perfect["best_model"], "--no-progress",
                "--config.num_epochs=1", "--config.learning_rate=0.01", "--config.batch_size=16"])
     assert rc == 0
@@ -285,6 +289,32 @@ def test_best_checkpoint_metric_loss_is_lower_is_better(data, tmp_path):
     losses = [r["tune/loss"] for r in out["history"]]
     assert out["best_metrics"]["tune/loss"] == min(losses)
     assert [r["improved"] for r in out["history"]] == [losses[i] < min(losses[:i], default=np.inf) for i in range(3)]
+
+
+def test_a_tie_on_the_metric_goes_to_the_lower_tune_loss(data, tmp_path):
+    from dvtrain.train import is_better
+
+    best = {"tune/f1_weighted": 0.995, "tune/loss": 0.38}
+    assert is_better("tune/f1_weighted", {"tune/f1_weighted": 0.995, "tune/loss": 0.06}, best)
+    assert not is_better("tune/f1_weighted", {"tune/f1_weighted": 0.995, "tune/loss": 0.5}, best)
+    assert not is_better("tune/f1_weighted", {"tune/f1_weighted": 0.993, "tune/loss": 0.01}, best)
+    assert is_better("tune/f1_weighted", {"tune/f1_weighted": 0.997, "tune/loss": 0.9}, best)
+    assert is_better("tune/f1_weighted", {"tune/f1_weighted": 0.995 + 1e-12, "tune/loss": 0.06}, best)
+    assert not is_better("tune/loss", {"tune/f1_weighted": 1.0, "tune/loss": 0.38}, best)
+    assert is_better("tune/f1_weighted", {"tune/f1_weighted": 0.0, "tune/loss": 9.0}, None)
+    # in a run: the exported model is the best F1, the lowest loss among its ties
+    out = train(cfg(data, tmp_path, epochs=6, tune_every_steps=2))
+    hist = out["history"]
+    best_f1 = max(r["tune/f1_weighted"] for r in hist)
+    tied = [r for r in hist if abs(r["tune/f1_weighted"] - best_f1) <= 1e-9]
+    assert out["best_metrics"]["step"] == min(tied, key=lambda r: r["tune/loss"])["step"]
+    flags, top = [], None
+    for r in hist:
+        up = top is None or r["tune/f1_weighted"] > top["tune/f1_weighted"] + 1e-9 or (
+            abs(r["tune/f1_weighted"] - top["tune/f1_weighted"]) <= 1e-9 and r["tune/loss"] < top["tune/loss"])
+        flags.append(up)
+        top = r if up else top
+    assert [r["improved"] for r in hist] == flags
 
 
 def test_class_weights_change_the_loss(data, tmp_path):
