@@ -117,6 +117,12 @@ class MakeExamplesConfig(_Config):
         True, description="images of indel candidates leave out reads that end or are clipped before the end of "
                           "the repeat the indel sits in (they cannot tell the indel from the reference); "
                           "false draws every overlapping read, as DeepVariant does")
+    indel_haplotype_support: bool = Field(
+        True, description="images of indel candidates judge each read against the reference and the alt "
+                          "haplotype: a read carrying the indel displaced in its repeat, or showing the alt "
+                          "haplotype's bases where its alignment stops or clips, supports it, and a read that "
+                          "matches both equally is left out (with indel_informative_reads); false: a read "
+                          "supports only the exact indel of its own alignment, as without DeepVariant's realigner")
     pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
     pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
     downsample_fraction: float = Field(1.0, gt=0, le=1, description="keep this fraction of read pairs (seeded by name)")

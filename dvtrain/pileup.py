@@ -186,6 +186,59 @@ def informative(batch: ReadBatch, rows: np.ndarray, alleles: list, seq: str) -> 
     return spans | carries
 
 
+HAPLOTYPE_FLANK = 10  # reference bases past the repeat that haplotype_support compares
+N_BASE = ord("N")
+
+
+def _alt_bases(pos: int, ref_allele: str, alt: str, arr: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The alt haplotype's bases (ASCII) at reference coordinates ``p`` (all > ``pos``):
+    what a read from that haplotype shows there when aligned without the indel."""
+    if len(alt) > len(ref_allele):  # insertion of alt[1:] after pos
+        ins = np.frombuffer(alt[1:].encode(), dtype=np.uint8)
+        k = p - pos - 1
+        inside = k < ins.size
+        return np.where(inside, ins[np.minimum(k, ins.size - 1)], arr.take(np.maximum(p - ins.size, 0), mode="clip"))
+    return arr.take(p + len(ref_allele) - len(alt), mode="clip")  # deletion: the bases after the gap
+
+
+def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list, ref: RefCache) -> tuple[np.ndarray, np.ndarray]:
+    """(supports, tells) masks over ``rows`` for an indel-only candidate, a local stand-in
+    for DeepVariant's realigner. A read supports the indel if it carries it, carries an
+    indel of the same kind and length placed elsewhere in the repeat (a copy displaced by a
+    sequencing error), or starts at or before the anchor and, aligned without the indel,
+    shows more of the alt haplotype than of the reference over the repeat and
+    ``HAPLOTYPE_FLANK`` bases past it (a read ending just past an insertion is aligned with
+    mismatches or clipped). A read tells the indel from the reference if it supports it or
+    shows more of the reference than of any alt haplotype; one that shows both equally
+    (it stops inside the repeat, or is clipped there) cannot."""
+    keys = [(a.pos, a.ref, a.alt) for a in alleles]
+    pos = alleles[0].pos
+    need = max(repeat_end(a.pos, a.ref, a.alt, ref.seq) for a in alleles)
+    lengths = {len(a.alt) - len(a.ref) for a in alleles}
+    carries = np.zeros(rows.size, dtype=bool)
+    for j, r in enumerate(rows.tolist()):
+        for ev in batch.events.get(r, ()):
+            if ev in keys or (pos <= ev[0] <= need and len(ev[2]) - len(ev[1]) in lengths):
+                carries[j] = True
+                break
+    flat, idx = batch.window(rows, pos + 1, need + HAPLOTYPE_FLANK)
+    p = batch.rpos[flat]
+    b = batch.bases[flat] & 0xDF
+    rb = ref.arr.take(p, mode="clip")
+    alt_like = np.zeros(rows.size, dtype=bool)
+    ref_like = np.ones(rows.size, dtype=bool)
+    for a in alleles:  # compared where neither the read nor either haplotype has an N
+        ab = _alt_bases(a.pos, a.ref, a.alt, ref.arr, p)
+        w = (b != N_BASE) & (rb != N_BASE) & (ab != N_BASE)
+        miss_ref = np.bincount(idx, weights=w & (b != rb), minlength=rows.size)
+        miss_alt = np.bincount(idx, weights=w & (b != ab), minlength=rows.size)
+        alt_like |= miss_alt < miss_ref
+        ref_like &= miss_ref < miss_alt
+    anchored = batch.start[rows] <= pos
+    supports = carries | (anchored & alt_like)
+    return supports, supports | (anchored & ref_like)
+
+
 def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, rng_seed: int,
                  ref: RefCache | None = None) -> np.ndarray:
     """Rows of the batch drawn for ``cand`` (one candidate or a list at one position), in
@@ -193,26 +246,40 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
 
     Reads overlapping [pos - 5, pos + len(ref) + 5) with MAPQ >= min_mapping_quality and
     no low-quality base at the candidate are eligible. With ``cfg.indel_informative_reads``
-    (and ``ref``), a candidate whose alleles are all indels keeps only the reads
-    ``informative`` for it. When there are more than H - 5, a permutation seeded by
+    (and ``ref``), a candidate whose alleles are all indels keeps only the reads that can
+    tell it from the reference (``haplotype_support`` with ``cfg.indel_haplotype_support``,
+    else ``informative``). When there are more than H - 5, a permutation seeded by
     ``rng_seed`` keeps H - 5 of them. Rows follow the batch order: (alignment start, read
     name), ties in input order.
     """
-    batch = _as_batch(reads)
+    return _select(cand, _as_batch(reads), cfg, rng_seed, ref)[0]
+
+
+def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
+            ref: RefCache | None) -> tuple[np.ndarray, np.ndarray]:
+    """``select_reads``' rows, and the mask over them of the reads ``haplotype_support``
+    counts as supporting an indel-only candidate (all False otherwise)."""
     max_reads = cfg.pileup_image_height - REF_ROWS
     if max_reads <= 0:
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     alleles = _alleles(cand)
     pos = alleles[0].pos
     lo = pos - READ_OVERLAP_BUFFER
     hi = pos + max(max(len(a.ref) for a in alleles), 1) + READ_OVERLAP_BUFFER
     rows = batch.overlapping(lo, hi)
     rows = _eligible(batch, rows[batch.mapq[rows] >= cfg.min_mapping_quality], pos, cfg.min_base_quality)
-    if cfg.indel_informative_reads and ref is not None and rows.size and not any(a.is_snp for a in alleles):
-        rows = rows[informative(batch, rows, alleles, ref.seq)]
+    supports = np.zeros(rows.size, dtype=bool)
+    if ref is not None and rows.size and not any(a.is_snp for a in alleles):
+        if cfg.indel_haplotype_support:
+            supports, tells = haplotype_support(batch, rows, alleles, ref)
+        elif cfg.indel_informative_reads:
+            tells = informative(batch, rows, alleles, ref.seq)
+        if cfg.indel_informative_reads:
+            rows, supports = rows[tells], supports[tells]
     if rows.size > max_reads:
-        rows = rows[np.sort(np.random.default_rng(rng_seed).permutation(rows.size)[:max_reads])]
-    return rows
+        keep = np.sort(np.random.default_rng(rng_seed).permutation(rows.size)[:max_reads])
+        rows, supports = rows[keep], supports[keep]
+    return rows, supports
 
 
 def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExamplesConfig,
@@ -248,17 +315,18 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
-    sel = select_reads(alleles, batch, cfg, rng_seed, ref)
+    sel, realigned = _select(alleles, batch, cfg, rng_seed, ref)
     if sel.size:
-        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans)
+        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans, realigned)
     return img
 
 
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
-                chans: list[str], run_chans: list[tuple[int, np.ndarray]]) -> None:
+                chans: list[str], run_chans: list[tuple[int, np.ndarray]], realigned: np.ndarray) -> None:
     """Draw the reads ``sel`` (batch rows) into rows 5.. of ``img``, all at once (numpy
     over the batch's flat arrays; see docs/pileup.md for the rules). ``run_chans``: the
-    (channel index, pixel per run length) of the homopolymer channels drawn."""
+    (channel index, pixel per run length) of the homopolymer channels drawn; ``realigned``:
+    a mask over ``sel`` of reads that support the variant whatever their own alignment."""
     R, W = sel.size, img.shape[1]
     w1 = w0 + W
     body = img[REF_ROWS:REF_ROWS + R]
@@ -307,7 +375,7 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     span = (grid >= s0[:, None]) & (grid < s1[:, None])
     mq = MQ_PIXEL.take(batch.mapq[sel], mode="clip")
     strand = np.where(batch.reverse[sel], STRAND_REVERSE, STRAND_FORWARD).astype(np.uint8)
-    supports = np.zeros(R, dtype=bool)
+    supports = realigned.copy()
     snp_alts = [ord(a.alt) & 0xDF for a in alleles if a.is_snp]
     if snp_alts:
         hit, i = batch.base_at(sel, alleles[0].pos)

@@ -160,6 +160,45 @@ def test_indel_images_leave_out_reads_that_cannot_tell_the_indel_from_the_refere
     assert build_image(SNP, [READ_D], REF, _cfg(), 0)[5, 5, 4] == 254
 
 
+#              0         1         2
+#              012345678901234567890123456
+HP_REF = _Ref("GACTGCAGTTTTCCAGTCAGGCTAGCA")  # an insertion of TT at anchor 7 (G) slides through TTTT 8..11
+
+
+def _ref_read(name, start, end, seq=None, events=()):
+    seq = seq if seq is not None else HP_REF.seq[start:end]
+    return _read(name, start, range(start, end), seq, [30] * (end - start), events=events)
+
+
+def test_reads_are_judged_against_the_reference_and_the_alt_haplotype():
+    """A stand-in for DeepVariant's realigner at indel candidates: a read supports the
+    insertion if it carries it, carries the same insertion placed elsewhere in the repeat
+    (a sequencing error changed its bases), or shows the alt haplotype's bases where its
+    alignment stops; a read showing both haplotypes equally is left out."""
+    ins = SimpleNamespace(chrom="c", pos=7, ref="G", alt="GTT", is_snp=False)
+    alt_hap = HP_REF.seq[:8] + "TT" + HP_REF.seq[8:]  # ...G TTTTTT CCAG...
+    reads = [
+        _ref_read("r1", 0, 20),                                   # reference through the flank
+        _ref_read("r2", 0, 10),                                   # stops inside TTTT: cannot tell
+        _read("r3", 0, range(0, 14), alt_hap[:14], [30] * 14),    # TTTTTT CC aligned without the gaps
+        _ref_read("r4", 0, 20, events=[(7, "G", "GTT")]),         # carries it
+        _ref_read("r5", 0, 20, events=[(9, "T", "TCT")]),         # 2-base insertion displaced in the repeat
+        _ref_read("r6", 0, 20, events=[(16, "T", "TCC")]),        # an insertion past the repeat: not it
+    ]
+    img = build_image(ins, reads, HP_REF, _cfg(height=12, width=15), rng_seed=1)
+    assert [int(v) for v in img[5:11, 7, 4]] == [152, 254, 254, 254, 152, 0]  # r1, r3, r4, r5, r6; r2 out
+    plain = build_image(ins, reads, HP_REF, _cfg(height=12, width=15, indel_haplotype_support=False), rng_seed=1)
+    # without it: r2 stops inside the repeat and is left out; r3 spans it and counts as reference
+    assert [int(v) for v in plain[5:10, 7, 4]] == [152, 152, 254, 152, 152]
+    # a deletion of TT: a read aligned without the gap whose bases past the repeat are the
+    # alt haplotype's (C where the reference has T) supports it
+    dele = SimpleNamespace(chrom="c", pos=7, ref="GTT", alt="G", is_snp=False)
+    del_hap = HP_REF.seq[:8] + HP_REF.seq[10:]
+    img = build_image(dele, [_ref_read("r1", 0, 20), _read("r3", 0, range(0, 13), del_hap[:13], [30] * 13)],
+                      HP_REF, _cfg(height=12, width=15), rng_seed=1)
+    assert [int(v) for v in img[5:7, 7, 4]] == [152, 254]
+
+
 @pytest.mark.parametrize("pos,ref,alt,end", [
     (1, "A", "ACA", 6),       # ins CA into A|CACA|T: slides to after 5; base 6 must be aligned
     (1, "ACA", "A", 6),       # del CA from the same repeat
