@@ -2,7 +2,7 @@
 
     python benchmarks/accuracy.py --model demo-output/custom/train/best_model.keras [--model M2 ...]
                                   [--length 5000000] [--quick] [--workdir DIR] [--label current]
-                                  [--profile lowcov] [--vsc_min_count_snps 1] [--vsc_min_count_indels 1]
+                                  [--profile lowcov] [--vsc_min_count_snps 1] [--vsc_min_count_indels 2]
                                   [--make_examples_args "--noindel_haplotype_support"]
 
 The demo's test contig holds 640 SNPs and 120 indels, so one call moves its INDEL F1 by
@@ -18,7 +18,7 @@ For the ``--profile`` BAM, in one run:
   case study scores its test contig;
 * ``dvtrain make-examples --mode calling`` (2 shards) per distinct model image shape and
   channels (read from each model's example_info.json), with the candidate thresholds given
-  (the demo's low-coverage setting, 1 / 1, by default);
+  (the demo's low-coverage setting, 1 / 2, by default);
 * ``dvtrain call`` and ``dvtrain evaluate --pass-only`` per model;
 * ``dvtrain benchmark-peers`` (bcftools and freebayes) on the same BAM and BED.
 
@@ -29,7 +29,6 @@ peer's; results go to benchmarks/results/accuracy.json under ``--label``.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -43,6 +42,7 @@ from make_examples import _simulate, add_dataset_args  # noqa: E402  (benchmarks
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from dvtrain.evaluate import read_summary  # noqa: E402
 from dvtrain.pileup import model_channels, model_image_size  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
@@ -58,13 +58,9 @@ def _run(cmd: list[str], env: dict, log: Path) -> None:
 
 def _summary(path: Path) -> dict:
     """{type: {recall, precision, f1, truth, tp, fp}} from a summary.csv's PASS rows."""
-    out = {}
-    for r in csv.DictReader(open(path)):
-        if r["Filter"] == "PASS" and r["Type"] in ("SNP", "INDEL"):
-            out[r["Type"]] = {"recall": float(r["METRIC.Recall"]), "precision": float(r["METRIC.Precision"]),
-                              "f1": float(r["METRIC.F1_Score"]), "truth": int(r["TRUTH.TOTAL"]),
-                              "tp": int(r["TRUTH.TP"]), "fp": int(r["QUERY.FP"])}
-    return out
+    return {r["Type"]: {"recall": r["METRIC.Recall"], "precision": r["METRIC.Precision"], "f1": r["METRIC.F1_Score"],
+                        "truth": r["TRUTH.TOTAL"], "tp": r["TRUTH.TP"], "fp": r["QUERY.FP"]}
+            for r in read_summary(path) if r["Filter"] == "PASS" and r["Type"] in ("SNP", "INDEL")}
 
 
 def main() -> None:
@@ -73,7 +69,7 @@ def main() -> None:
     ap.add_argument("--model", action="append", required=True, type=Path, help="a .keras model (repeat)")
     ap.add_argument("--profile", default="lowcov", help="which simulated BAM to call (lowcov ~4x, generic ~30x)")
     ap.add_argument("--vsc_min_count_snps", type=int, default=1)
-    ap.add_argument("--vsc_min_count_indels", type=int, default=1)
+    ap.add_argument("--vsc_min_count_indels", type=int, default=2)
     ap.add_argument("--make_examples_args", default="", help="more make-examples flags, space-separated")
     ap.add_argument("--peers", default="bcftools,freebayes")
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -112,13 +108,17 @@ def main() -> None:
             spec = str(out / f"examples-{len(examples)}" / "calling.tfrecord@2.gz")
             Path(spec).parent.mkdir(exist_ok=True)
             print(f"make_examples {height}x{width} {','.join(channels) or '-'} ...", flush=True)
+            logs = [open(out / f"me-{len(examples)}-{t}.log", "w") for t in range(2)]
             procs = [subprocess.Popen([*DV, "make-examples", "--mode", "calling", "--ref", ref, "--reads", bam,
                                        "--regions", "chr1", "--examples", spec, "--task", str(t),
                                        "--pileup_image_height", str(height), "--pileup_image_width", str(width),
                                        "--channels", ",".join(channels), *thresholds],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=open(out / f"me-{len(examples)}-{t}.log", "w"))
-                     for t in range(2)]
-            if any(p.wait() for p in procs):
+                                      env=env, stdout=subprocess.DEVNULL, stderr=log)
+                     for t, log in enumerate(logs)]
+            failed = [p.wait() for p in procs]
+            for log in logs:
+                log.close()
+            if any(failed):
                 sys.exit(f"accuracy benchmark: make-examples failed; see {out}/me-*.log")
             examples[shape] = spec
         name = f"model{k}"
