@@ -186,57 +186,80 @@ def informative(batch: ReadBatch, rows: np.ndarray, alleles: list, seq: str) -> 
     return spans | carries
 
 
-HAPLOTYPE_FLANK = 10  # reference bases past the repeat that haplotype_support compares
+HAPLOTYPE_FLANK = 10  # reference bases around the anchor and the repeat that haplotype_support compares
+DISPLACED_INDEL = 5  # an indel of the candidate's kind and length anchored up to this far left of it is the same event
 N_BASE = ord("N")
 
 
-def _alt_bases(pos: int, ref_allele: str, alt: str, arr: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The alt haplotype's bases (ASCII) at reference coordinates ``p`` (all > ``pos``):
-    what a read from that haplotype shows there when aligned without the indel."""
+def _haplotype_bases(pos: int, ref_allele: str, alt: str, arr: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Base (ASCII) ``q`` of the alt haplotype, the reference with the indel (left-aligned at
+    ``pos``, anchor base included in both alleles) applied; ``q`` indexes that haplotype."""
     if len(alt) > len(ref_allele):  # insertion of alt[1:] after pos
         ins = np.frombuffer(alt[1:].encode(), dtype=np.uint8)
-        k = p - pos - 1
-        inside = k < ins.size
-        return np.where(inside, ins[np.minimum(k, ins.size - 1)], arr.take(np.maximum(p - ins.size, 0), mode="clip"))
-    return arr.take(p + len(ref_allele) - len(alt), mode="clip")  # deletion: the bases after the gap
+        k = q - pos - 1
+        shifted = arr.take(np.maximum(np.where(k < 0, q, q - ins.size), 0), mode="clip")
+        return np.where((k >= 0) & (k < ins.size), ins[np.clip(k, 0, ins.size - 1)], shifted)
+    return arr.take(np.maximum(np.where(q <= pos, q, q + len(ref_allele) - len(alt)), 0), mode="clip")
 
 
 def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list, ref: RefCache) -> tuple[np.ndarray, np.ndarray]:
     """(supports, tells) masks over ``rows`` for an indel-only candidate, a local stand-in
     for DeepVariant's realigner. A read supports the indel if it carries it, carries an
-    indel of the same kind and length placed elsewhere in the repeat (a copy displaced by a
-    sequencing error), or starts at or before the anchor and, aligned without the indel,
-    shows more of the alt haplotype than of the reference over the repeat and
-    ``HAPLOTYPE_FLANK`` bases past it (a read ending just past an insertion is aligned with
-    mismatches or clipped). A read tells the indel from the reference if it supports it or
-    shows more of the reference than of any alt haplotype; one that shows both equally
-    (it stops inside the repeat, or is clipped there) cannot."""
+    indel of the same kind and length placed elsewhere in the repeat or up to
+    ``DISPLACED_INDEL`` bases left of it (a copy displaced by a sequencing error), or,
+    aligned without the indel, shows more of an alt haplotype than of the reference from
+    ``HAPLOTYPE_FLANK`` bases before the anchor to as many past the repeat. The alt haplotype is placed two ways: left-aligned with the reference, for reads
+    that start at or before the anchor (a read ending just past an insertion is aligned with
+    mismatches there), and right-aligned, for reads that end past the repeat (a read that
+    starts inside an insertion is aligned with a mismatch at the anchor, which turns it into
+    a 1-read SNP allele of the site). A read tells the indel from the reference if it
+    supports it or shows more of the reference than of every alt placement it can take; one
+    that shows both equally (it stops inside the repeat, or is clipped there), or that
+    carries another indel in the repeat (slippage of either haplotype), cannot."""
     keys = [(a.pos, a.ref, a.alt) for a in alleles]
     pos = alleles[0].pos
     need = max(repeat_end(a.pos, a.ref, a.alt, ref.seq) for a in alleles)
     lengths = {len(a.alt) - len(a.ref) for a in alleles}
     carries = np.zeros(rows.size, dtype=bool)
+    other = np.zeros(rows.size, dtype=bool)  # another indel at the locus: neither haplotype
     for j, r in enumerate(rows.tolist()):
         for ev in batch.events.get(r, ()):
-            if ev in keys or (pos <= ev[0] <= need and len(ev[2]) - len(ev[1]) in lengths):
+            if ev in keys or (pos - DISPLACED_INDEL <= ev[0] <= need and len(ev[2]) - len(ev[1]) in lengths):
                 carries[j] = True
                 break
-    flat, idx = batch.window(rows, pos + 1, need + HAPLOTYPE_FLANK)
+            other[j] |= pos <= ev[0] <= need
+    flat, idx = batch.window(rows, pos - HAPLOTYPE_FLANK, need + HAPLOTYPE_FLANK)
     p = batch.rpos[flat]
     b = batch.bases[flat] & 0xDF
     rb = ref.arr.take(p, mode="clip")
+    left = batch.start[rows] <= pos  # can show the left-aligned alt haplotype
+    right = batch.end[rows] > need  # can show the right-aligned one
     alt_like = np.zeros(rows.size, dtype=bool)
-    ref_like = np.ones(rows.size, dtype=bool)
-    for a in alleles:  # compared where neither the read nor either haplotype has an N
-        ab = _alt_bases(a.pos, a.ref, a.alt, ref.arr, p)
-        w = (b != N_BASE) & (rb != N_BASE) & (ab != N_BASE)
-        miss_ref = np.bincount(idx, weights=w & (b != rb), minlength=rows.size)
-        miss_alt = np.bincount(idx, weights=w & (b != ab), minlength=rows.size)
-        alt_like |= miss_alt < miss_ref
-        ref_like &= miss_ref < miss_alt
-    anchored = batch.start[rows] <= pos
-    supports = carries | (anchored & alt_like)
-    return supports, supports | (anchored & ref_like)
+    ref_like = left | right
+    for a in alleles:
+        shift = len(a.alt) - len(a.ref)
+        for ok, ab in ((left, _haplotype_bases(a.pos, a.ref, a.alt, ref.arr, p)),
+                       (right, _haplotype_bases(a.pos, a.ref, a.alt, ref.arr, p + shift))):
+            w = (b != N_BASE) & (rb != N_BASE) & (ab != N_BASE)  # where no sequence has an N
+            miss_ref = np.bincount(idx, weights=w & (b != rb), minlength=rows.size)
+            miss_alt = np.bincount(idx, weights=w & (b != ab), minlength=rows.size)
+            alt_like |= ok & (miss_alt < miss_ref)
+            ref_like &= ~ok | (miss_ref < miss_alt)
+    supports = carries | alt_like
+    return supports, supports | (ref_like & ~other)
+
+
+def snp_carriers(batch: ReadBatch, rows: np.ndarray, alleles: list) -> np.ndarray:
+    """Mask over ``rows`` of the reads whose aligned base at the site is one of the SNP alts
+    among ``alleles``."""
+    out = np.zeros(rows.size, dtype=bool)
+    alts = [ord(a.alt) & 0xDF for a in alleles if a.is_snp]
+    if alts:
+        hit, i = batch.base_at(rows, alleles[0].pos)
+        called = batch.bases[i] & 0xDF
+        for alt in alts:  # one to three alts: plain comparisons beat np.isin's sort
+            out |= hit & (called == alt)
+    return out
 
 
 def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, rng_seed: int,
@@ -248,7 +271,8 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
     no low-quality base at the candidate are eligible. With ``cfg.indel_informative_reads``
     (and ``ref``), a candidate whose alleles are all indels keeps only the reads that can
     tell it from the reference (``haplotype_support`` with ``cfg.indel_haplotype_support``,
-    else ``informative``). When there are more than H - 5, a permutation seeded by
+    else ``informative``); with ``cfg.indel_haplotype_support`` an image mixing indel and
+    SNP alleles keeps those reads plus the ones showing a SNP alt. When there are more than H - 5, a permutation seeded by
     ``rng_seed`` keeps H - 5 of them. Rows follow the batch order: (alignment start, read
     name), ties in input order.
     """
@@ -269,11 +293,16 @@ def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
     rows = batch.overlapping(lo, hi)
     rows = _eligible(batch, rows[batch.mapq[rows] >= cfg.min_mapping_quality], pos, cfg.min_base_quality)
     supports = np.zeros(rows.size, dtype=bool)
-    if ref is not None and rows.size and not any(a.is_snp for a in alleles):
-        if cfg.indel_haplotype_support:
-            supports, tells = haplotype_support(batch, rows, alleles, ref)
-        elif cfg.indel_informative_reads:
+    indels = [a for a in alleles if not a.is_snp]
+    if ref is not None and rows.size and indels:
+        if cfg.indel_haplotype_support:  # mixed images too: reads showing a SNP alt stay
+            supports, tells = haplotype_support(batch, rows, indels, ref)
+            if len(indels) < len(alleles):
+                tells = tells | snp_carriers(batch, rows, alleles)
+        elif cfg.indel_informative_reads and len(indels) == len(alleles):
             tells = informative(batch, rows, alleles, ref.seq)
+        else:
+            tells = np.ones(rows.size, dtype=bool)
         if cfg.indel_informative_reads:
             rows, supports = rows[tells], supports[tells]
     if rows.size > max_reads:
@@ -375,13 +404,7 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     span = (grid >= s0[:, None]) & (grid < s1[:, None])
     mq = MQ_PIXEL.take(batch.mapq[sel], mode="clip")
     strand = np.where(batch.reverse[sel], STRAND_REVERSE, STRAND_FORWARD).astype(np.uint8)
-    supports = realigned.copy()
-    snp_alts = [ord(a.alt) & 0xDF for a in alleles if a.is_snp]
-    if snp_alts:
-        hit, i = batch.base_at(sel, alleles[0].pos)
-        called = batch.bases[i] & 0xDF
-        for alt in snp_alts:  # one to three alts: plain comparisons beat np.isin's sort
-            supports |= hit & (called == alt)
+    supports = realigned | snp_carriers(batch, sel, alleles)
     keys = [(a.pos, a.ref, a.alt) for a in alleles if not a.is_snp]
     if keys and batch.events:
         supports |= np.fromiter((any(k in batch.events.get(int(r), ()) for k in keys) for r in sel), bool, R)

@@ -154,8 +154,11 @@ def test_indel_images_leave_out_reads_that_cannot_tell_the_indel_from_the_refere
     assert not img[7:].any()
     dele = SimpleNamespace(chrom="c", pos=6, ref="GTN", alt="G", is_snp=False)
     img = build_image(dele, [READ_A, READ_B, READ_D], REF, _cfg(), rng_seed=1)
-    assert [int(v) for v in img[5:7, 5, 4]] == [152, 254]  # D spans 6..9; B starts inside the deletion
-    assert not img[7:].any()
+    # D spans 6..9 (reference), A carries it; B starts at 7 and shows the deleted T there, so
+    # its right-aligned alt placement fits worse than the reference: a reference read
+    assert [int(v) for v in img[5:7, 5, 4]] == [152, 254]
+    assert [int(v) for v in img[7, 5:8, 4]] == [0, 152, 152]  # B, from column 6 (position 7)
+    assert not img[8:].any()
     # SNP images are unchanged: D ends at 11 and still shows its G at 10
     assert build_image(SNP, [READ_D], REF, _cfg(), 0)[5, 5, 4] == 254
 
@@ -396,3 +399,51 @@ def test_case_study_channels_and_height_reach_every_example_set():
     assert _example_options(bare, "baseline")["channels"] == []
     with pytest.raises(ValueError, match="unsupported optional channels"):
         CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), **{**base, "channels": ["haplotype"]})
+
+
+def test_a_read_starting_inside_an_insertion_supports_it():
+    """An aligner places a read that starts inside an insertion without a gap: its first
+    base becomes a mismatch at the anchor (a 1-read SNP allele) and the rest matches the
+    reference. The right-aligned alt haplotype explains it; a reference read starting at
+    the anchor is still reference evidence."""
+    ins = SimpleNamespace(chrom="c", pos=14, ref="A", alt="ACC", is_snp=False)  # ...CCA|CC|GTCAG...
+    reads = [
+        _ref_read("r1", 0, 27),                                   # reference
+        _read("r7", 14, range(14, 27), "C" + HP_REF.seq[15:27], [30] * 13),  # starts at the 2nd inserted C
+        _ref_read("r8", 14, 27),                                  # a reference read starting at the anchor
+    ]
+    img = build_image(ins, reads, HP_REF, _cfg(height=12, width=15), rng_seed=1)
+    assert [int(v) for v in img[5:9, 7, 4]] == [152, 254, 152, 0]
+    plain = build_image(ins, reads, HP_REF, _cfg(height=12, width=15, indel_haplotype_support=False), rng_seed=1)
+    assert [int(v) for v in plain[5:9, 7, 4]] == [152, 152, 152, 0]  # spans the anchor: "reference"
+
+
+def test_displaced_copies_support_and_other_indels_in_the_repeat_are_left_out():
+    ins = SimpleNamespace(chrom="c", pos=7, ref="G", alt="GTT", is_snp=False)  # TT into TTTT 8..11
+    reads = [
+        _ref_read("r1", 0, 20),                                   # reference
+        _ref_read("r2", 0, 20, events=[(4, "G", "GCA")]),         # same length, 3 bases left: the same event
+        _ref_read("r3", 0, 20, events=[(7, "G", "GT")]),          # one T more: slippage, neither haplotype
+        _ref_read("r4", 0, 20, events=[(1, "A", "ACC")]),         # same length, 6 bases left: another event
+    ]
+    img = build_image(ins, reads, HP_REF, _cfg(height=12, width=15), rng_seed=1)
+    assert [int(v) for v in img[5:9, 7, 4]] == [152, 254, 152, 0]  # r1, r2, r4; r3 left out
+
+
+def test_an_image_mixing_an_insertion_and_a_snp_leaves_out_reads_that_cannot_tell():
+    """A read starting inside an insertion adds a 1-read SNP allele at the anchor; the image
+    of both alleles keeps only reads that can tell the insertion from the reference, plus the
+    SNP's reads, as the insertion's own image does."""
+    ins = SimpleNamespace(chrom="c", pos=14, ref="A", alt="ACC", is_snp=False)
+    snp = SimpleNamespace(chrom="c", pos=14, ref="A", alt="C", is_snp=True)
+    reads = [
+        _ref_read("r1", 0, 27),                                             # reference
+        _ref_read("r2", 0, 27, events=[(14, "A", "ACC")]),                  # carries the insertion
+        _ref_read("r9", 0, 15),                                             # ends at the anchor: cannot tell
+        _read("r7", 14, range(14, 27), "C" + HP_REF.seq[15:27], [30] * 13),  # the SNP's read
+    ]
+    img = build_image([ins, snp], reads, HP_REF, _cfg(height=12, width=15), rng_seed=1)
+    assert [int(v) for v in img[5:9, 7, 4]] == [152, 254, 254, 0]
+    plain = build_image([ins, snp], reads, HP_REF, _cfg(height=12, width=15, indel_haplotype_support=False),
+                        rng_seed=1)
+    assert [int(v) for v in plain[5:10, 7, 4]] == [152, 254, 152, 254, 0]  # every read, as DeepVariant
