@@ -117,6 +117,8 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
               help="indel images leave out reads that stop inside the indel's repeat (default on; off: as DeepVariant)")
 @click.option("--indel_haplotype_support/--noindel_haplotype_support", default=None,
               help="indel images: reads are judged against the reference and the alt haplotype (default on)")
+@click.option("--merge_insertion_alleles/--nomerge_insertion_alleles", default=None,
+              help="insertions of one length at one anchor form one candidate whatever their bases (default on)")
 @click.option("--pileup_image_height", type=int)
 @click.option("--pileup_image_width", type=int)
 @click.option("--exclude_regions", multiple=True, help="regions to leave out (contig, chr:start-end or BED)")

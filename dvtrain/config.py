@@ -120,9 +120,16 @@ class MakeExamplesConfig(_Config):
     indel_haplotype_support: bool = Field(
         True, description="images of indel candidates judge each read against the reference and the alt "
                           "haplotype: a read carrying the indel displaced in its repeat, or showing the alt "
-                          "haplotype's bases where its alignment stops or clips, supports it, and a read that "
-                          "matches both equally is left out (with indel_informative_reads); false: a read "
+                          "haplotype's bases where its alignment starts, stops or clips, supports it, and a "
+                          "read that matches both equally or carries another indel in the repeat is left out "
+                          "(with indel_informative_reads; images mixing indel and SNP alleles too); false: a read "
                           "supports only the exact indel of its own alignment, as without DeepVariant's realigner")
+    merge_insertion_alleles: bool = Field(
+        True, description="count insertions of one length at one anchor as one candidate, whatever their "
+                          "inserted bases (sequencing errors split them at low coverage); its sequence is the "
+                          "most common one, on a tie the base-by-base majority, a tied base going to the "
+                          "repeat's (the reference base it would duplicate); false: each sequence on its own, "
+                          "as DeepVariant")
     pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
     pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
     downsample_fraction: float = Field(1.0, gt=0, le=1, description="keep this fraction of read pairs (seeded by name)")
@@ -446,6 +453,14 @@ class CaseStudyConfig(_Config):
                                  description="epochs when training the baseline from reads")
     custom_epochs: int = Field(8, ge=1, le=1000, title="Custom epochs",
                                description="epochs of warm-started training on the low-coverage reads")
+    baseline_best_checkpoint_metric: Literal[TUNE_METRICS] = Field(  # type: ignore[valid-type]
+        "tune/loss", title="Baseline best checkpoint metric",
+        description="picks the baseline's best_model.keras when it is trained from reads. A generic 30x tune set "
+                    "is nearly all correct (the demo's: 499 examples, F1 0.99+, one example = 0.002 of F1), so F1 "
+                    "ties or flips on single examples where tune/loss still ranks the checkpoints")
+    custom_best_checkpoint_metric: Literal[TUNE_METRICS] = Field(  # type: ignore[valid-type]
+        "tune/f1_weighted", title="Custom best checkpoint metric",
+        description="picks the custom model's best_model.keras (DeepVariant's default, tune/f1_weighted)")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
     learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate")
     sample_name: Optional[str] = Field(None, min_length=1, title="Sample name",

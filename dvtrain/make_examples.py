@@ -14,7 +14,9 @@ read name) falls below the fraction, so mates and shards agree.
 Candidates, DeepVariant's rules and flag names: every allele at a position whose count
 is >= ``vsc_min_count_snps`` / ``vsc_min_count_indels`` and whose fraction of the depth is
 >= ``vsc_min_fraction_snps`` / ``vsc_min_fraction_indels`` (bases below
-``min_base_quality`` are not counted; indels are left-normalised). The alleles at one
+``min_base_quality`` are not counted; indels are left-normalised; with
+``merge_insertion_alleles`` insertions of one length at one anchor count together, see
+``insertion_consensus``). The alleles at one
 position form a *site* written as one variant (REF = the longest allele REF, every ALT
 extended to it); a site gives one example per alt and one per pair of alts, marked in
 ``alt_allele_indices/encoded``.
@@ -80,6 +82,27 @@ class Candidate:
         return len(self.ref) == 1 and len(self.alt) == 1
 
 
+def insertion_consensus(alleles: dict[tuple[int, str, str], int], seq: str) -> tuple[int, str, str]:
+    """One insertion for reads carrying insertions of one length at one anchor with different
+    bases (``alleles``: key -> reads): the most common one; on a tie, base by base the
+    majority over all of them, a tied base going to the reference base it would duplicate
+    (insertions mostly extend the repeat they sit in), else the first in ACGT order."""
+    ranked = sorted(alleles.items(), key=lambda kv: (-kv[1], kv[0]))
+    if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:
+        return ranked[0][0]
+    pos, anchor, _ = ranked[0][0]
+    bases = []
+    for k in range(len(ranked[0][0][2]) - 1):
+        votes: dict[str, int] = {}
+        for (_, _, alt), n in alleles.items():
+            votes[alt[1 + k]] = votes.get(alt[1 + k], 0) + n
+        top = max(votes.values())
+        tied = sorted(b for b, v in votes.items() if v == top)
+        follows = seq[pos + 1 + k] if pos + 1 + k < len(seq) else ""
+        bases.append(follows if follows in tied else tied[0])
+    return pos, anchor, anchor + "".join(bases)
+
+
 def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig,
                     depth_out: Optional[list] = None, counts_out: Optional[list] = None) -> list[Candidate]:
     """Allele counting over [start, end) -> every allele passing DeepVariant's thresholds,
@@ -122,7 +145,13 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
         p = start + int(i)
         cands.append(Candidate(ref.chrom, p, ref.seq[p], "ACGT"[b], int(depth[i]),
                                int(alt_counts[i, b]), int(counts[i, ref_codes[i]])))
-    for key, n in indel_counts.items():
+    groups: dict[tuple, dict[tuple[int, str, str], int]] = {}
+    for key, n in indel_counts.items():  # an insertion's group: anchor and length
+        group = (key[0], len(key[2])) if cfg.merge_insertion_alleles and len(key[1]) == 1 else key
+        groups.setdefault(group, {})[key] = n
+    for alleles in groups.values():
+        key = insertion_consensus(alleles, ref.seq) if len(alleles) > 1 else next(iter(alleles))
+        n = sum(alleles.values())
         p = key[0]
         d = int(depth[p - start])
         if n >= cfg.vsc_min_count_indels and n / max(d, 1) >= cfg.vsc_min_fraction_indels:

@@ -253,3 +253,32 @@ def test_insertion_anchor_takes_the_first_inserted_base_quality(tmp_path):
     assert batch.ins_row.tolist() == [0] and batch.ins_pos.tolist() == [399] and batch.ins_qual.tolist() == [12]
     assert batch.rpos.tolist() == list(range(350, 448)) and batch.off.tolist() == [0, 98]
     assert BQ_PIXEL[12] == 254 * 12 // 40
+
+
+def test_insertion_consensus_picks_the_most_common_then_votes_base_by_base():
+    from dvtrain.make_examples import insertion_consensus
+    seq = "GGGGC" + "ATTA" + "CCCC"  # anchor C at 4; an insertion there duplicating ATTA reads ATTA
+    assert insertion_consensus({(4, "C", "CATTA"): 2, (4, "C", "CAGTA"): 1}, seq) == (4, "C", "CATTA")
+    # three reads, three sequences: the majority of each inserted base
+    assert insertion_consensus({(4, "C", "CATGA"): 1, (4, "C", "CAGTA"): 1, (4, "C", "CTTTA"): 1},
+                               seq) == (4, "C", "CATTA")
+    # two reads: a tied base goes to the reference base the insertion would duplicate
+    assert insertion_consensus({(4, "C", "CATGA"): 1, (4, "C", "CAGTA"): 1}, seq) == (4, "C", "CATTA")
+    assert insertion_consensus({(4, "C", "CGGAA"): 1, (4, "C", "CCCAA"): 1}, seq) == (4, "C", "CCCAA")  # else ACGT order
+
+
+def test_insertions_of_one_length_with_different_bases_form_one_candidate(tmp_path):
+    fa, seq = _ref(tmp_path)
+    pos = 400
+    last = _others(seq[pos])[0]  # the inserted bases may not end in the anchor's base (left-aligned)
+    first = [b for b in "ACGT" if b != seq[pos + 1]]
+    reads = [(f"r{i}", 350, seq[350:pos + 1] + ins + seq[pos + 1:450], "51M3I49M", 0)
+             for i, ins in enumerate([first[0] + seq[pos + 2] + last, first[1] + seq[pos + 2] + last])]
+    reads += [(f"s{i}", 340 + i, seq[340 + i:440 + i], "100M", 0) for i in range(4)]
+    bam = _bam(tmp_path, seq, reads)
+    res, exs = _run(tmp_path, fa, bam)
+    tie = seq[pos] + first[0] + seq[pos + 2] + last  # the tied first base goes to ACGT order
+    assert [s[:3] for s in _sites(exs)] == [(pos, seq[pos], (tie,))]
+    assert exs[0]["dvtrain/allele_counts"][2] == 2
+    res, exs = _run(tmp_path, fa, bam, name="off", merge_insertion_alleles=False)
+    assert exs == []  # one read each: under vsc_min_count_indels
