@@ -33,7 +33,8 @@ def demo_report(prefect_server, tmp_path_factory):
     knobs = {k: demo[k] for k in ("min_coverage", "shards", "max_concurrency", "shuffle_shards",
                                   "baseline_epochs", "custom_epochs", "batch_size", "seed", "sample_name",
                                   "vsc_min_count_snps", "vsc_min_count_indels", "channels",
-                                  "pileup_image_height")}
+                                  "pileup_image_height", "baseline_best_checkpoint_metric",
+                                  "custom_best_checkpoint_metric")}
     wd = tmp_path_factory.mktemp("demo-output")
     augment = [{**aug, "reads": [ds["bams"]["generic"]]} for aug in demo["augment"]]  # the demo's one pass
     cfg = CaseStudyConfig(reference=ds["ref"], truth_vcf=ds["truth_vcf"], truth_bed=ds["truth_bed"],

@@ -98,6 +98,10 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
     assert sum(row["examples"] for row in json.loads(found["dataset-train"].data)) > 0
     assert run.name == f"train-lowcov-chr1-{run.expected_start_time:%Y-%m-%d}", run.name
     assert (wd / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # each model's best epoch by its own metric: the baseline's by tune/loss, the custom model's by F1
+    picked = {m: json.loads((wd / m / "train" / "train_summary.json").read_text())["best_checkpoint_metric"]
+              for m in ("baseline", "custom")}
+    assert picked == {"baseline": "tune/loss", "custom": "tune/f1_weighted"}
 
     # Same inputs again: every task is a cache hit, so no output file is rewritten.
     stamps = {p: p.stat().st_mtime_ns for p in products(wd)}
