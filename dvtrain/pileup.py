@@ -208,11 +208,12 @@ def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list, ref: Re
     indel of the same kind and length placed elsewhere in the repeat or up to
     ``DISPLACED_INDEL`` bases left of it (a copy displaced by a sequencing error), or,
     aligned without the indel, shows more of an alt haplotype than of the reference from
-    ``HAPLOTYPE_FLANK`` bases before the anchor to as many past the repeat. The alt haplotype is placed two ways: left-aligned with the reference, for reads
-    that start at or before the anchor (a read ending just past an insertion is aligned with
-    mismatches there), and right-aligned, for reads that end past the repeat (a read that
-    starts inside an insertion is aligned with a mismatch at the anchor, which turns it into
-    a 1-read SNP allele of the site). A read tells the indel from the reference if it
+    ``HAPLOTYPE_FLANK`` bases before the anchor to as many past the repeat. The alt
+    haplotype is placed two ways: left-aligned with the reference, for reads that start at
+    or before the anchor (a read ending just past an insertion is aligned with mismatches
+    there), and right-aligned, for reads that end past the repeat (a read that starts inside
+    an insertion is aligned with a mismatch at the anchor, which turns it into a 1-read SNP
+    allele of the site). A read tells the indel from the reference if it
     supports it or shows more of the reference than of every alt placement it can take; one
     that shows both equally (it stops inside the repeat, or is clipped there), or that
     carries another indel in the repeat (slippage of either haplotype), cannot."""
@@ -272,8 +273,8 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
     (and ``ref``), a candidate whose alleles are all indels keeps only the reads that can
     tell it from the reference (``haplotype_support`` with ``cfg.indel_haplotype_support``,
     else ``informative``); with ``cfg.indel_haplotype_support`` an image mixing indel and
-    SNP alleles keeps those reads plus the ones showing a SNP alt. When there are more than H - 5, a permutation seeded by
-    ``rng_seed`` keeps H - 5 of them. Rows follow the batch order: (alignment start, read
+    SNP alleles keeps those reads plus the ones showing a SNP alt. When there are more than
+    H - 5, a permutation seeded by ``rng_seed`` keeps H - 5 of them. Rows follow the batch order: (alignment start, read
     name), ties in input order.
     """
     return _select(cand, _as_batch(reads), cfg, rng_seed, ref)[0]
@@ -282,7 +283,7 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
 def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
             ref: RefCache | None) -> tuple[np.ndarray, np.ndarray]:
     """``select_reads``' rows, and the mask over them of the reads ``haplotype_support``
-    counts as supporting an indel-only candidate (all False otherwise)."""
+    counts as supporting the image's indel alleles (all False otherwise)."""
     max_reads = cfg.pileup_image_height - REF_ROWS
     if max_reads <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
@@ -297,13 +298,12 @@ def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
     if ref is not None and rows.size and indels:
         if cfg.indel_haplotype_support:  # mixed images too: reads showing a SNP alt stay
             supports, tells = haplotype_support(batch, rows, indels, ref)
-            if len(indels) < len(alleles):
-                tells = tells | snp_carriers(batch, rows, alleles)
+            if cfg.indel_informative_reads:
+                if len(indels) < len(alleles):
+                    tells |= snp_carriers(batch, rows, alleles)
+                rows, supports = rows[tells], supports[tells]
         elif cfg.indel_informative_reads and len(indels) == len(alleles):
             tells = informative(batch, rows, alleles, ref.seq)
-        else:
-            tells = np.ones(rows.size, dtype=bool)
-        if cfg.indel_informative_reads:
             rows, supports = rows[tells], supports[tells]
     if rows.size > max_reads:
         keep = np.sort(np.random.default_rng(rng_seed).permutation(rows.size)[:max_reads])
