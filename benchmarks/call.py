@@ -11,8 +11,8 @@ shares the dataset.
 Model: dvtrain's ``--architecture`` (default ``read_evidence``, the training default) built
 untrained (``dvtrain.model.build_model``, seeded) and saved once into the workdir. Inference
 time does not depend on the weights, and postprocess does the same work whatever the
-genotypes. ``--vsc_min_count_snps`` / ``--vsc_min_count_indels`` pass make_examples'
-candidate thresholds (the demo's low-coverage setting is 1: more candidates);
+genotypes. ``--vsc_min_count_snps`` / ``--vsc_min_count_indels`` / ``--vsc_min_snp_lod``
+pass make_examples' candidate thresholds (the demo's low-coverage setting is 1 / 2 / 2.0);
 ``--pileup_image_height`` and ``--channels`` its image shape (the model is built to match).
 
 For each coverage, on the same BAM and region, in the same run:
@@ -128,6 +128,7 @@ def main() -> None:
     ap.add_argument("--architecture", default="read_evidence", choices=["read_evidence", "small_cnn"])
     ap.add_argument("--vsc_min_count_snps", type=int, default=2)
     ap.add_argument("--vsc_min_count_indels", type=int, default=2)
+    ap.add_argument("--vsc_min_snp_lod", type=float, help="make_examples' SNP likelihood-ratio filter (default: none)")
     ap.add_argument("--pileup_image_height", type=int, default=100)
     ap.add_argument("--channels", default="insert_size", help="make_examples' optional channels (comma-separated)")
     ap.add_argument("--profiles", default="lowcov,generic", help="coverages to run (lowcov ~4x, generic ~30x)")
@@ -150,6 +151,8 @@ def main() -> None:
     candidates = ["--vsc_min_count_snps", str(args.vsc_min_count_snps),
                   "--vsc_min_count_indels", str(args.vsc_min_count_indels),
                   "--pileup_image_height", str(args.pileup_image_height), "--channels", ",".join(channels)]
+    if args.vsc_min_snp_lod is not None:
+        candidates += ["--vsc_min_snp_lod", str(args.vsc_min_snp_lod)]
 
     rows = []
     for profile in args.profiles.split(","):

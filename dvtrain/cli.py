@@ -111,6 +111,9 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--vsc_min_count_indels", type=int)
 @click.option("--vsc_min_fraction_snps", type=float)
 @click.option("--vsc_min_fraction_indels", type=float)
+@click.option("--vsc_min_snp_lod", type=float,
+              help="SNP candidates also need this het-vs-hom-ref log10 likelihood ratio from their reads' "
+                   "base qualities (default: no such filter, as DeepVariant)")
 @click.option("--min_mapping_quality", type=int)
 @click.option("--min_base_quality", type=int)
 @click.option("--indel_informative_reads/--noindel_informative_reads", default=None,

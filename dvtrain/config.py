@@ -111,6 +111,12 @@ class MakeExamplesConfig(_Config):
     vsc_min_count_indels: int = Field(2, ge=1)
     vsc_min_fraction_snps: float = Field(0.12, ge=0, le=1)
     vsc_min_fraction_indels: float = Field(0.06, ge=0, le=1)
+    vsc_min_snp_lod: Optional[float] = Field(
+        None, ge=-100, le=100,
+        description="a SNP candidate also needs log10 P(reads | het) / P(reads | hom-ref) >= this, from the "
+                    "base qualities of the reads showing it and the depth (make_examples.snp_lod): a "
+                    "1-read SNP needs Q/10 + 0.48 - 0.30 * depth. None: no such filter, as DeepVariant "
+                    "(native engine only; DeepVariant's make_examples has no such flag)")
     min_mapping_quality: int = Field(5, ge=0)
     min_base_quality: int = Field(10, ge=0)
     indel_informative_reads: bool = Field(
@@ -434,6 +440,12 @@ class CaseStudyConfig(_Config):
                     "DeepVariant's 2 drops every het SNP seen by one read, a third of them at 4x")
     vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads (low coverage)",
                                       description="make_examples --vsc_min_count_indels, likewise")
+    vsc_min_snp_lod: Optional[float] = Field(
+        None, ge=-100, le=100, title="Min SNP candidate LOD (calling)",
+        description="make_examples --vsc_min_snp_lod for the test examples of `reads`: a SNP candidate also "
+                    "needs this log10 het-vs-hom-ref likelihood ratio from its reads' base qualities. Calling "
+                    "skips 1-read candidates from low-quality bases or deep positions, nearly all errors; the "
+                    "custom model still trains and tunes on every candidate. Empty: no filter")
     channels: Channels = Field(
         default_factory=lambda: ["insert_size"], title="Optional channels",
         description="make_examples --channels for every example set of the run: insert_size (DeepVariant's "
@@ -590,6 +602,8 @@ class CallVariantsConfig(_Config):
                                                 "with (the case study's low-coverage setting, e.g. 1)")
     vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads",
                                       description="make_examples --vsc_min_count_indels, likewise")
+    vsc_min_snp_lod: Optional[float] = Field(None, ge=-100, le=100, title="Min SNP candidate LOD",
+                                             description="make_examples --vsc_min_snp_lod, likewise (empty: none)")
     channels: Optional[Channels] = Field(
         None, title="Optional channels",
         description="make_examples --channels; default: those in the model's example_info.json (beside it), "

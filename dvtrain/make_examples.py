@@ -14,7 +14,9 @@ read name) falls below the fraction, so mates and shards agree.
 Candidates, DeepVariant's rules and flag names: every allele at a position whose count
 is >= ``vsc_min_count_snps`` / ``vsc_min_count_indels`` and whose fraction of the depth is
 >= ``vsc_min_fraction_snps`` / ``vsc_min_fraction_indels`` (bases below
-``min_base_quality`` are not counted; indels are left-normalised; with
+``min_base_quality`` are not counted; with ``vsc_min_snp_lod`` a SNP allele also needs
+that het-vs-hom-ref log10 likelihood ratio from its reads' base qualities, ``snp_lod``;
+indels are left-normalised; with
 ``merge_insertion_alleles`` insertions of one length at one anchor count together, see
 ``insertion_consensus``). The alleles at one
 position form a *site* written as one variant (REF = the longest allele REF, every ALT
@@ -103,6 +105,20 @@ def insertion_consensus(alleles: dict[tuple[int, str, str], int], seq: str) -> t
     return pos, anchor, anchor + "".join(bases)
 
 
+LOG10_2, LOG10_3 = np.log10(2.0), np.log10(3.0)
+
+
+def snp_lod(alt_counts: np.ndarray, alt_qual_sum: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """log10 P(bases | het) / P(bases | hom-ref) of each alt base (``alt_counts`` reads whose
+    Phred qualities / 10 sum to ``alt_qual_sum``) at positions with ``depth`` counted bases
+    (per position, broadcast over the alt columns). Under het every base has probability
+    about 1/2; under hom-ref an alt base is an error, e/3 with e = 10^(-Q/10), and any other
+    base about 1: so lod = sum over the alt reads of (Q/10 + log10 3) - depth * log10 2.
+    One Q30 read gives 3.48 - 0.30 * depth: 2.6 at depth 3, 1.1 at depth 8; one Q15 read
+    at depth 3 gives 1.1."""
+    return alt_qual_sum + alt_counts * LOG10_3 - np.asarray(depth)[:, None] * LOG10_2
+
+
 def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: MakeExamplesConfig,
                     depth_out: Optional[list] = None, counts_out: Optional[list] = None) -> list[Candidate]:
     """Allele counting over [start, end) -> every allele passing DeepVariant's thresholds,
@@ -122,10 +138,14 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
                           - np.bincount(re_[ok], minlength=width + 1)[: width + 1])[:width]
         m = (reads.rpos >= start) & (reads.rpos < end) & (reads.quals >= cfg.min_base_quality)
         codes = BASE_CODE[reads.bases[m]]
-        counts = np.bincount((reads.rpos[m] - start) * 5 + codes, minlength=width * 5).reshape(width, 5)
+        cell = (reads.rpos[m] - start) * 5 + codes
+        counts = np.bincount(cell, minlength=width * 5).reshape(width, 5)
+        # per (position, base): the sum of Phred / 10 over the reads showing it (for snp_lod)
+        qsum = np.bincount(cell, weights=reads.quals[m] / 10.0, minlength=width * 5).reshape(width, 5)
     else:
         depth = np.zeros(width, dtype=np.int64)
         counts = np.zeros((width, 5), dtype=np.int64)
+        qsum = np.zeros((width, 5))
     for evs in reads.events.values():
         for ev in evs:
             if start <= ev[0] < end:
@@ -141,6 +161,8 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
     alt_counts[np.arange(width)[valid_ref], ref_codes[valid_ref]] = 0
     frac = alt_counts / np.maximum(depth, 1)[:, None]
     ok = valid_ref[:, None] & (alt_counts >= cfg.vsc_min_count_snps) & (frac >= cfg.vsc_min_fraction_snps)
+    if cfg.vsc_min_snp_lod is not None:
+        ok &= snp_lod(alt_counts, qsum[:, :4], counts.sum(axis=1)) >= cfg.vsc_min_snp_lod
     for i, b in zip(*np.nonzero(ok)):
         p = start + int(i)
         cands.append(Candidate(ref.chrom, p, ref.seq[p], "ACGT"[b], int(depth[i]),

@@ -61,7 +61,8 @@ def call_variants(config: CallVariantsConfig) -> dict:
         MakeExamplesConfig(mode="calling", ref=config.reference, reads=config.reads, examples=spec,
                            task=i, regions=config.regions, seed=config.seed,
                            vsc_min_count_snps=config.vsc_min_count_snps,
-                           vsc_min_count_indels=config.vsc_min_count_indels, channels=channels,
+                           vsc_min_count_indels=config.vsc_min_count_indels,
+                           vsc_min_snp_lod=config.vsc_min_snp_lod, channels=channels,
                            pileup_image_height=height, pileup_image_width=width)
         for i in range(config.shards)
     ], limit=config.max_concurrency)

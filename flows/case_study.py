@@ -56,13 +56,17 @@ _LOWCOV_OPTIONS = ("vsc_min_count_snps", "vsc_min_count_indels", "pileup_image_h
 
 def _example_options(config: CaseStudyConfig, model: str) -> dict:
     """make_examples' candidate thresholds, image height and channels: the case study's for
-    the low-coverage examples (custom and test); for the baseline make_examples' own
-    thresholds and height (DeepVariant's) and the channels of the given model (else the
-    case study's)."""
+    the low-coverage examples (custom and test; ``vsc_min_snp_lod`` for test only: the model
+    learns from every candidate what an error looks like, and calling skips the ones that
+    cannot be a het); for the baseline make_examples' own thresholds and height
+    (DeepVariant's) and the channels of the given model (else the case study's)."""
     if model == "baseline":
         options = {name: MakeExamplesConfig.model_fields[name].default for name in _LOWCOV_OPTIONS}
         return {**options, "channels": config.channels if config.baseline.channels is None else config.baseline.channels}
-    return {**{name: getattr(config, name) for name in _LOWCOV_OPTIONS}, "channels": config.channels}
+    options = {name: getattr(config, name) for name in _LOWCOV_OPTIONS}
+    if model == "test":
+        options["vsc_min_snp_lod"] = config.vsc_min_snp_lod
+    return {**options, "channels": config.channels}
 
 
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],

@@ -19,8 +19,8 @@ def write_ref(tmp_path: Path, n: int = 600, seed: int = 1, name: str = "c") -> t
 
 
 def write_bam(tmp_path: Path, seq: str, reads: list[tuple], name: str = "r.bam", contig: str = "c") -> Path:
-    """A sorted, indexed BAM. A read is (name, start, sequence, cigar, flag[, mapq=60]),
-    all base qualities 40."""
+    """A sorted, indexed BAM. A read is (name, start, sequence, cigar, flag[, mapq=60[,
+    base quality=40 for every base]])."""
     header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": contig, "LN": len(seq)}]}
     path = tmp_path / name
     with pysam.AlignmentFile(str(path), "wb", header=header) as out:
@@ -32,7 +32,7 @@ def write_bam(tmp_path: Path, seq: str, reads: list[tuple], name: str = "r.bam",
             a.query_sequence = rseq
             a.cigarstring = cigar
             a.mapping_quality = rest[0] if rest else 60
-            a.query_qualities = pysam.qualitystring_to_array("I" * len(rseq))
+            a.query_qualities = pysam.qualitystring_to_array(chr(33 + (rest[1] if len(rest) > 1 else 40)) * len(rseq))
             a.flag = flag
             out.write(a)
     pysam.index(str(path))

@@ -32,7 +32,7 @@ def demo_report(prefect_server, tmp_path_factory):
     demo = yaml.safe_load(EXAMPLE.read_text())  # and the same run settings as examples/demo.yaml
     knobs = {k: demo[k] for k in ("min_coverage", "shards", "max_concurrency", "shuffle_shards",
                                   "baseline_epochs", "custom_epochs", "batch_size", "seed", "sample_name",
-                                  "vsc_min_count_snps", "vsc_min_count_indels", "channels",
+                                  "vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_snp_lod", "channels",
                                   "pileup_image_height", "baseline_best_checkpoint_metric",
                                   "custom_best_checkpoint_metric")}
     wd = tmp_path_factory.mktemp("demo-output")

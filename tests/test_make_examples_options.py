@@ -11,7 +11,7 @@ from dvtrain.call import combine_site, genotypes, site_fields
 from dvtrain.config import MakeExamplesConfig
 from dvtrain.example_proto import decode_alt_allele_indices, decode_example, decode_variant
 from dvtrain.fileio import read_tfrecords
-from dvtrain.make_examples import make_examples
+from dvtrain.make_examples import make_examples, snp_lod
 
 from bam_helpers import write_bam, write_ref
 
@@ -282,3 +282,31 @@ def test_insertions_of_one_length_with_different_bases_form_one_candidate(tmp_pa
     assert exs[0]["dvtrain/allele_counts"][2] == 2
     res, exs = _run(tmp_path, fa, bam, name="off", merge_insertion_alleles=False)
     assert exs == []  # one read each: under vsc_min_count_indels
+
+
+def test_snp_lod_is_the_het_vs_hom_ref_likelihood_ratio():
+    # three reads, one alt at Q30: het 0.5^3; hom-ref (e/3) * 1 * 1 with e = 10^-3
+    expected = np.log10(0.5 ** 3) - np.log10(1e-3 / 3)
+    got = snp_lod(np.array([[1]]), np.array([[3.0]]), np.array([3]))
+    assert got[0, 0] == pytest.approx(expected)
+    # two alt reads (Q20 + Q40) of eight
+    expected = np.log10(0.5 ** 8) - np.log10(1e-2 / 3) - np.log10(1e-4 / 3)
+    assert snp_lod(np.array([[2]]), np.array([[6.0]]), np.array([8]))[0, 0] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("depth, alt_bq, threshold, kept", [
+    (3, 40, 2.0, True),     # 4 + 0.48 - 0.90 = 3.57
+    (3, 15, 2.0, False),    # 1.5 + 0.48 - 0.90 = 1.07: a low-quality base
+    (3, 15, None, True),    # no filter: DeepVariant's rules only
+    (8, 40, 2.0, True),     # 4.48 - 2.41 = 2.07
+    (8, 40, 2.5, False),    # one read of eight, however good
+])
+def test_vsc_min_snp_lod_filters_snp_candidates_by_base_quality_and_depth(tmp_path, depth, alt_bq, threshold, kept):
+    fa, seq = _ref(tmp_path)
+    pos = 400
+    alt = _others(seq[pos])[0]
+    reads = [("alt", 350, _with(seq, 350, pos, alt), "100M", 0, 60, alt_bq)]
+    reads += [(f"ref{i}", 340 + i, seq[340 + i:440 + i], "100M", 0) for i in range(depth - 1)]
+    bam = _bam(tmp_path, seq, reads)
+    res, exs = _run(tmp_path, fa, bam, vsc_min_count_snps=1, vsc_min_snp_lod=threshold)
+    assert [s[:3] for s in _sites(exs)] == ([(pos, seq[pos], (alt,))] if kept else [])

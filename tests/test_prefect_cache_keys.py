@@ -99,9 +99,9 @@ def test_every_make_examples_field_is_keyed(files, tmp_path):
     policy = FileContentInputs(outputs=("examples",), stage="dvtrain.make_examples")
     keys = {key(MakeExamplesConfig(**{**base, **c}), policy) for c in (
         {}, {"task": 1}, {"regions": ["chr1"]}, {"seed": 1}, {"channels": []}, {"vsc_min_fraction_snps": 0.2},
-        {"pileup_image_height": 50}, {"examples": str(tmp_path / "y.tfrecord@2.gz")},
+        {"pileup_image_height": 50}, {"examples": str(tmp_path / "y.tfrecord@2.gz")}, {"vsc_min_snp_lod": 2.5},
     )}
-    assert len(keys) == 8
+    assert len(keys) == 9
 
 
 def _fake_dvtrain(tmp_path: Path, monkeypatch) -> Path:
