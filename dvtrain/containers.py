@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -126,6 +127,9 @@ def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig)
         cmd += ["--downsample_fraction", repr(cfg.downsample_fraction)]
     if cfg.training_random_emit_ref_sites:
         cmd += ["--training_random_emit_ref_sites", repr(cfg.training_random_emit_ref_sites)]
+    if cfg.vsc_min_snp_lod is not None:  # DeepVariant's make_examples has no such filter
+        print(f"warning: make_examples in the container ignores vsc_min_snp_lod {cfg.vsc_min_snp_lod} "
+              f"(a native-engine option): every SNP candidate is imaged", file=sys.stderr)
     for flag in ("vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_fraction_snps", "vsc_min_fraction_indels",
                  "min_mapping_quality", "min_base_quality", "pileup_image_height", "pileup_image_width"):
         cmd += [f"--{flag}", str(getattr(cfg, flag))]

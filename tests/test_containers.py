@@ -81,6 +81,15 @@ def test_calling_mode_leaves_out_truth_and_mounts_a_bed_of_regions(inputs, tmp_p
     assert _by_target(spec)[str(bed)].read_only
 
 
+def test_native_only_snp_filter_is_left_out_with_a_warning(inputs, tmp_path, capsys):
+    d, _ = inputs
+    cfg = MakeExamplesConfig(mode="calling", ref=d / "ref.fa", reads=[d / "low.bam"], vsc_min_snp_lod=2.5,
+                             examples=str(tmp_path / "out" / "test.tfrecord@1.gz"), regions=["chr20"])
+    spec = make_examples_spec(cfg, ENGINE)
+    assert not any("lod" in a for a in spec.command)  # DeepVariant's make_examples would refuse the flag
+    assert "ignores vsc_min_snp_lod 2.5" in capsys.readouterr().err
+
+
 def _dataset(tmp_path, name):
     shards = tmp_path / "shuffled"
     _touch(shards / f"{name}-00000-of-00001.tfrecord.gz")
