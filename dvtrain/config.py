@@ -115,7 +115,7 @@ class MakeExamplesConfig(_Config):
         None, ge=-100, le=100,
         description="a SNP candidate also needs log10 P(reads | het) / P(reads | hom-ref) >= this, from the "
                     "base qualities of the reads showing it and the depth (make_examples.snp_lod): a "
-                    "1-read SNP needs Q/10 + 0.48 - 0.30 * depth. None: no such filter, as DeepVariant "
+                    "1-read SNP scores Q/10 + 0.48 - 0.30 * depth. None: no such filter, as DeepVariant "
                     "(native engine only; DeepVariant's make_examples has no such flag)")
     min_mapping_quality: int = Field(5, ge=0)
     min_base_quality: int = Field(10, ge=0)
