@@ -60,13 +60,14 @@ def _example_options(config: CaseStudyConfig, model: str) -> dict:
     learns from every candidate what an error looks like, and calling skips the ones that
     cannot be a het); for the baseline make_examples' own thresholds and height
     (DeepVariant's) and the channels of the given model (else the case study's)."""
+    no_lod = MakeExamplesConfig.model_fields["vsc_min_snp_lod"].default
     if model == "baseline":
         options = {name: MakeExamplesConfig.model_fields[name].default for name in _LOWCOV_OPTIONS}
-        return {**options, "channels": config.channels if config.baseline.channels is None else config.baseline.channels}
+        return {**options, "vsc_min_snp_lod": no_lod,
+                "channels": config.channels if config.baseline.channels is None else config.baseline.channels}
     options = {name: getattr(config, name) for name in _LOWCOV_OPTIONS}
-    if model == "test":
-        options["vsc_min_snp_lod"] = config.vsc_min_snp_lod
-    return {**options, "channels": config.channels}
+    return {**options, "vsc_min_snp_lod": config.vsc_min_snp_lod if model == "test" else no_lod,
+            "channels": config.channels}
 
 
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],

@@ -391,7 +391,11 @@ def test_case_study_channels_and_height_reach_every_example_set():
         assert _example_options(trained, model)["channels"] == ["insert_size", "homopolymer_weighted"]
     assert _example_options(trained, "baseline")["vsc_min_count_snps"] == 2  # DeepVariant's, for the generic model
     # the likelihood-ratio filter goes to the low-coverage test examples only (the model trains on every candidate)
-    assert [_example_options(trained, m).get("vsc_min_snp_lod") for m in ("custom", "test", "baseline")] == [None, 2.0, None]
+    assert [_example_options(trained, m)["vsc_min_snp_lod"] for m in ("custom", "test", "baseline")] == [None, 2.0, None]
+    # without it the test examples are the baseline's when the other options agree (one set, not two)
+    plain = CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), reference="r.fa", truth_vcf="t.vcf.gz",
+                            truth_bed="t.bed", reads=["x.bam"])
+    assert _example_options(plain, "test") == _example_options(plain, "baseline")
     short = CaseStudyConfig(baseline=BaselineConfig(reads=["g.bam"]), pileup_image_height=32, **base)
     assert [_example_options(short, m)["pileup_image_height"] for m in ("custom", "test", "baseline")] == [32, 32, 100]
     given = CaseStudyConfig(baseline=BaselineConfig(model="m.keras", channels=["insert_size"]), **base)
