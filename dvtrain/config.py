@@ -128,7 +128,8 @@ class MakeExamplesConfig(_Config):
                           "haplotype: a read carrying the indel displaced in its repeat, or showing the alt "
                           "haplotype's bases where its alignment starts, stops or clips, supports it, and a "
                           "read that matches both equally or carries another indel in the repeat is left out "
-                          "(with indel_informative_reads; images mixing indel and SNP alleles too); false: a read "
+                          "(with indel_informative_reads; images mixing indel and SNP alleles too); a read that "
+                          "matches the alt haplotype without carrying the indel is drawn realigned to it; false: a read "
                           "supports only the exact indel of its own alignment, as without DeepVariant's realigner")
     merge_insertion_alleles: bool = Field(
         True, description="count insertions of one length at one anchor as one candidate, whatever their "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -202,8 +202,9 @@ def _haplotype_bases(pos: int, ref_allele: str, alt: str, arr: np.ndarray, q: np
     return arr.take(np.maximum(np.where(q <= pos, q, q + len(ref_allele) - len(alt)), 0), mode="clip")
 
 
-def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list, ref: RefCache) -> tuple[np.ndarray, np.ndarray]:
-    """(supports, tells) masks over ``rows`` for an indel-only candidate, a local stand-in
+def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list,
+                      ref: RefCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(supports, tells, placed) over ``rows`` for an indel-only candidate, a local stand-in
     for DeepVariant's realigner. A read supports the indel if it carries it, carries an
     indel of the same kind and length placed elsewhere in the repeat or up to
     ``DISPLACED_INDEL`` bases left of it (a copy displaced by a sequencing error), or,
@@ -216,7 +217,9 @@ def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list, ref: Re
     allele of the site). A read tells the indel from the reference if it
     supports it or shows more of the reference than of every alt placement it can take; one
     that shows both equally (it stops inside the repeat, or is clipped there), or that
-    carries another indel in the repeat (slippage of either haplotype), cannot."""
+    carries another indel in the repeat (slippage of either haplotype), cannot. ``placed``:
+    for a read that supports without carrying an indel of the kind, 1 + 2 * (index of the
+    allele) + (0 left-aligned, 1 right-aligned), the alt placement it matched; else 0."""
     keys = [(a.pos, a.ref, a.alt) for a in alleles]
     pos = alleles[0].pos
     need = max(repeat_end(a.pos, a.ref, a.alt, ref.seq) for a in alleles)
@@ -235,19 +238,20 @@ def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list, ref: Re
     rb = ref.arr.take(p, mode="clip")
     left = batch.start[rows] <= pos  # can show the left-aligned alt haplotype
     right = batch.end[rows] > need  # can show the right-aligned one
-    alt_like = np.zeros(rows.size, dtype=bool)
+    placed = np.zeros(rows.size, dtype=np.int64)
     ref_like = left | right
-    for a in alleles:
+    for k, a in enumerate(alleles):
         shift = len(a.alt) - len(a.ref)
-        for ok, ab in ((left, _haplotype_bases(a.pos, a.ref, a.alt, ref.arr, p)),
-                       (right, _haplotype_bases(a.pos, a.ref, a.alt, ref.arr, p + shift))):
+        for side, (ok, ab) in enumerate(((left, _haplotype_bases(a.pos, a.ref, a.alt, ref.arr, p)),
+                                         (right, _haplotype_bases(a.pos, a.ref, a.alt, ref.arr, p + shift)))):
             w = (b != N_BASE) & (rb != N_BASE) & (ab != N_BASE)  # where no sequence has an N
             miss_ref = np.bincount(idx, weights=w & (b != rb), minlength=rows.size)
             miss_alt = np.bincount(idx, weights=w & (b != ab), minlength=rows.size)
-            alt_like |= ok & (miss_alt < miss_ref)
+            placed = np.where((placed == 0) & ok & (miss_alt < miss_ref), 1 + 2 * k + side, placed)
             ref_like &= ~ok | (miss_ref < miss_alt)
-    supports = carries | alt_like
-    return supports, supports | (ref_like & ~other)
+    placed[carries] = 0
+    supports = carries | (placed > 0)
+    return supports, supports | (ref_like & ~other), placed
 
 
 def snp_carriers(batch: ReadBatch, rows: np.ndarray, alleles: list) -> np.ndarray:
@@ -281,12 +285,12 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
 
 
 def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
-            ref: RefCache | None) -> tuple[np.ndarray, np.ndarray]:
-    """``select_reads``' rows, and the mask over them of the reads ``haplotype_support``
-    counts as supporting the image's indel alleles (all False otherwise)."""
+            ref: RefCache | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``select_reads``' rows, the mask over them of the reads ``haplotype_support`` counts
+    as supporting the image's indel alleles (all False otherwise), and its ``placed``."""
     max_reads = cfg.pileup_image_height - REF_ROWS
     if max_reads <= 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
     alleles = _alleles(cand)
     pos = alleles[0].pos
     lo = pos - READ_OVERLAP_BUFFER
@@ -294,21 +298,24 @@ def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
     rows = batch.overlapping(lo, hi)
     rows = _eligible(batch, rows[batch.mapq[rows] >= cfg.min_mapping_quality], pos, cfg.min_base_quality)
     supports = np.zeros(rows.size, dtype=bool)
+    placed = np.zeros(rows.size, dtype=np.int64)
     indels = [a for a in alleles if not a.is_snp]
     if ref is not None and rows.size and indels:
         if cfg.indel_haplotype_support:  # mixed images too: reads showing a SNP alt stay
-            supports, tells = haplotype_support(batch, rows, indels, ref)
+            supports, tells, placed = haplotype_support(batch, rows, indels, ref)
+            if len(indels) < len(alleles):  # reads showing the image's SNP stay as aligned
+                snps = snp_carriers(batch, rows, alleles)
+                tells |= snps
+                placed[snps] = 0
             if cfg.indel_informative_reads:
-                if len(indels) < len(alleles):
-                    tells |= snp_carriers(batch, rows, alleles)
-                rows, supports = rows[tells], supports[tells]
+                rows, supports, placed = rows[tells], supports[tells], placed[tells]
         elif cfg.indel_informative_reads and len(indels) == len(alleles):
             tells = informative(batch, rows, alleles, ref.seq)
             rows, supports = rows[tells], supports[tells]
     if rows.size > max_reads:
         keep = np.sort(np.random.default_rng(rng_seed).permutation(rows.size)[:max_reads])
-        rows, supports = rows[keep], supports[keep]
-    return rows, supports
+        rows, supports, placed = rows[keep], supports[keep], placed[keep]
+    return rows, supports, placed
 
 
 def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExamplesConfig,
@@ -344,18 +351,32 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
-    sel, realigned = _select(alleles, batch, cfg, rng_seed, ref)
+    sel, realigned, placed = _select(alleles, batch, cfg, rng_seed, ref)
     if sel.size:
-        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans, realigned)
+        indels = [a for a in alleles if not a.is_snp]
+        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans, realigned,
+                    [(indels[(k - 1) // 2], (k - 1) % 2) if k else None for k in placed.tolist()])
     return img
 
 
+def _alt_to_ref(a, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference column of each alt-haplotype position ``q`` of indel allele ``a`` (anchor
+    base included in both alleles), and whether it has one (an inserted base has none)."""
+    n = len(a.alt) - len(a.ref)
+    if n > 0:
+        return np.where(q <= a.pos, q, q - n), (q <= a.pos) | (q > a.pos + n)
+    return np.where(q <= a.pos, q, q - n), np.ones(q.size, dtype=bool)
+
+
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
-                chans: list[str], run_chans: list[tuple[int, np.ndarray]], realigned: np.ndarray) -> None:
+                chans: list[str], run_chans: list[tuple[int, np.ndarray]], realigned: np.ndarray,
+                placements: Optional[list] = None) -> None:
     """Draw the reads ``sel`` (batch rows) into rows 5.. of ``img``, all at once (numpy
     over the batch's flat arrays; see docs/pileup.md for the rules). ``run_chans``: the
     (channel index, pixel per run length) of the homopolymer channels drawn; ``realigned``:
-    a mask over ``sel`` of reads that support the variant whatever their own alignment."""
+    a mask over ``sel`` of reads that support the variant whatever their own alignment;
+    ``placements``: per read of ``sel``, None, or the (indel allele, 0 left / 1 right) alt
+    placement a read without the indel matched, which redraws it realigned to it."""
     R, W = sel.size, img.shape[1]
     w1 = w0 + W
     body = img[REF_ROWS:REF_ROWS + R]
@@ -396,10 +417,35 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
             for c, px in run_chans:  # the first inserted base's run
                 body[irow, icol, c] = px[batch.ins_run[keep]]
             drawn[irow, icol] = True
-    # read-level channels on every drawn column of the read's span inside the window;
-    # columns of the span the read does not draw (deletions, skips) are cleared
     s0 = np.clip(batch.start[sel], w0, w1) - w0
     s1 = np.clip(batch.end[sel], w0, w1) - w0
+    # reads that match an alt haplotype without carrying the indel: drawn realigned to it
+    # (their bases moved to the columns that placement gives them, inserted bases left out,
+    # the anchor marked as the indel's), as the carriers of the indel are drawn
+    for j, placement in enumerate(placements or ()):
+        if placement is None:
+            continue
+        a, side = placement
+        f = flat[rows == j]
+        q = batch.rpos[f] + (len(a.alt) - len(a.ref)) * side
+        new, kept = _alt_to_ref(a, q)
+        ok = kept & (new >= w0) & (new < w1)
+        f, c = f[ok], new[ok] - w0
+        body[j] = 0
+        drawn[j] = False
+        bj = batch.bases[f]
+        body[j, c, 0] = BASE_VALUE[bj]
+        body[j, c, 1] = _bq_pixels(batch.quals[f])
+        body[j, c, 5] = np.where((bj | 32) == (refcol[c] | 32), MATCHES_REF, DIFFERS_FROM_REF)
+        for ch, px in run_chans:
+            body[j, c, ch] = px[batch.runs[f]]
+        drawn[j, c] = True
+        if w0 <= a.pos < w1 and (new[kept] == a.pos).any() and (q > a.pos).any():
+            body[j, a.pos - w0, 0] = ANCHOR_BASE_VALUE
+            body[j, a.pos - w0, 5] = DIFFERS_FROM_REF
+        s0[j], s1[j] = (c.min(), c.max() + 1) if c.size else (0, 0)
+    # read-level channels on every drawn column of the read's span inside the window;
+    # columns of the span the read does not draw (deletions, skips) are cleared
     grid = np.arange(W)
     span = (grid >= s0[:, None]) & (grid < s1[:, None])
     mq = MQ_PIXEL.take(batch.mapq[sel], mode="clip")

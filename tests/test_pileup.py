@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dvtrain.config import MakeExamplesConfig
-from dvtrain.pileup import build_image, example_info
+from dvtrain.pileup import (ANCHOR_BASE_VALUE, DIFFERS_FROM_REF, MATCHES_REF, build_image,
+                             example_info)
 from dvtrain.reads import Read
 
 
@@ -190,6 +191,11 @@ def test_reads_are_judged_against_the_reference_and_the_alt_haplotype():
     ]
     img = build_image(ins, reads, HP_REF, _cfg(height=12, width=15), rng_seed=1)
     assert [int(v) for v in img[5:11, 7, 4]] == [152, 254, 254, 254, 152, 0]  # r1, r3, r4, r5, r6; r2 out
+    # r3 is drawn realigned, like r4: the anchor marked, its inserted TT left out, the rest
+    # moved two columns left (matching the reference), and the read ending two columns earlier
+    assert img[6, 7, 0] == ANCHOR_BASE_VALUE and img[6, 7, 5] == DIFFERS_FROM_REF
+    assert [int(v) for v in img[6, :, 5]] == [MATCHES_REF] * 7 + [DIFFERS_FROM_REF] + [MATCHES_REF] * 4 + [0] * 3
+    assert (img[6, 12:] == 0).all() and (img[6, :12, 4] == 254).all()
     plain = build_image(ins, reads, HP_REF, _cfg(height=12, width=15, indel_haplotype_support=False), rng_seed=1)
     # without it: r2 stops inside the repeat and is left out; r3 spans it and counts as reference
     assert [int(v) for v in plain[5:10, 7, 4]] == [152, 152, 254, 152, 152]
@@ -200,6 +206,9 @@ def test_reads_are_judged_against_the_reference_and_the_alt_haplotype():
     img = build_image(dele, [_ref_read("r1", 0, 20), _read("r3", 0, range(0, 13), del_hap[:13], [30] * 13)],
                       HP_REF, _cfg(height=12, width=15), rng_seed=1)
     assert [int(v) for v in img[5:7, 7, 4]] == [152, 254]
+    # drawn realigned: the deleted TT columns empty, the bases past them moved right, all matching
+    assert img[6, 7, 0] == ANCHOR_BASE_VALUE and (img[6, 8:10] == 0).all()
+    assert [int(v) for v in img[6, 10:, 5]] == [MATCHES_REF] * 5 and (img[6, :7, 5] == MATCHES_REF).all()
 
 
 @pytest.mark.parametrize("pos,ref,alt,end", [
@@ -419,7 +428,9 @@ def test_a_read_starting_inside_an_insertion_supports_it():
         _ref_read("r8", 14, 27),                                  # a reference read starting at the anchor
     ]
     img = build_image(ins, reads, HP_REF, _cfg(height=12, width=15), rng_seed=1)
-    assert [int(v) for v in img[5:9, 7, 4]] == [152, 254, 152, 0]
+    # r7 is drawn realigned: its first base is inserted, so it starts after the anchor
+    assert [int(v) for v in img[5:9, 7, 4]] == [152, 0, 152, 0] and (img[6, :8] == 0).all()
+    assert (img[6, 8:, 4] == 254).all() and (img[6, 8:, 5] == MATCHES_REF).all()
     plain = build_image(ins, reads, HP_REF, _cfg(height=12, width=15, indel_haplotype_support=False), rng_seed=1)
     assert [int(v) for v in plain[5:9, 7, 4]] == [152, 152, 152, 0]  # spans the anchor: "reference"
 
