@@ -368,6 +368,19 @@ def _alt_to_ref(a, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(q <= a.pos, q, q - n), np.ones(q.size, dtype=bool)
 
 
+def _draw_bases(body: np.ndarray, drawn: np.ndarray, batch: ReadBatch, flat: np.ndarray, rows, cols: np.ndarray,
+                refcol: np.ndarray, run_chans: list[tuple[int, np.ndarray]]) -> None:
+    """Aligned bases ``flat`` of the batch at image rows ``rows`` and columns ``cols``: base
+    colour, base quality, differs-from-reference, homopolymer runs; marked in ``drawn``."""
+    b = batch.bases[flat]
+    body[rows, cols, 0] = BASE_VALUE[b]
+    body[rows, cols, 1] = _bq_pixels(batch.quals[flat])
+    body[rows, cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
+    for c, px in run_chans:
+        body[rows, cols, c] = px[batch.runs[flat]]
+    drawn[rows, cols] = True
+
+
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
                 chans: list[str], run_chans: list[tuple[int, np.ndarray]], realigned: np.ndarray,
                 placements: Optional[list] = None) -> None:
@@ -383,14 +396,8 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     # aligned bases inside the window
     flat, rows = batch.window(sel, w0, w1)
     cols = batch.rpos[flat] - w0
-    b = batch.bases[flat]
-    body[rows, cols, 0] = BASE_VALUE[b]
-    body[rows, cols, 1] = _bq_pixels(batch.quals[flat])
-    body[rows, cols, 5] = np.where((b | 32) == (refcol[cols] | 32), MATCHES_REF, DIFFERS_FROM_REF)
-    for c, px in run_chans:
-        body[rows, cols, c] = px[batch.runs[flat]]
     drawn = np.zeros((R, W), dtype=bool)
-    drawn[rows, cols] = True
+    _draw_bases(body, drawn, batch, flat, rows, cols, refcol, run_chans)
     image_row = np.full(len(batch), -1, dtype=np.int64)  # batch row -> image row
     image_row[sel] = np.arange(R)
     # deletions: the deleted columns stay empty; the aligned base before the gap becomes
@@ -433,13 +440,7 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
         f, c = f[ok], new[ok] - w0
         body[j] = 0
         drawn[j] = False
-        bj = batch.bases[f]
-        body[j, c, 0] = BASE_VALUE[bj]
-        body[j, c, 1] = _bq_pixels(batch.quals[f])
-        body[j, c, 5] = np.where((bj | 32) == (refcol[c] | 32), MATCHES_REF, DIFFERS_FROM_REF)
-        for ch, px in run_chans:
-            body[j, c, ch] = px[batch.runs[f]]
-        drawn[j, c] = True
+        _draw_bases(body, drawn, batch, f, j, c, refcol, run_chans)
         if w0 <= a.pos < w1 and (new[kept] == a.pos).any() and (q > a.pos).any():
             body[j, a.pos - w0, 0] = ANCHOR_BASE_VALUE
             body[j, a.pos - w0, 5] = DIFFERS_FROM_REF
