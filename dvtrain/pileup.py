@@ -191,15 +191,22 @@ DISPLACED_INDEL = 5  # an indel of the candidate's kind and length anchored up t
 N_BASE = ord("N")
 
 
+def _alt_to_ref(pos: int, ref_allele: str, alt: str, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference position of each position ``q`` of the alt haplotype (the reference with the
+    indel, left-aligned at ``pos`` with the anchor base in both alleles, applied), and
+    whether it has one (an inserted base has none)."""
+    n = len(alt) - len(ref_allele)
+    return np.where(q <= pos, q, q - n), (q <= pos) | (q > pos + max(n, 0))
+
+
 def _haplotype_bases(pos: int, ref_allele: str, alt: str, arr: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Base (ASCII) ``q`` of the alt haplotype, the reference with the indel (left-aligned at
-    ``pos``, anchor base included in both alleles) applied; ``q`` indexes that haplotype."""
-    if len(alt) > len(ref_allele):  # insertion of alt[1:] after pos
+    """Base (ASCII) ``q`` of the alt haplotype (``_alt_to_ref``); ``q`` indexes that haplotype."""
+    at, kept = _alt_to_ref(pos, ref_allele, alt, q)
+    bases = arr.take(np.maximum(at, 0), mode="clip")
+    if len(alt) > len(ref_allele):  # an inserted base: alt[1:] follows pos
         ins = np.frombuffer(alt[1:].encode(), dtype=np.uint8)
-        k = q - pos - 1
-        shifted = arr.take(np.maximum(np.where(k < 0, q, q - ins.size), 0), mode="clip")
-        return np.where((k >= 0) & (k < ins.size), ins[np.clip(k, 0, ins.size - 1)], shifted)
-    return arr.take(np.maximum(np.where(q <= pos, q, q + len(ref_allele) - len(alt)), 0), mode="clip")
+        bases = np.where(kept, bases, ins[np.clip(q - pos - 1, 0, ins.size - 1)])
+    return bases
 
 
 def haplotype_support(batch: ReadBatch, rows: np.ndarray, alleles: list,
@@ -359,15 +366,6 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     return img
 
 
-def _alt_to_ref(a, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reference column of each alt-haplotype position ``q`` of indel allele ``a`` (anchor
-    base included in both alleles), and whether it has one (an inserted base has none)."""
-    n = len(a.alt) - len(a.ref)
-    if n > 0:
-        return np.where(q <= a.pos, q, q - n), (q <= a.pos) | (q > a.pos + n)
-    return np.where(q <= a.pos, q, q - n), np.ones(q.size, dtype=bool)
-
-
 def _draw_bases(body: np.ndarray, drawn: np.ndarray, batch: ReadBatch, flat: np.ndarray, rows, cols: np.ndarray,
                 refcol: np.ndarray, run_chans: list[tuple[int, np.ndarray]]) -> None:
     """Aligned bases ``flat`` of the batch at image rows ``rows`` and columns ``cols``: base
@@ -435,7 +433,7 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
         a, side = placement
         f = flat[rows == j]
         q = batch.rpos[f] + (len(a.alt) - len(a.ref)) * side
-        new, kept = _alt_to_ref(a, q)
+        new, kept = _alt_to_ref(a.pos, a.ref, a.alt, q)
         ok = kept & (new >= w0) & (new < w1)
         f, c = f[ok], new[ok] - w0
         body[j] = 0
