@@ -130,6 +130,7 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
     if width <= 0:
         return []
     indel_counts: dict[tuple[int, str, str], int] = {}
+    qsum: Optional[np.ndarray] = None  # with vsc_min_snp_lod: per (position, base), the sum of Phred / 10
     if len(reads):
         rs = np.clip(reads.start, start, end) - start
         re_ = np.clip(reads.end, start, end) - start
@@ -140,12 +141,11 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
         codes = BASE_CODE[reads.bases[m]]
         cell = (reads.rpos[m] - start) * 5 + codes
         counts = np.bincount(cell, minlength=width * 5).reshape(width, 5)
-        # per (position, base): the sum of Phred / 10 over the reads showing it (for snp_lod)
-        qsum = np.bincount(cell, weights=reads.quals[m] / 10.0, minlength=width * 5).reshape(width, 5)
+        if cfg.vsc_min_snp_lod is not None:
+            qsum = np.bincount(cell, weights=reads.quals[m] / 10.0, minlength=width * 5).reshape(width, 5)
     else:
         depth = np.zeros(width, dtype=np.int64)
         counts = np.zeros((width, 5), dtype=np.int64)
-        qsum = np.zeros((width, 5))
     for evs in reads.events.values():
         for ev in evs:
             if start <= ev[0] < end:
@@ -161,7 +161,7 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
     alt_counts[np.arange(width)[valid_ref], ref_codes[valid_ref]] = 0
     frac = alt_counts / np.maximum(depth, 1)[:, None]
     ok = valid_ref[:, None] & (alt_counts >= cfg.vsc_min_count_snps) & (frac >= cfg.vsc_min_fraction_snps)
-    if cfg.vsc_min_snp_lod is not None:
+    if qsum is not None:  # (without reads no allele passes the counts above)
         ok &= snp_lod(alt_counts, qsum[:, :4], counts.sum(axis=1)) >= cfg.vsc_min_snp_lod
     for i, b in zip(*np.nonzero(ok)):
         p = start + int(i)
