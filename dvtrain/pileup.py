@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -360,9 +360,7 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
 
     sel, realigned, placed = _select(alleles, batch, cfg, rng_seed, ref)
     if sel.size:
-        indels = [a for a in alleles if not a.is_snp]
-        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans, realigned,
-                    [(indels[(k - 1) // 2], (k - 1) % 2) if k else None for k in placed.tolist()])
+        _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans, realigned, placed)
     return img
 
 
@@ -381,13 +379,13 @@ def _draw_bases(body: np.ndarray, drawn: np.ndarray, batch: ReadBatch, flat: np.
 
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
                 chans: list[str], run_chans: list[tuple[int, np.ndarray]], realigned: np.ndarray,
-                placements: Optional[list] = None) -> None:
+                placed: np.ndarray) -> None:
     """Draw the reads ``sel`` (batch rows) into rows 5.. of ``img``, all at once (numpy
     over the batch's flat arrays; see docs/pileup.md for the rules). ``run_chans``: the
     (channel index, pixel per run length) of the homopolymer channels drawn; ``realigned``:
     a mask over ``sel`` of reads that support the variant whatever their own alignment;
-    ``placements``: per read of ``sel``, None, or the (indel allele, 0 left / 1 right) alt
-    placement a read without the indel matched, which redraws it realigned to it."""
+    ``placed``: per read of ``sel``, ``haplotype_support``'s code of the alt placement a read
+    without the indel matched (0: none), which redraws it realigned to that placement."""
     R, W = sel.size, img.shape[1]
     w1 = w0 + W
     body = img[REF_ROWS:REF_ROWS + R]
@@ -427,10 +425,9 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     # reads that match an alt haplotype without carrying the indel: drawn realigned to it
     # (their bases moved to the columns that placement gives them, inserted bases left out,
     # the anchor marked as the indel's), as the carriers of the indel are drawn
-    for j, placement in enumerate(placements or ()):
-        if placement is None:
-            continue
-        a, side = placement
+    indels = [a for a in alleles if not a.is_snp]
+    for j in np.flatnonzero(placed):
+        a, side = indels[(placed[j] - 1) // 2], (placed[j] - 1) % 2
         f = flat[rows == j]
         q = batch.rpos[f] + (len(a.alt) - len(a.ref)) * side
         new, kept = _alt_to_ref(a.pos, a.ref, a.alt, q)
@@ -450,7 +447,7 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     mq = MQ_PIXEL.take(batch.mapq[sel], mode="clip")
     strand = np.where(batch.reverse[sel], STRAND_REVERSE, STRAND_FORWARD).astype(np.uint8)
     supports = realigned | snp_carriers(batch, sel, alleles)
-    keys = [(a.pos, a.ref, a.alt) for a in alleles if not a.is_snp]
+    keys = [(a.pos, a.ref, a.alt) for a in indels]
     if keys and batch.events:
         supports |= np.fromiter((any(k in batch.events.get(int(r), ()) for k in keys) for r in sel), bool, R)
     sup = np.where(supports, SUPPORTS_ALT, SUPPORTS_OTHER).astype(np.uint8)
