@@ -55,27 +55,55 @@ def _ld(field: int, payload: bytes) -> bytes:
     return tag + (_ONE_BYTE[n] if n < 128 else _varint(n)) + payload
 
 
-def _encode_feature(value: Value) -> bytes:
+_INTS = {int, bool}
+
+
+def _header(field: int, n: int) -> bytes:
+    """Tag and length of a length-delimited field ``field`` holding ``n`` bytes."""
+    return (_LD_TAG[field] if field < 16 else _varint((field << 3) | 2)) + (_ONE_BYTE[n] if n < 128 else _varint(n))
+
+
+def _feature_parts(value: Value) -> tuple[list[bytes], int]:
+    """A Feature message as byte pieces and their total length: payloads (an image) are
+    joined once, by encode_example, instead of copied at every level of nesting."""
     values = value if isinstance(value, list) else [value]
+    kinds = set(map(type, values))
+    if kinds <= _INTS and values:  # the common cases first: one exact type test per value
+        packed = b"".join([_ONE_BYTE[v] if 0 <= v < 128 else _varint(v) for v in values])
+        feature = _ld(3, _ld(1, packed))
+        return [feature], len(feature)
     if all(isinstance(v, (bytes, bytearray)) for v in values):
-        inner = b"".join(_ld(1, bytes(v)) for v in values)
-        return _ld(1, inner)
+        parts: list[bytes] = []
+        for v in values:
+            parts += (_header(1, len(v)), bytes(v))
+        n = sum(map(len, parts))
+        head = _header(1, n)
+        return [head] + parts, len(head) + n
     if all(isinstance(v, bool) or isinstance(v, int) for v in values):
         packed = b"".join(_varint(int(v)) for v in values)
-        return _ld(3, _ld(1, packed) if values else b"")
+        feature = _ld(3, _ld(1, packed) if values else b"")
+        return [feature], len(feature)
     if all(isinstance(v, (int, float)) for v in values):
         packed = struct.pack(f"<{len(values)}f", *values)
-        return _ld(2, _ld(1, packed) if values else b"")
+        feature = _ld(2, _ld(1, packed) if values else b"")
+        return [feature], len(feature)
     raise TypeError(f"unsupported feature value {value!r}")
+
+
+def _encode_feature(value: Value) -> bytes:
+    return b"".join(_feature_parts(value)[0])
 
 
 def encode_example(features: dict[str, Value]) -> bytes:
     """Serialise a dict of features as a tf.train.Example (sorted keys)."""
-    entries = b"".join(
-        _ld(1, _ld(1, key.encode()) + _ld(2, _encode_feature(features[key])))
-        for key in sorted(features)
-    )
-    return _ld(1, entries)
+    parts: list[bytes] = []
+    for key in sorted(features):
+        feature, n = _feature_parts(features[key])
+        name = _ld(1, key.encode())
+        value = _header(2, n)
+        parts += (_header(1, len(name) + len(value) + n), name, value, *feature)
+    entries = sum(map(len, parts))
+    return b"".join([_header(1, entries)] + parts)
 
 
 def _fields(buf: bytes | memoryview):
@@ -105,35 +133,90 @@ def _fields(buf: bytes | memoryview):
             raise ValueError(f"unsupported wire type {wire}")
 
 
+def _length_delimited(buf: memoryview, i: int, n: int) -> tuple[int, int, int]:
+    """The field starting at ``buf[i]`` (``n``: the message's end): (tag, start of its
+    payload, end of the field). A varint field's payload is its value; fixed-width fields
+    span their 4 or 8 bytes."""
+    tag = buf[i]
+    i += 1
+    if tag >= 0x80:
+        tag, i = _read_varint(buf, i - 1)
+    wire = tag & 7
+    if wire == 2:
+        length = buf[i]
+        i += 1
+        if length >= 0x80:
+            length, i = _read_varint(buf, i - 1)
+        end = i + length
+    elif wire == 0:
+        end = _read_varint(buf, i)[1]
+    elif wire == 5:
+        end = i + 4
+    elif wire == 1:
+        end = i + 8
+    else:
+        raise ValueError(f"unsupported wire type {wire}")
+    if end > n:
+        raise ValueError("truncated field")
+    return tag, i, end
+
+
 def feature_lists(buf: bytes | memoryview) -> dict[str, tuple[int, memoryview]]:
     """A serialised tf.train.Example as {key: (kind, list message)}: kind 1 BytesList,
     2 FloatList, 3 Int64List, 0 an empty Feature. Zero-copy: the list messages are
-    memoryviews into ``buf`` (call_variants takes the image bytes from them uncopied)."""
+    memoryviews into ``buf`` (call_variants takes the image bytes from them uncopied).
+
+    One flat loop per nesting level (Example > Features > map entry > Feature): calling
+    reads every example this way, so it avoids a generator per message."""
+    mv = memoryview(buf)
     out: dict[str, tuple[int, memoryview]] = {}
-    for f1, wire, features in _fields(memoryview(buf)):
-        if f1 != 1 or wire != 2:
+    i, n = 0, len(mv)
+    while i < n:
+        tag, a, i = _length_delimited(mv, i, n)
+        if tag != 0x0A:  # Example.features
             continue
-        for f2, wire2, entry in _fields(features):
-            if f2 != 1 or wire2 != 2:
+        j = a
+        while j < i:  # Features: map entries (field 1)
+            tag, b, j = _length_delimited(mv, j, i)
+            if tag != 0x0A:
                 continue
-            key, value = None, memoryview(b"")
-            for f3, wire3, v in _fields(entry):
-                if f3 == 1 and wire3 == 2:
-                    key = str(v, "utf-8")
-                elif f3 == 2 and wire3 == 2:
-                    value = v
-            if key is not None:
-                out[key] = next(((kind, lst) for kind, w, lst in _fields(value) if w == 2), (0, memoryview(b"")))
+            key, value = None, (0, 0)
+            k = b
+            while k < j:  # entry: key (1), value (2)
+                tag, c, k = _length_delimited(mv, k, j)
+                if tag == 0x0A:
+                    key = str(mv[c:k], "utf-8")
+                elif tag == 0x12:
+                    value = (c, k)
+            if key is None:
+                continue
+            found: tuple[int, memoryview] = (0, memoryview(b""))
+            m, end = value
+            while m < end:  # Feature: the first length-delimited field is its list
+                tag, c, m = _length_delimited(mv, m, end)
+                if tag & 7 == 2:
+                    found = (tag >> 3, mv[c:m])
+                    break
+            out[key] = found
     return out
 
 
 def bytes_values(lst: memoryview) -> list[memoryview]:
     """A BytesList's values (memoryviews)."""
-    return [v for f, wire, v in _fields(lst) if f == 1 and wire == 2]
+    out: list[memoryview] = []
+    i, n = 0, len(lst)
+    while i < n:
+        tag, a, i = _length_delimited(lst, i, n)
+        if tag == 0x0A:
+            out.append(lst[a:i])
+    return out
 
 
 def int_values(lst: memoryview) -> list[int]:
     """An Int64List's values (packed or not), as signed 64-bit integers."""
+    n = len(lst)
+    if n >= 2 and lst[0] == 0x0A and lst[1] == n - 2 and (n == 2 or max(lst[2:]) < 0x80):
+        return list(lst[2:])  # one packed run of values below 128 (shapes, counts, labels)
     vals: list[int] = []
     for f, wire, v in _fields(lst):
         if f != 1:
@@ -183,17 +266,20 @@ def encode_variant(chrom: str, start: int, ref: str, alts: list[str]) -> bytes:
 
 def decode_variant(buf: bytes) -> dict:
     v: dict = {"reference_name": "", "start": 0, "end": 0, "reference_bases": "", "alternate_bases": []}
-    for field, _, val in _fields(buf):
-        if field == 14:
-            v["reference_name"] = bytes(val).decode()
-        elif field == 16:
-            v["start"] = val
-        elif field == 13:
-            v["end"] = val
-        elif field == 6:
-            v["reference_bases"] = bytes(val).decode()
-        elif field == 7:
-            v["alternate_bases"].append(bytes(val).decode())
+    mv = memoryview(buf)
+    i, n = 0, len(mv)
+    while i < n:
+        tag, a, i = _length_delimited(mv, i, n)
+        if tag == 0x72:  # 14: reference_name
+            v["reference_name"] = str(mv[a:i], "utf-8")
+        elif tag == 0x80:  # 16 (varint): start
+            v["start"] = _read_varint(mv, a)[0]
+        elif tag == 0x68:  # 13 (varint): end
+            v["end"] = _read_varint(mv, a)[0]
+        elif tag == 0x32:  # 6: reference_bases
+            v["reference_bases"] = str(mv[a:i], "utf-8")
+        elif tag == 0x3A:  # 7: alternate_bases
+            v["alternate_bases"].append(str(mv[a:i], "utf-8"))
     return v
 
 

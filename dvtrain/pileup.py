@@ -15,7 +15,7 @@ import numpy as np
 from . import __version__
 from .config import OPTIONAL_CHANNELS, MakeExamplesConfig
 from .errors import InputError
-from .reads import Read, ReadBatch, RefCache, run_lengths
+from .reads import Read, ReadBatch, RefCache
 
 REF_ROWS = 5
 # Reads are taken for the image when they overlap the candidate's REF span widened by
@@ -351,7 +351,7 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     if lo < hi:
         img[:nref, lo - w0:hi - w0, 0] = BASE_VALUE[ref.arr[lo:hi]]
         if run_chans:
-            ref_runs = run_lengths(ref.arr[lo:hi])  # runs of the window's reference, cut at its edges
+            ref_runs = ref.window_runs(lo, hi)  # runs of the window's reference, cut at its edges
             for c, px in run_chans:
                 img[:nref, lo - w0:hi - w0, c] = px[ref_runs]
     refcol = np.zeros(W, dtype=np.uint8)  # reference byte per column, 0 off the contig
@@ -420,8 +420,8 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
             for c, px in run_chans:  # the first inserted base's run
                 body[irow, icol, c] = px[batch.ins_run[keep]]
             drawn[irow, icol] = True
-    s0 = np.clip(batch.start[sel], w0, w1) - w0
-    s1 = np.clip(batch.end[sel], w0, w1) - w0
+    s0 = np.minimum(np.maximum(batch.start[sel], w0), w1) - w0  # np.clip costs more on short arrays
+    s1 = np.minimum(np.maximum(batch.end[sel], w0), w1) - w0
     # reads that match an alt haplotype without carrying the indel: drawn realigned to it
     # (their bases moved to the columns that placement gives them, inserted bases left out,
     # the anchor marked as the indel's), as the carriers of the indel are drawn

@@ -64,6 +64,9 @@ class Read:
     ins_runs: Optional[np.ndarray] = None  # first inserted base's run per anchor (default: the anchor's)
 
 
+RUN_SPAN = 1 << 16  # bases of reference whose homopolymer runs RefCache.window_runs keeps at a time
+
+
 class RefCache:
     """Reference sequence of one contig, upper-cased, fetched once."""
 
@@ -74,6 +77,26 @@ class RefCache:
 
     def fetch(self, start: int, end: int) -> str:
         return self.seq[start:end]
+
+    def window_runs(self, lo: int, hi: int) -> np.ndarray:
+        """``run_lengths(self.arr[lo:hi])``: each base's homopolymer run, cut at the window's
+        edges. Run bounds are kept for a span of the contig (at least RUN_SPAN bases from the
+        first window that needs them): images come in position order, so one span serves
+        many windows. Bounds cut at the span's edges and then at the window's, which lies
+        inside it, are the window's own."""
+        span = getattr(self, "_runs", None)
+        if span is None or lo < span[0] or hi > span[0] + span[1].size:
+            s = lo
+            arr = self.arr[s:max(hi, lo + RUN_SPAN)]
+            new = np.ones(arr.size, dtype=bool)
+            new[1:] = arr[1:] != arr[:-1]
+            starts = np.flatnonzero(new)
+            lens = np.diff(np.append(starts, arr.size))
+            first = np.repeat(starts, lens) + s
+            span = self._runs = (s, first, first + np.repeat(lens, lens))
+        s, first, last = span
+        runs = np.minimum(last[lo - s:hi - s], hi) - np.maximum(first[lo - s:hi - s], lo)
+        return np.minimum(runs, 255).astype(np.uint8)
 
 
 @dataclass

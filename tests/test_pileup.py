@@ -11,7 +11,7 @@ import pytest
 from dvtrain.config import MakeExamplesConfig
 from dvtrain.pileup import (ANCHOR_BASE_VALUE, DIFFERS_FROM_REF, MATCHES_REF, build_image,
                              example_info)
-from dvtrain.reads import Read
+from dvtrain.reads import Read, RefCache
 
 
 def _cfg(height=9, width=11, channels=("insert_size",), **kw):
@@ -19,8 +19,8 @@ def _cfg(height=9, width=11, channels=("insert_size",), **kw):
                               pileup_image_height=height, pileup_image_width=width, channels=list(channels), **kw)
 
 
-class _Ref:
-    """RefCache look-alike: .seq (upper-case str) and .arr (uint8 codes)."""
+class _Ref(RefCache):
+    """A RefCache over a given sequence instead of a FASTA contig."""
 
     def __init__(self, seq: str):
         self.chrom = "c"

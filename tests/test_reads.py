@@ -158,3 +158,21 @@ def test_homopolymer_runs_count_the_whole_read_sequence(tmp_path):
     both = batch_from_alignments([a, c], ref, {})
     assert both.names == ["w", "x"] and both.runs.tolist() == [1] * 8 + [8, 8, 8, 8, 2, 2]
     assert both.subset(np.array([1])).runs.tolist() == [8, 8, 8, 8, 2, 2]
+
+
+def test_window_runs_match_the_runs_of_each_window_cut_at_its_edges(monkeypatch):
+    """RefCache.window_runs keeps run bounds for a span of the contig; every window, inside
+    a kept span or past it, gets run_lengths of its own bases (runs cut at its edges)."""
+    import dvtrain.reads as reads_mod
+
+    monkeypatch.setattr(reads_mod, "RUN_SPAN", 50)  # small spans: many reloads and span edges
+    rng = random.Random(3)
+    seq = "".join(rng.choice("AAAAC" if i % 200 < 100 else "ACGT") for i in range(2000)) + "G" * 300
+    ref = RefCache.__new__(RefCache)
+    ref.chrom, ref.seq = "c", seq
+    ref.arr = np.frombuffer(seq.encode(), dtype=np.uint8)
+    windows = [(lo, lo + w) for lo in sorted(rng.sample(range(2200), 300)) for w in (1, 21, 221)]
+    windows += [(0, 2300), (1990, 2300), (5, 6)]
+    for lo, hi in windows:
+        hi = min(hi, len(seq))
+        assert ref.window_runs(lo, hi).tolist() == reads_mod.run_lengths(ref.arr[lo:hi]).tolist(), (lo, hi)
