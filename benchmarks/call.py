@@ -1,7 +1,7 @@
 """Benchmark: ``dvtrain call`` (examples/s) and BAM -> VCF end to end against bcftools.
 
     python benchmarks/call.py [--length 5000000] [--quick] [--workdir DIR] [--label current]
-                              [--repeats 1] [--no-keras]
+                              [--repeats 1] [--rounds 1] [--no-keras]
 
 Data: the simulated contig of benchmarks/make_examples.py (``dvtrain simulate``, seed 7,
 one contig ``chr1`` of ``--length`` bp with ~30x ``generic`` and ~4x ``lowcov`` BAMs),
@@ -29,8 +29,11 @@ For each coverage, on the same BAM and region, in the same run:
 
 Wall and CPU times come from measure.measure (best of ``--repeats``; CPU summed over the
 process tree). The 1-minute load average is recorded before each measurement: the machine
-may be shared, which slows both tools alike but makes single numbers noisy. Results go to
-benchmarks/results/call.json under ``--label``.
+may be shared, which slows both tools alike but makes single numbers noisy. With
+``--rounds N`` the three measurements run N times in turn (bcftools, make_examples, call,
+then again), each round gives its own ratio, and the median of those is printed and stored
+(``summary``): a slow spell of the machine then weighs on both sides of a ratio. Results go
+to benchmarks/results/call.json under ``--label``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +136,9 @@ def main() -> None:
     ap.add_argument("--pileup_image_height", type=int, default=100)
     ap.add_argument("--channels", default="insert_size", help="make_examples' optional channels (comma-separated)")
     ap.add_argument("--profiles", default="lowcov,generic", help="coverages to run (lowcov ~4x, generic ~30x)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run bcftools, make_examples and call this many times in turn and report each round's "
+                         "ratio and their median: on a shared machine a slow spell then hits both tools of a round")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     length = 1_000_000 if args.quick else args.length
@@ -155,10 +162,17 @@ def main() -> None:
         candidates += ["--vsc_min_snp_lod", str(args.vsc_min_snp_lod)]
 
     rows = []
+    rounds: dict[str, list[float]] = {}  # coverage -> end-to-end ratio of each round
     for profile in args.profiles.split(","):
-        print(f"{profile} chr1:1-{length} ...", flush=True)
-        rows += bench_case(data, profile, "chr1", length, work / "call-runs" / args.label / profile, model,
-                           args.repeats, env, not args.no_keras, candidates)
+        for k in range(args.rounds):
+            print(f"{profile} chr1:1-{length} ..." + (f" round {k + 1}/{args.rounds}" if args.rounds > 1 else ""),
+                  flush=True)
+            got = bench_case(data, profile, "chr1", length, work / "call-runs" / args.label / profile, model,
+                             args.repeats, env, not args.no_keras and k == 0, candidates)
+            for r in got:
+                r["round"] = k + 1
+            rounds.setdefault(profile, []).append(next(r["ratio_vs_bcftools"] for r in got if r["tool"] == "call"))
+            rows += got
 
     hdr = (f"{'cov':8} {'tool':14} {'wall s':>8} {'cpu s':>8} {'RSS MB':>8} {'examples':>9} {'ex/s':>8} "
            f"{'BAM->VCF s':>10} {'ratio':>6} {'load':>5}")
@@ -173,13 +187,19 @@ def main() -> None:
         if r["tool"] == "call":
             print(f"{r['coverage']}: end-to-end BAM -> VCF {r['end_to_end_s']:.2f} s = "
                   f"{r['ratio_vs_bcftools']:.2f} x bcftools (target <= 2)")
+    summary = {cov: {"ratios": ratios, "median_ratio": round(statistics.median(ratios), 3)}
+               for cov, ratios in rounds.items()}
+    if args.rounds > 1:
+        for cov, v in summary.items():
+            print(f"{cov}: ratio per round {', '.join(f'{x:.2f}' for x in v['ratios'])}; "
+                  f"median {v['median_ratio']:.2f} x bcftools")
 
     report = json.loads(args.out.read_text()) if args.out.is_file() else {}
     report.setdefault("runs", {})[args.label] = {
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "bcftools": subprocess.run(["bcftools", "--version"], capture_output=True, text=True).stdout.splitlines()[0]},
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-        "shards": 2, "repeats": args.repeats, "candidates": candidates,
+        "shards": 2, "repeats": args.repeats, "rounds": args.rounds, "summary": summary, "candidates": candidates,
         "model": {"path": str(model), "architecture": args.architecture,
                                                         "weights": "untrained (seeded build_model)", "shape": list(shape)},
         "simulate": sim_info, "rows": rows,
