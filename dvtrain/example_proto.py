@@ -49,28 +49,26 @@ def _read_varint(buf: bytes | memoryview, i: int) -> tuple[int, int]:
 _LD_TAG = [_varint((field << 3) | 2) for field in range(16)]  # length-delimited tags of fields 0-15
 
 
-def _ld(field: int, payload: bytes) -> bytes:
-    n = len(payload)
-    tag = _LD_TAG[field] if field < 16 else _varint((field << 3) | 2)
-    return tag + (_ONE_BYTE[n] if n < 128 else _varint(n)) + payload
-
-
-_INTS = {int, bool}
-
-
 def _header(field: int, n: int) -> bytes:
     """Tag and length of a length-delimited field ``field`` holding ``n`` bytes."""
     return (_LD_TAG[field] if field < 16 else _varint((field << 3) | 2)) + (_ONE_BYTE[n] if n < 128 else _varint(n))
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    return _header(field, len(payload)) + payload
+
+
+_INTS = {int, bool}
 
 
 def _feature_parts(value: Value) -> tuple[list[bytes], int]:
     """A Feature message as byte pieces and their total length: payloads (an image) are
     joined once, by encode_example, instead of copied at every level of nesting."""
     values = value if isinstance(value, list) else [value]
-    kinds = set(map(type, values))
-    if kinds <= _INTS and values:  # the common cases first: one exact type test per value
-        packed = b"".join([_ONE_BYTE[v] if 0 <= v < 128 else _varint(v) for v in values])
-        feature = _ld(3, _ld(1, packed))
+    # ints first (one exact type test per value covers the common case); an empty list is
+    # an empty BytesList, as before
+    if values and (set(map(type, values)) <= _INTS or all(isinstance(v, int) for v in values)):
+        feature = _ld(3, _ld(1, b"".join([_varint(int(v)) for v in values])))
         return [feature], len(feature)
     if all(isinstance(v, (bytes, bytearray)) for v in values):
         parts: list[bytes] = []
@@ -79,19 +77,10 @@ def _feature_parts(value: Value) -> tuple[list[bytes], int]:
         n = sum(map(len, parts))
         head = _header(1, n)
         return [head] + parts, len(head) + n
-    if all(isinstance(v, bool) or isinstance(v, int) for v in values):
-        packed = b"".join(_varint(int(v)) for v in values)
-        feature = _ld(3, _ld(1, packed) if values else b"")
-        return [feature], len(feature)
     if all(isinstance(v, (int, float)) for v in values):
-        packed = struct.pack(f"<{len(values)}f", *values)
-        feature = _ld(2, _ld(1, packed) if values else b"")
+        feature = _ld(2, _ld(1, struct.pack(f"<{len(values)}f", *values)))
         return [feature], len(feature)
     raise TypeError(f"unsupported feature value {value!r}")
-
-
-def _encode_feature(value: Value) -> bytes:
-    return b"".join(_feature_parts(value)[0])
 
 
 def encode_example(features: dict[str, Value]) -> bytes:
@@ -106,37 +95,10 @@ def encode_example(features: dict[str, Value]) -> bytes:
     return b"".join([_header(1, entries)] + parts)
 
 
-def _fields(buf: bytes | memoryview):
-    """(field number, wire type, value) of each field of a message: an int for varints, a
-    slice of ``buf`` otherwise (zero-copy when ``buf`` is a memoryview)."""
-    i = 0
-    n = len(buf)
-    while i < n:
-        tag, i = _read_varint(buf, i)
-        field, wire = tag >> 3, tag & 7
-        if wire == 2:
-            length, i = _read_varint(buf, i)
-            if i + length > n:
-                raise ValueError("truncated field")
-            yield field, wire, buf[i : i + length]
-            i += length
-        elif wire == 0:
-            v, i = _read_varint(buf, i)
-            yield field, wire, v
-        elif wire == 5:
-            yield field, wire, buf[i : i + 4]
-            i += 4
-        elif wire == 1:
-            yield field, wire, buf[i : i + 8]
-            i += 8
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
-
-
-def _length_delimited(buf: memoryview, i: int, n: int) -> tuple[int, int, int]:
-    """The field starting at ``buf[i]`` (``n``: the message's end): (tag, start of its
-    payload, end of the field). A varint field's payload is its value; fixed-width fields
-    span their 4 or 8 bytes."""
+def _field_at(buf: bytes | memoryview, i: int, n: int) -> tuple[int, int, int]:
+    """The field starting at ``buf[i]`` of a message ending at ``n``: (tag, start of its
+    payload, end of the field). A varint field's payload is the varint itself; fixed-width
+    fields span their 4 or 8 bytes. A field running past ``n`` is a ValueError."""
     tag = buf[i]
     i += 1
     if tag >= 0x80:
@@ -161,6 +123,16 @@ def _length_delimited(buf: memoryview, i: int, n: int) -> tuple[int, int, int]:
     return tag, i, end
 
 
+def _fields(buf: bytes | memoryview):
+    """(field number, wire type, value) of each field of a message: an int for varints, a
+    slice of ``buf`` otherwise (zero-copy when ``buf`` is a memoryview)."""
+    i, n = 0, len(buf)
+    while i < n:
+        tag, a, i = _field_at(buf, i, n)
+        wire = tag & 7
+        yield tag >> 3, wire, _read_varint(buf, a)[0] if wire == 0 else buf[a:i]
+
+
 def feature_lists(buf: bytes | memoryview) -> dict[str, tuple[int, memoryview]]:
     """A serialised tf.train.Example as {key: (kind, list message)}: kind 1 BytesList,
     2 FloatList, 3 Int64List, 0 an empty Feature. Zero-copy: the list messages are
@@ -172,18 +144,18 @@ def feature_lists(buf: bytes | memoryview) -> dict[str, tuple[int, memoryview]]:
     out: dict[str, tuple[int, memoryview]] = {}
     i, n = 0, len(mv)
     while i < n:
-        tag, a, i = _length_delimited(mv, i, n)
+        tag, a, i = _field_at(mv, i, n)
         if tag != 0x0A:  # Example.features
             continue
         j = a
         while j < i:  # Features: map entries (field 1)
-            tag, b, j = _length_delimited(mv, j, i)
+            tag, b, j = _field_at(mv, j, i)
             if tag != 0x0A:
                 continue
             key, value = None, (0, 0)
             k = b
             while k < j:  # entry: key (1), value (2)
-                tag, c, k = _length_delimited(mv, k, j)
+                tag, c, k = _field_at(mv, k, j)
                 if tag == 0x0A:
                     key = str(mv[c:k], "utf-8")
                 elif tag == 0x12:
@@ -193,7 +165,7 @@ def feature_lists(buf: bytes | memoryview) -> dict[str, tuple[int, memoryview]]:
             found: tuple[int, memoryview] = (0, memoryview(b""))
             m, end = value
             while m < end:  # Feature: the first length-delimited field is its list
-                tag, c, m = _length_delimited(mv, m, end)
+                tag, c, m = _field_at(mv, m, end)
                 if tag & 7 == 2:
                     found = (tag >> 3, mv[c:m])
                     break
@@ -206,7 +178,7 @@ def bytes_values(lst: memoryview) -> list[memoryview]:
     out: list[memoryview] = []
     i, n = 0, len(lst)
     while i < n:
-        tag, a, i = _length_delimited(lst, i, n)
+        tag, a, i = _field_at(lst, i, n)
         if tag == 0x0A:
             out.append(lst[a:i])
     return out
@@ -269,7 +241,7 @@ def decode_variant(buf: bytes) -> dict:
     mv = memoryview(buf)
     i, n = 0, len(mv)
     while i < n:
-        tag, a, i = _length_delimited(mv, i, n)
+        tag, a, i = _field_at(mv, i, n)
         if tag == 0x72:  # 14: reference_name
             v["reference_name"] = str(mv[a:i], "utf-8")
         elif tag == 0x80:  # 16 (varint): start
