@@ -380,9 +380,10 @@ def _draw_bases(body: np.ndarray, drawn: np.ndarray, batch: ReadBatch, flat: np.
     _flat(drawn)[pix] = True
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
-    """A 1-D view of a contiguous array (an error, never a silent copy, if it is not)."""
-    return np.reshape(a, -1, copy=False)
+def _flat(a: np.ndarray, *inner: int) -> np.ndarray:
+    """A view of a contiguous array with its leading axes flattened (to 1-D, or to
+    (-1, *inner)); an error, never a silent copy, if it is not contiguous."""
+    return np.reshape(a, (-1, *inner), copy=False)
 
 
 def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: list, w0: int, refcol: np.ndarray,
@@ -466,4 +467,4 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
         c = chans.index("insert_size")
         ins = INSERT_PIXEL.take(batch.tlen[sel], mode="clip")
         body[..., c] = np.where(span, ins[:, None], body[..., c])
-    np.reshape(body, (-1, body.shape[2]), copy=False)[np.flatnonzero(span & ~drawn)] = 0  # pixels by flat index
+    _flat(body, body.shape[2])[np.flatnonzero(span & ~drawn)] = 0  # pixels by flat index

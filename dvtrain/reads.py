@@ -70,6 +70,8 @@ RUN_SPAN = 1 << 16  # bases of reference whose homopolymer runs RefCache.window_
 class RefCache:
     """Reference sequence of one contig, upper-cased, fetched once."""
 
+    _runs: Optional[tuple[int, np.ndarray, np.ndarray]] = None  # window_runs' span: start, run bounds
+
     def __init__(self, fasta: pysam.FastaFile, chrom: str):
         self.chrom = chrom
         self.seq = fasta.fetch(chrom).upper()
@@ -84,16 +86,11 @@ class RefCache:
         first window that needs them): images come in position order, so one span serves
         many windows. Bounds cut at the span's edges and then at the window's, which lies
         inside it, are the window's own."""
-        span = getattr(self, "_runs", None)
+        span = self._runs
         if span is None or lo < span[0] or hi > span[0] + span[1].size:
-            s = lo
-            arr = self.arr[s:max(hi, lo + RUN_SPAN)]
-            new = np.ones(arr.size, dtype=bool)
-            new[1:] = arr[1:] != arr[:-1]
-            starts = np.flatnonzero(new)
-            lens = np.diff(np.append(starts, arr.size))
-            first = np.repeat(starts, lens) + s
-            span = self._runs = (s, first, first + np.repeat(lens, lens))
+            starts, lens = _runs(self.arr[lo:max(hi, lo + RUN_SPAN)])
+            first = np.repeat(starts, lens) + lo
+            span = self._runs = (lo, first, first + np.repeat(lens, lens))
         s, first, last = span
         runs = np.minimum(last[lo - s:hi - s], hi) - np.maximum(first[lo - s:hi - s], lo)
         return np.minimum(runs, 255).astype(np.uint8)
@@ -223,16 +220,22 @@ def run_lengths(bases: np.ndarray, off: Optional[np.ndarray] = None) -> np.ndarr
     """For each base, the length (capped at 255) of the run of identical bases it belongs
     to, runs never crossing a read boundary ``off`` (default: one read): ``ATCGGGAA`` ->
     ``1 1 1 3 3 3 2 2``."""
-    n = bases.size
-    if not n:
+    if not bases.size:
         return _U8
+    _, lens = _runs(bases, off)
+    return np.repeat(np.minimum(lens, 255), lens).astype(np.uint8)
+
+
+def _runs(bases: np.ndarray, off: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """Start and length of each run of identical bases (runs broken at ``off``, as in
+    run_lengths)."""
+    n = bases.size
     new = np.ones(n, dtype=bool)
     new[1:] = bases[1:] != bases[:-1]
     if off is not None:
         new[off[:-1][off[:-1] < n]] = True
     starts = np.flatnonzero(new)
-    lens = np.diff(np.append(starts, n))
-    return np.repeat(np.minimum(lens, 255), lens).astype(np.uint8)
+    return starts, np.diff(np.append(starts, n))
 
 
 def _anchor_values(rd: Read, per_base: np.ndarray, given: Optional[np.ndarray] = None) -> np.ndarray:
