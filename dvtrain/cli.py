@@ -464,9 +464,6 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
 
     # An ephemeral Prefect server needs no telemetry (its heartbeat also races the first SQLite migration).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Prefect waits 20 s for it by default; the first SQLite migration on a cold machine takes
-    # longer (seen: "Timed out while attempting to connect to ephemeral Prefect API server").
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
     from flows.case_study import check_remote_case_study_inputs, custom_model_training
 
     check_remote_case_study_inputs(cfg)  # remote inputs and storage credentials (blocks need the Prefect API)

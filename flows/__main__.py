@@ -7,13 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 
 import yaml
-
-# before Prefect is imported: its ephemeral server's 20 s start-up wait is shorter than a
-# cold machine's first SQLite migration (dvtrain run does the same)
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
 
 from dvtrain.config import load_case_study
 
