@@ -76,6 +76,7 @@ def _simulate(outdir: Path, contigs: dict | None, seed: int, env: dict) -> dict:
             "kw = json.loads(sys.argv[2])\n"
             "simulate(SimulateConfig(outdir=sys.argv[1], seed=kw['seed'], **({'contigs': kw['contigs']} if kw['contigs'] else {})))\n")
     print(f"simulating {outdir} ...", flush=True)
+    outdir.parent.mkdir(parents=True, exist_ok=True)  # a new --workdir
     m = measure([sys.executable, "-c", code, str(outdir), json.dumps({"seed": seed, "contigs": contigs})], 1, env, cwd=outdir.parent)
     info = {"wall_s": round(m["best_wall_s"], 2), "cpu_s": round(m["best_cpu_s"], 2), "peak_rss_mb": round(m["peak_rss_mb"], 1),
             "contigs": contigs or "defaults", "seed": seed}
