@@ -13,8 +13,10 @@ Backend-portable (TensorFlow by default, JAX on the GPU machine): only ``keras.l
   candidate go through two bias-free 1 x 5 / 1 x 1 convolutions, one read at a time, and
   are summed over reads. An empty row is all zeros and adds nothing, so the sum counts
   evidence the way a genotype likelihood does (each read contributes its own base,
-  quality, strand and mapping quality), whatever the image height. Its features join the
-  CNN's before the dense layer. At 4x this is the better model (docs/accuracy.md).
+  quality, strand and mapping quality), whatever the image height. A third, linear 1 x 5
+  convolution (16 features, no activation) is summed over reads beside them: ReLU units
+  that die in training cannot take read counts with them. These features join the CNN's
+  before the dense layer. At 4x this is the better model (docs/accuracy.md).
 * ``inception_v3`` (model name ``dvtrain_inception_v3``): DeepVariant's backbone,
   ``keras.applications.InceptionV3(weights=None, include_top=False)`` on the example
   shape (any channel count; height and width at least 75), global average pooling,
@@ -175,17 +177,27 @@ def _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precisi
     # scaled to [0, 1] so an empty row stays 0 through the bias-free layers
     centre = w // 2
     r = layers.Cropping2D(((5, 0), (centre - half, w - centre - half - 1)))(inputs)
-    r = layers.Rescaling(1.0 / 255.0)(r)
+    reads = r = layers.Rescaling(1.0 / 255.0)(r)
     r = layers.Conv2D(32, (1, 2 * half + 1), use_bias=False, activation="relu", kernel_regularizer=reg)(r)
     r = layers.Conv2D(32, 1, use_bias=False, activation="relu", kernel_regularizer=reg)(r)
-    # the sum over reads (scaled by 1/10, so 4x and 30x sums stay in range): an average
-    # times the row count, which keeps every weight independent of the image height
-    r = layers.AveragePooling2D(pool_size=(h - 5, 1))(r)
-    r = layers.Rescaling(float(h - 5) / 10.0)(r)
-    r = layers.Flatten()(r)
-    x = layers.Concatenate()([x, r])
+    # and a linear projection of each read, summed the same way. ReLU units die in
+    # training (measured: most of them, in every trained model); a linear sum cannot, so
+    # counts such as ref-supporting reads always reach the dense layer. It made the
+    # generic 30x model work at 4x and the custom models' accuracy independent of the seed
+    # (docs/accuracy.md, eighth session).
+    counts = layers.Conv2D(16, (1, 2 * half + 1), use_bias=False, kernel_regularizer=reg)(reads)
+    x = layers.Concatenate()([x, _sum_over_reads(r, h), _sum_over_reads(counts, h)])
     return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
                        name=MODEL_NAMES["read_evidence"])
+
+
+def _sum_over_reads(r, h: int):
+    """Per-read features summed over the h - 5 read rows, scaled by 1/10 (so 4x and 30x sums
+    stay in range): an average times the row count, which keeps every weight independent
+    of the image height."""
+    r = layers.AveragePooling2D(pool_size=(h - 5, 1))(r)
+    r = layers.Rescaling(float(h - 5) / 10.0)(r)
+    return layers.Flatten()(r)
 
 
 def _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
@@ -237,8 +249,8 @@ def warm_start(model: keras.Model, source: keras.Model, path: str | os.PathLike)
 
     Layers with weights are paired in order (auto-generated layer names differ between
     processes). Every weight must have the same shape, except the kernels of the
-    convolutions that read the image (small_cnn's first; read_evidence's first and its
-    per-read one) when the channel count differs: their first min(C_old, C_new) input
+    convolutions that read the image (small_cnn's first; read_evidence's first and its two
+    per-read ones) when the channel count differs: their first min(C_old, C_new) input
     channels are copied, extra new channels start at zero (so the warm-started model first answers
     as the checkpoint did on the channels they share). Anything else is an
     :class:`~dvtrain.errors.InputError` naming the checkpoint. Returns

@@ -202,7 +202,7 @@ def test_warm_start_copies_channels_and_refuses_other_shapes(init_model, tmp_pat
             adapted += 1  # a kernel reading the image: shared channels copied, added ones zero
             np.testing.assert_array_equal(x[:, :, :c, :], y[:, :, :c, :])
             assert not x[:, :, c:, :].any()
-        assert adapted == 2  # the CNN's first convolution and the per-read one
+        assert adapted == 3  # the CNN's first convolution and the two per-read ones
     with pytest.raises(InputError, match=r"init.*trained on 12x17 images; these examples are 12x21"):
         warm_start(build_model((12, 21, 3), architecture="read_evidence"), source, tmp_path / "init.keras")
     # another height: every weight carries over (a 100-row generic model -> 32-row low-coverage images)
