@@ -57,9 +57,9 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
     totals = {r["Type"]: r["TRUTH.TOTAL"] for r in report["rows"] if r["model"] == "custom"}
     assert totals["SNP"] > 300 and totals["INDEL"] > 50  # enough variants to compare
     # The baseline is a generic model trained on 30x reads only. With read_evidence's linear
-    # read sums it calls 4x pileups nearly as well as the custom model does indels (docs/
-    # accuracy.md, seeds 42 / 1 / 2: custom minus baseline SNP F1 +0.049 / +0.072 / +0.056,
-    # INDEL +0.007 / -0.019 / -0.019). These margins are the ones every measured run kept;
+    # read sums it calls 4x indels about as well as the custom model (docs/accuracy.md,
+    # seeds 42 / 1 / 2: custom minus baseline SNP F1 +0.049 / +0.072 / +0.056, INDEL
+    # +0.007 / -0.019 / -0.019). These margins are the ones every measured run kept;
     # the peers, run on the same BAM, are the stable reference.
     assert f1[("custom", "SNP")] > f1[("baseline", "SNP")] + 0.03
     assert f1[("custom", "INDEL")] > f1[("baseline", "INDEL")] - 0.03
