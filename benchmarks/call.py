@@ -8,7 +8,7 @@ one contig ``chr1`` of ``--length`` bp with ~30x ``generic`` and ~4x ``lowcov`` 
 simulated once into ``--workdir`` and reused; the same ``--workdir`` as that benchmark
 shares the dataset.
 
-Model: dvtrain's ``--architecture`` (default ``read_evidence``, the training default) built
+Model: dvtrain's ``--architecture`` (default ``read_sums``, the training default) built
 untrained (``dvtrain.model.build_model``, seeded) and saved once into the workdir. Inference
 time does not depend on the weights, and postprocess does the same work whatever the
 genotypes. ``--vsc_min_count_snps`` / ``--vsc_min_count_indels`` / ``--vsc_min_snp_lod``
@@ -129,7 +129,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_dataset_args(ap)
     ap.add_argument("--no-keras", action="store_true", help="skip the Keras-engine comparison")
-    ap.add_argument("--architecture", default="read_evidence", choices=["read_evidence", "small_cnn"])
+    ap.add_argument("--architecture", default="read_sums", choices=["read_sums", "read_evidence", "small_cnn"])
     ap.add_argument("--vsc_min_count_snps", type=int, default=2)
     ap.add_argument("--vsc_min_count_indels", type=int, default=2)
     ap.add_argument("--vsc_min_snp_lod", type=float, help="make_examples' SNP likelihood-ratio filter (default: none)")

@@ -1,11 +1,12 @@
-"""Benchmark: training and calling throughput of the three architectures on this machine's CPU.
+"""Benchmark: training and calling throughput of the four architectures on this machine's CPU.
 
     python benchmarks/train.py [--examples 256] [--inception-examples 96] [--batch-size 32]
                                [--shape 100x221x7] [--dataset PBTXT] [--output benchmarks/results/train.json]
     python benchmarks/train.py --class-weights --train-dataset PBTXT --tune-dataset PBTXT [--seeds 42,1,2]
 
-For ``read_evidence`` (the default), ``small_cnn`` and ``inception_v3`` (``TrainConfig`` defaults otherwise: RMSprop, warm-up
-and decay schedule, label smoothing, L2, dropout 0.2), on images of ``--shape`` (default
+For ``read_sums`` (the default), ``read_evidence``, ``small_cnn`` and ``inception_v3``
+(``TrainConfig`` defaults otherwise: RMSprop, warm-up and decay schedule, label smoothing,
+L2, dropout 0.2), on images of ``--shape`` (default
 [100, 221, 7], make_examples' default; the demo's low-coverage examples are 32x221x8):
 
 * ``train ex/s``: examples per second through ``train_on_batch`` (batch ``--batch-size``),
@@ -149,7 +150,8 @@ def _merge(path: Path, update: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--examples", type=int, default=256, help="timed examples for read_evidence and small_cnn")
+    ap.add_argument("--examples", type=int, default=256,
+                    help="timed examples for read_sums, read_evidence and small_cnn")
     ap.add_argument("--inception-examples", type=int, default=96, help="timed examples for inception_v3")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--shape", default="x".join(map(str, SHAPE)), help="image HxWxC of the random pixels")
@@ -184,7 +186,8 @@ def main() -> int:
     shape = tuple(int(v) for v in args.shape.split("x"))
     if len(shape) != 3 or min(shape) < 1:
         ap.error(f"--shape {args.shape}: expected HxWxC, e.g. 32x221x8")
-    rows = [bench("read_evidence", args.examples, args.batch_size, args.dataset, shape=shape),
+    rows = [bench("read_sums", args.examples, args.batch_size, args.dataset, shape=shape),
+            bench("read_evidence", args.examples, args.batch_size, args.dataset, shape=shape),
             bench("small_cnn", args.examples, args.batch_size, args.dataset, shape=shape)]
     if min(shape[:2]) >= 75:  # InceptionV3's stem needs 75 x 75
         rows.append(bench("inception_v3", args.inception_examples, args.batch_size, args.dataset, shape=shape))

@@ -236,7 +236,7 @@ class TrainConfig(_Config):
     Names (and, where they suit a small dataset, defaults) follow DeepVariant's base training
     config (``dv_config.py``); ``dvtrain train --config.NAME=VALUE`` sets any of them.
     Defaults that differ from DeepVariant's, for datasets of thousands (not millions) of
-    examples on a CPU: architecture (read_evidence; DeepVariant inception_v3), batch_size (32;
+    examples on a CPU: architecture (read_sums; DeepVariant inception_v3), batch_size (32;
     16384), warmup_steps (20; 10000), label_smoothing (0.01; 1e-6), epsilon (1e-7; 1.0),
     epochs (8; num_epochs 10).
     A run interrupted at any point continues from its last saved state in
@@ -254,11 +254,11 @@ class TrainConfig(_Config):
         None, description="a .keras model to warm-start from (same architecture and image width; the height may "
                           "differ, and a different channel count is adapted). Ignored when experiment_dir holds a "
                           "run to resume")
-    architecture: Literal["small_cnn", "inception_v3", "read_evidence"] = Field(
-        "read_evidence", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
-        description="read_evidence: small_cnn plus per-read evidence summed at the candidate (the default, best "
-                    "at 4x); small_cnn: 3 convolutions, fast on a CPU; inception_v3: DeepVariant's backbone "
-                    "(22 M weights)")
+    architecture: Literal["read_sums", "read_evidence", "small_cnn", "inception_v3"] = Field(
+        "read_sums", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
+        description="read_sums: per-read evidence summed at the candidate (the default, best and fastest at 4x); "
+                    "read_evidence: read_sums plus small_cnn's whole-image trunk; small_cnn: 3 convolutions; "
+                    "inception_v3: DeepVariant's backbone (22 M weights)")
     epochs: int = Field(8, ge=1, le=10000, validation_alias=AliasChoices("epochs", "num_epochs"), title="Epochs",
                         description="passes over the training set (DeepVariant: num_epochs)")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
@@ -356,7 +356,7 @@ class CallConfig(_Config):
                           "default: SHARD.gvcf.tsv.gz beside each examples shard")
     threads: int = Field(2, ge=1, le=256, description="worker processes for inference (one shard each at a time)")
     engine: Literal["auto", "numpy", "keras"] = Field(
-        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn / read_evidence, no "
+        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn / read_sums / read_evidence, no "
                             "TensorFlow start-up), keras, or auto (numpy when the model is built of supported layers)")
 
 

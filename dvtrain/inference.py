@@ -8,8 +8,8 @@ fifth of one single-threaded process's speed). Two engines compute the same prob
 
 * ``numpy`` (:class:`NumpyCNN`): a NumPy forward pass over the weights in the ``.keras``
   file, for float32 models built of InputLayer, Rescaling, Conv2D, AveragePooling2D,
-  Cropping2D, Flatten, Concatenate, Dense and Dropout (dvtrain's ``small_cnn`` and
-  ``read_evidence``). It needs no TensorFlow
+  Cropping2D, Flatten, Concatenate, Dense and Dropout (dvtrain's ``small_cnn``,
+  ``read_sums`` and ``read_evidence``). It needs no TensorFlow
   (whose start-up alone takes 4-7 s here) and skips the empty bottom of the pileup: image
   rows below the last drawn read are all zero, so every convolution output row whose
   receptive field lies wholly in them equals the same row of an all-zero image, computed
@@ -73,7 +73,7 @@ def _activate(x: np.ndarray, name: str) -> np.ndarray:
 
 
 class NumpyCNN:
-    """Forward pass of dvtrain's ``small_cnn`` and ``read_evidence`` models in NumPy.
+    """Forward pass of dvtrain's ``small_cnn``, ``read_sums`` and ``read_evidence`` models in NumPy.
 
     Built from the ``.keras`` file alone (config.json + model.weights.h5); raises
     :class:`UnsupportedModel` for anything else. The layers form a graph in topological

@@ -1,28 +1,32 @@
 """The genotype classifiers: uint8 pileup tensors H x W x C -> P(hom-ref, het, hom-alt).
 
 Backend-portable (TensorFlow by default, JAX on the GPU machine): only ``keras.layers``,
-``keras.ops`` and ``keras.applications`` are used. Three architectures
+``keras.ops`` and ``keras.applications`` are used. Four architectures
 (``TrainConfig.architecture``), each scaling pixels to [-1, 1] as DeepVariant does
-(read_evidence's per-read branch: to [0, 1]) and ending in a 3-way softmax:
+(the per-read features of read_sums / read_evidence: to [0, 1]) and ending in a 3-way softmax:
 
 * ``small_cnn`` (model name ``dvtrain_cnn``): three stride-2 convolutions,
   average pooling over read rows (which are exchangeable) keeping column position, where
   the candidate sits, a dense layer, dropout, softmax. Small enough for a 2-core CPU.
-* ``read_evidence`` (the training default, model name ``dvtrain_read_evidence``):
-  ``small_cnn`` plus a per-read branch. The read rows (below the 5 reference rows) of the 5 columns around the
-  candidate go through two bias-free 1 x 5 / 1 x 1 convolutions, one read at a time, and
-  are summed over reads. An empty row is all zeros and adds nothing, so the sum counts
-  evidence the way a genotype likelihood does (each read contributes its own base,
-  quality, strand and mapping quality), whatever the image height. A third, linear 1 x 5
-  convolution (16 features, no activation) is summed over reads beside them: ReLU units
-  that die in training cannot take read counts with them. These features join the CNN's
-  before the dense layer. At 4x this is the better model (docs/accuracy.md).
+* ``read_sums`` (the training default, model name ``dvtrain_read_sums``): per-read
+  evidence at the candidate and nothing else. The read rows (below the 5 reference rows) of
+  the 5 columns around the candidate go through two bias-free 1 x 5 / 1 x 1 ReLU
+  convolutions, one read at a time, and are summed over reads. An empty row is all zeros
+  and adds nothing, so the sum counts evidence the way a genotype likelihood does (each
+  read contributes its own base, quality, strand and mapping quality), whatever the image
+  height. A linear 1 x 5 convolution (16 features, no activation) is summed over reads
+  beside them: ReLU units that die in training cannot take read counts with them. A dense
+  layer, dropout and softmax follow. At 4x it is as accurate as ``read_evidence`` or more,
+  and about 4x faster to run (docs/accuracy.md, ninth session).
+* ``read_evidence`` (model name ``dvtrain_read_evidence``): ``small_cnn``'s whole-image
+  trunk plus ``read_sums``' features, joined before the dense layer. In trained models
+  nearly all of the trunk's last-layer units were dead (docs/accuracy.md).
 * ``inception_v3`` (model name ``dvtrain_inception_v3``): DeepVariant's backbone,
   ``keras.applications.InceptionV3(weights=None, include_top=False)`` on the example
   shape (any channel count; height and width at least 75), global average pooling,
   dropout, softmax. About 22 M weights.
 
-``backbone_dropout_rate`` is the rate of the dropout before the softmax in all three;
+``backbone_dropout_rate`` is the rate of the dropout before the softmax in all of them;
 ``weight_decay`` an L2 penalty on every convolution and dense kernel. With
 ``mixed_precision`` the layers compute in float16 (``mixed_float16``) and the softmax
 layer stays float32.
@@ -45,8 +49,9 @@ import numpy as np
 import keras
 from keras import layers
 
-ARCHITECTURES = ("small_cnn", "inception_v3", "read_evidence")
-MODEL_NAMES = {"small_cnn": "dvtrain_cnn", "inception_v3": "dvtrain_inception_v3", "read_evidence": "dvtrain_read_evidence"}
+ARCHITECTURES = ("small_cnn", "inception_v3", "read_evidence", "read_sums")
+MODEL_NAMES = {"small_cnn": "dvtrain_cnn", "inception_v3": "dvtrain_inception_v3",
+               "read_evidence": "dvtrain_read_evidence", "read_sums": "dvtrain_read_sums"}
 #: keras.applications.InceptionV3's smallest input
 INCEPTION_MIN_SIZE = 75
 
@@ -134,6 +139,8 @@ def _build_model(input_shape: Sequence[int], weight_decay: float, num_classes: i
             return _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
         if architecture == "read_evidence":
             return _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
+        if architecture == "read_sums":
+            return _read_sums(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
         return _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
     finally:
         keras.config.set_dtype_policy(previous)
@@ -166,29 +173,43 @@ def _head(x, reg, num_classes, dropout_rate, mixed_precision):
     return layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype", **head)(x)
 
 
-def _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision, half: int = 2) -> keras.Model:
-    h, w, c = shape
-    if h < 6 or w < 2 * half + 1:
-        raise ValueError(f"read_evidence needs at least 6 rows and {2 * half + 1} columns (these are {h}x{w})")
+def _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
     reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
-    inputs = keras.Input(shape=(h, w, c), dtype="uint8", name="image")
+    inputs = keras.Input(shape=tuple(shape), dtype="uint8", name="image")
     x = _context(inputs, reg)
-    # per-read evidence at the candidate: rows 5.. (reads), columns centre +- half; pixels
-    # scaled to [0, 1] so an empty row stays 0 through the bias-free layers
+    x = layers.Concatenate()([x, *_read_features(inputs, reg, "read_evidence")])
+    return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
+                       name=MODEL_NAMES["read_evidence"])
+
+
+def _read_sums(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
+    reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
+    inputs = keras.Input(shape=tuple(shape), dtype="uint8", name="image")
+    x = layers.Concatenate()(_read_features(inputs, reg, "read_sums"))
+    return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
+                       name=MODEL_NAMES["read_sums"])
+
+
+def _read_features(inputs, reg, architecture: str, half: int = 2) -> list:
+    """Per-read evidence at the candidate, summed over reads: [ReLU sums (32), linear sums (16)].
+
+    The read rows (5..) of the 2*half+1 columns centred on the candidate, pixels scaled to
+    [0, 1] so an empty row stays 0 through the bias-free layers, go through 1 x 5 and 1 x 1
+    ReLU convolutions one read at a time. Beside them a linear 1 x 5 projection of each read
+    is summed the same way: ReLU units die in training (measured: most of them, in every
+    trained model); a linear sum cannot, so counts such as ref-supporting reads always reach
+    the dense layer (docs/accuracy.md, eighth session).
+    """
+    h, w, _ = inputs.shape[1:]
+    if h < 6 or w < 2 * half + 1:
+        raise ValueError(f"{architecture} needs at least 6 rows and {2 * half + 1} columns (these are {h}x{w})")
     centre = w // 2
     r = layers.Cropping2D(((5, 0), (centre - half, w - centre - half - 1)))(inputs)
     reads = r = layers.Rescaling(1.0 / 255.0)(r)
     r = layers.Conv2D(32, (1, 2 * half + 1), use_bias=False, activation="relu", kernel_regularizer=reg)(r)
     r = layers.Conv2D(32, 1, use_bias=False, activation="relu", kernel_regularizer=reg)(r)
-    # and a linear projection of each read, summed the same way. ReLU units die in
-    # training (measured: most of them, in every trained model); a linear sum cannot, so
-    # counts such as ref-supporting reads always reach the dense layer. With it the
-    # generic 30x model works at 4x, and the custom models' 5 Mb F1 varies by 0.002 across
-    # seeds instead of 0.026 (docs/accuracy.md, eighth session).
     counts = layers.Conv2D(16, (1, 2 * half + 1), use_bias=False, kernel_regularizer=reg)(reads)
-    x = layers.Concatenate()([x, _sum_over_reads(r, h), _sum_over_reads(counts, h)])
-    return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
-                       name=MODEL_NAMES["read_evidence"])
+    return [_sum_over_reads(r, h), _sum_over_reads(counts, h)]
 
 
 def _sum_over_reads(r, h: int):
@@ -232,7 +253,7 @@ def load_model(path: str | os.PathLike) -> keras.Model:
 
 
 def architecture_of(model: keras.Model) -> str | None:
-    """``small_cnn`` / ``inception_v3`` for models this module built, else None."""
+    """The architecture name (``small_cnn``, ``read_sums``, ...) of models this module built, else None."""
     return next((a for a, n in MODEL_NAMES.items() if n == model.name), None)
 
 
@@ -243,17 +264,19 @@ def _weighted_layers(model: keras.Model) -> list:
 def warm_start(model: keras.Model, source: keras.Model, path: str | os.PathLike) -> dict:
     """Copy ``source``'s weights into ``model`` (same architecture and image width).
 
-    The height may differ: no weight of either architecture depends on it (the small CNN
-    pools over all read rows, InceptionV3 pools globally), so a generic model trained on
-    100-row images warm-starts a low-coverage model on 32-row images.
+    The height may differ: no weight of any architecture depends on it (the small CNN
+    pools over all read rows, the read sums add over them, InceptionV3 pools globally), so
+    a generic model trained on 100-row images warm-starts a low-coverage model on 32-row
+    images.
 
     Layers with weights are paired in order (auto-generated layer names differ between
     processes). Every weight must have the same shape, except the kernels of the
-    convolutions that read the image (small_cnn's first; read_evidence's first and its two
-    per-read ones) when the channel count differs: their first min(C_old, C_new) input
-    channels are copied, extra new channels start at zero (so the warm-started model first answers
-    as the checkpoint did on the channels they share). Anything else is an
-    :class:`~dvtrain.errors.InputError` naming the checkpoint. Returns
+    convolutions that read the image (small_cnn's first; read_sums' two per-read 1 x 5
+    ones; read_evidence's first and its two per-read ones) when the channel count differs:
+    their first min(C_old, C_new) input channels are copied, extra new channels start at
+    zero (so the warm-started model first answers as the checkpoint did on the channels
+    they share). Anything else is an :class:`~dvtrain.errors.InputError` naming the
+    checkpoint. Returns
     ``{"channels_from", "channels_to"}``.
     """
     from .errors import InputError

@@ -100,8 +100,9 @@ def models(tmp_path_factory):
             head.set_weights([np.zeros_like(k), np.log(np.array(probs, dtype=np.float32))])
         paths[name] = out / f"{name}.keras"
         m.save(paths[name])
-    paths["random_read_evidence"] = out / "random_read_evidence.keras"
-    build_model(SHAPE, architecture="read_evidence").save(paths["random_read_evidence"])
+    for arch in ("read_evidence", "read_sums"):
+        paths[f"random_{arch}"] = out / f"random_{arch}.keras"
+        build_model(SHAPE, architecture=arch).save(paths[f"random_{arch}"])
     return paths
 
 
@@ -164,7 +165,7 @@ def test_records_sort_by_reference_order_then_position():
 
 
 # ---------------------------------------------------------------- the numpy engine
-@pytest.mark.parametrize("name", ["random", "random_read_evidence"])
+@pytest.mark.parametrize("name", ["random", "random_read_evidence", "random_read_sums"])
 def test_numpy_engine_matches_keras(models, name):
     import keras
 
@@ -174,8 +175,11 @@ def test_numpy_engine_matches_keras(models, name):
     keras_model = keras.models.load_model(models[name], compile=False)
     want = np.asarray(keras_model.predict_on_batch(np.stack(images)))
     net = NumpyCNN.load(models[name])
-    assert net.input_shape == SHAPE and net.fused is not None
-    assert any(op[0] == "concat" for op in net.ops) == (name == "random_read_evidence")
+    assert net.input_shape == SHAPE
+    # the first convolution runs on raw pixels where a Rescaling reads the image (read_sums
+    # crops first); the per-read sums are concatenated
+    assert (net.fused is not None) == (name != "random_read_sums")
+    assert any(op[0] == "concat" for op in net.ops) == (name != "random")
     got = net.predict(images)
     assert np.abs(got - want).max() < 1e-5
     assert np.array_equal(got.argmax(axis=1), want.argmax(axis=1))

@@ -1,5 +1,5 @@
 """Acceptance at demo scale: on the embedded dataset's low-coverage test contig, the custom
-(warm-started) model beats the generic baseline in SNP F1, stays within 0.03 of it in INDEL
+(warm-started) model beats the generic baseline in SNP F1 by > 0.08, stays within 0.03 of it in INDEL
 F1, and within 0.02 (SNP) / 0.03 (INDEL) of bcftools on the same BAM; and the baseline model
 calls real NA12878 reads (a VCF plus an evaluation against the GIAB truth).
 
@@ -56,12 +56,12 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
     f1 = {(r["model"], r["Type"]): r["METRIC.F1_Score"] for r in report["rows"]}
     totals = {r["Type"]: r["TRUTH.TOTAL"] for r in report["rows"] if r["model"] == "custom"}
     assert totals["SNP"] > 300 and totals["INDEL"] > 50  # enough variants to compare
-    # The baseline is a generic model trained on 30x reads only. With read_evidence's linear
-    # read sums it calls 4x indels about as well as the custom model (docs/accuracy.md,
-    # seeds 42 / 1 / 2: custom minus baseline SNP F1 +0.049 / +0.072 / +0.056, INDEL
-    # +0.007 / -0.019 / -0.019). These margins are the ones every measured run kept;
+    # The baseline is a generic model trained on 30x reads only. With the linear read sums
+    # it calls 4x indels nearly as well as the custom model (docs/accuracy.md, ninth
+    # session, seeds 42 / 1 / 2: custom minus baseline SNP F1 +0.168 / +0.143 / +0.155,
+    # INDEL +0.027 / +0.001 / +0.033). The bounds below sit well inside every measured run;
     # the peers, run on the same BAM, are the stable reference.
-    assert f1[("custom", "SNP")] > f1[("baseline", "SNP")] + 0.03
+    assert f1[("custom", "SNP")] > f1[("baseline", "SNP")] + 0.08
     assert f1[("custom", "INDEL")] > f1[("baseline", "INDEL")] - 0.03
     if ("bcftools", "SNP") in f1:  # installed by `make test`
         assert f1[("custom", "SNP")] > f1[("bcftools", "SNP")] - 0.02
