@@ -137,10 +137,8 @@ def _build_model(input_shape: Sequence[int], weight_decay: float, num_classes: i
     try:
         if architecture == "inception_v3":
             return _inception_v3(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
-        if architecture == "read_evidence":
-            return _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
-        if architecture == "read_sums":
-            return _read_sums(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
+        if architecture in ("read_evidence", "read_sums"):
+            return _read_model(shape, weight_decay, num_classes, dropout_rate, mixed_precision, architecture)
         return _small_cnn(shape, weight_decay, num_classes, dropout_rate, mixed_precision)
     finally:
         keras.config.set_dtype_policy(previous)
@@ -173,21 +171,14 @@ def _head(x, reg, num_classes, dropout_rate, mixed_precision):
     return layers.Dense(num_classes, activation="softmax", kernel_regularizer=reg, name="genotype", **head)(x)
 
 
-def _read_evidence(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
+def _read_model(shape, weight_decay, num_classes, dropout_rate, mixed_precision, architecture: str) -> keras.Model:
+    """read_sums: the per-read sums and the head; read_evidence: small_cnn's trunk beside them."""
     reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
     inputs = keras.Input(shape=tuple(shape), dtype="uint8", name="image")
-    x = _context(inputs, reg)
-    x = layers.Concatenate()([x, *_read_features(inputs, reg, "read_evidence")])
+    trunk = [_context(inputs, reg)] if architecture == "read_evidence" else []
+    x = layers.Concatenate()([*trunk, *_read_features(inputs, reg, architecture)])
     return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
-                       name=MODEL_NAMES["read_evidence"])
-
-
-def _read_sums(shape, weight_decay, num_classes, dropout_rate, mixed_precision) -> keras.Model:
-    reg = keras.regularizers.L2(weight_decay) if weight_decay > 0 else None
-    inputs = keras.Input(shape=tuple(shape), dtype="uint8", name="image")
-    x = layers.Concatenate()(_read_features(inputs, reg, "read_sums"))
-    return keras.Model(inputs, _head(x, reg, num_classes, dropout_rate, mixed_precision),
-                       name=MODEL_NAMES["read_sums"])
+                       name=MODEL_NAMES[architecture])
 
 
 def _read_features(inputs, reg, architecture: str, half: int = 2) -> list:
