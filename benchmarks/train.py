@@ -108,7 +108,7 @@ TUNE_KEYS = ("tune/f1_weighted", "tune/f1_macro", "tune/f1_homref", "tune/f1_het
 
 
 def class_weight_runs(train_ds: str, tune_ds: str, seeds: list[int], epochs: int, workdir: Path) -> dict:
-    """Best-model tune metrics of small_cnn trained with each class_weights setting and seed."""
+    """Best-model tune metrics of the default architecture trained with each class_weights setting and seed."""
     from dvtrain.config import TrainConfig
     from dvtrain.train import train
 
