@@ -356,8 +356,9 @@ class CallConfig(_Config):
                           "default: SHARD.gvcf.tsv.gz beside each examples shard")
     threads: int = Field(2, ge=1, le=256, description="worker processes for inference (one shard each at a time)")
     engine: Literal["auto", "numpy", "keras"] = Field(
-        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn / read_sums / read_evidence, no "
-                            "TensorFlow start-up), keras, or auto (numpy when the model is built of supported layers)")
+        "auto", description="inference: numpy (a NumPy forward pass of dvtrain's small_cnn / read_sums / "
+                            "read_evidence, no TensorFlow start-up), keras, or auto (numpy when the model is built "
+                            "of supported layers)")
 
 
 # ---------------------------------------------------------------- evaluate

@@ -17,7 +17,7 @@ Backend-portable (TensorFlow by default, JAX on the GPU machine): only ``keras.l
   height. A linear 1 x 5 convolution (16 features, no activation) is summed over reads
   beside them: ReLU units that die in training cannot take read counts with them. A dense
   layer, dropout and softmax follow. At 4x it is as accurate as ``read_evidence`` or more,
-  and about 4x faster to run (docs/accuracy.md, ninth session).
+  about 5x faster to train and 2x faster to call (docs/accuracy.md, ninth session).
 * ``read_evidence`` (model name ``dvtrain_read_evidence``): ``small_cnn``'s whole-image
   trunk plus ``read_sums``' features, joined before the dense layer. In trained models
   nearly all of the trunk's last-layer units were dead (docs/accuracy.md).

@@ -1,7 +1,8 @@
 """Acceptance at demo scale: on the embedded dataset's low-coverage test contig, the custom
-(warm-started) model beats the generic baseline in SNP F1 by > 0.08, stays within 0.03 of it in INDEL
-F1, and within 0.02 (SNP) / 0.03 (INDEL) of bcftools on the same BAM; and the baseline model
-calls real NA12878 reads (a VCF plus an evaluation against the GIAB truth).
+(warm-started) model beats the generic baseline in SNP F1 by more than 0.08, stays within
+0.03 of it in INDEL F1, and within 0.02 (SNP) / 0.03 (INDEL) of bcftools on the same BAM;
+and the baseline model calls real NA12878 reads (a VCF plus an evaluation against the GIAB
+truth).
 
 Slow (simulates the default dataset and trains two models on CPU, ~2 min).
 """
