@@ -53,7 +53,7 @@ def _run(cmd: list[str], env: dict, log: Path) -> None:
     with open(log, "w") as fh:
         rc = subprocess.run(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode
     if rc:
-        sys.exit(f"accuracy benchmark: {' '.join(cmd[2:4])} failed (exit {rc}); see {log}")
+        sys.exit(f"{Path(sys.argv[0]).name}: {' '.join(cmd[2:4])} failed (exit {rc}); see {log}")
 
 
 def _summary(path: Path) -> dict:

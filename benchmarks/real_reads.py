@@ -25,34 +25,23 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from dvtrain.evaluate import read_summary  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from accuracy import DV, ROOT, _run, _summary  # noqa: E402  (benchmarks/accuracy.py)
 from dvtrain.pileup import model_channels, model_image_size  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "na12878-chr22-tiny"
 RESULTS = ROOT / "benchmarks" / "results" / "real_reads.json"
-DV = [sys.executable, "-m", "dvtrain.cli"]
 DEMO_CALLING = "--vsc_min_count_snps 1 --vsc_min_count_indels 2 --vsc_min_snp_lod 2.5"
-
-
-def _run(cmd: list[str], log: Path) -> None:
-    with open(log, "w") as fh:
-        rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
-    if rc:
-        sys.exit(f"real-reads benchmark: {' '.join(cmd[2:4])} failed (exit {rc}); see {log}")
 
 
 def _found(summary: Path) -> dict:
     """True and false positives over SNPs and indels (PASS rows of a summary.csv)."""
-    rows = [r for r in read_summary(summary) if r["Filter"] == "PASS" and r["Type"] in ("SNP", "INDEL")]
-    return {"truth": sum(r["TRUTH.TOTAL"] for r in rows), "tp": sum(r["TRUTH.TP"] for r in rows),
-            "fp": sum(r["QUERY.FP"] for r in rows)}
+    types = _summary(summary).values()
+    return {k: sum(t[k] for t in types) for k in ("truth", "tp", "fp")}
 
 
 def _downsample(bam: Path, seed: int, fraction: float, out: Path) -> float:
@@ -85,6 +74,7 @@ def main() -> None:
     if not bam.exists():
         sys.exit(f"{bam}: not found (the shared test data sits beside the checkout)")
     models = [m.resolve() for m in args.model]
+    env = dict(os.environ)
     out = args.workdir.resolve() / args.label
     out.mkdir(parents=True, exist_ok=True)
 
@@ -96,7 +86,7 @@ def main() -> None:
         depth = _downsample(bam, seed, args.fraction, small)
         print(f"seed {seed}: {depth:.1f}x ...", flush=True)
         _run([*DV, "benchmark-peers", "--ref", str(ref), "--reads", str(small), "--truth_vcf", str(truth),
-              "--output_dir", str(d / "peers"), "--peers", "bcftools"], d / "peers.log")
+              "--output_dir", str(d / "peers"), "--peers", "bcftools"], env, d / "peers.log")
         found = {"bcftools": _found(d / "peers" / "bcftools.eval.summary.csv")}
         for k, model in enumerate(models):
             height, width = model_image_size(model)
@@ -104,12 +94,12 @@ def main() -> None:
             _run([*DV, "make-examples", "--mode", "calling", "--ref", str(ref), "--reads", str(small),
                   "--examples", examples, "--pileup_image_height", str(height), "--pileup_image_width", str(width),
                   "--channels", ",".join(model_channels(model)), *args.make_examples_args.split()],
-                 d / f"model{k}.me.log")
+                 env, d / f"model{k}.me.log")
             vcf = d / f"model{k}.vcf.gz"
             _run([*DV, "call", "--examples", examples, "--checkpoint", str(model), "--ref", str(ref),
-                  "--outfile", str(vcf), "--reads", str(small)], d / f"model{k}.call.log")
+                  "--outfile", str(vcf), "--reads", str(small)], env, d / f"model{k}.call.log")
             _run([*DV, "evaluate", str(truth), str(vcf), "-r", str(ref), "-o", str(d / f"model{k}.eval"),
-                  "--pass-only"], d / f"model{k}.eval.log")
+                  "--pass-only"], env, d / f"model{k}.eval.log")
             found[f"model{k}"] = _found(d / f"model{k}.eval.summary.csv")
         runs.append({"seed": seed, "mean_depth": round(depth, 2), "found": found})
 
