@@ -230,6 +230,10 @@ TUNE_METRICS = ("tune/f1_weighted", "tune/f1_macro", "tune/f1_micro", "tune/f1_h
 LOWER_IS_BETTER = frozenset({"tune/loss"})
 
 
+#: dvtrain.model's architectures (read_sums, the default, first)
+Architecture = Literal["read_sums", "read_evidence", "small_cnn", "inception_v3"]
+
+
 class TrainConfig(_Config):
     """One training run: shuffled datasets in; checkpoints, best_model.keras and train_summary.json out.
 
@@ -254,7 +258,7 @@ class TrainConfig(_Config):
         None, description="a .keras model to warm-start from (same architecture and image width; the height may "
                           "differ, and a different channel count is adapted). Ignored when experiment_dir holds a "
                           "run to resume")
-    architecture: Literal["read_sums", "read_evidence", "small_cnn", "inception_v3"] = Field(
+    architecture: Architecture = Field(
         "read_sums", validation_alias=AliasChoices("architecture", "model_type"), title="Architecture",
         description="read_sums: per-read evidence summed at the candidate (the default, best and fastest at 4x); "
                     "read_evidence: read_sums plus small_cnn's whole-image trunk; small_cnn: 3 convolutions; "
@@ -475,6 +479,11 @@ class CaseStudyConfig(_Config):
     custom_best_checkpoint_metric: Literal[TUNE_METRICS] = Field(  # type: ignore[valid-type]
         "tune/f1_weighted", title="Custom best checkpoint metric",
         description="picks the custom model's best_model.keras (DeepVariant's default, tune/f1_weighted)")
+    architecture: Architecture = Field(
+        "read_sums", title="Architecture",
+        description="the network of both models (the custom model warm-starts from the baseline, so they share "
+                    "it): read_sums, read_evidence, small_cnn or inception_v3 (dvtrain train's architecture; "
+                    "the deepvariant engine trains DeepVariant's own model)")
     batch_size: int = Field(32, ge=1, le=65536, title="Batch size")
     learning_rate: float = Field(1e-3, gt=0, le=1, title="Learning rate")
     sample_name: Optional[str] = Field(None, min_length=1, title="Sample name",

@@ -126,7 +126,8 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
     trained = submit_training(TrainConfig(
         train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
         experiment_dir=uri.join(config.workdir, model, "train"), init_checkpoint=init_checkpoint,
-        epochs=epochs, batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+        epochs=epochs, architecture=config.architecture, batch_size=config.batch_size,
+        learning_rate=config.learning_rate, seed=config.seed,
         best_checkpoint_metric=(config.custom_best_checkpoint_metric if model == "custom"
                                 else config.baseline_best_checkpoint_metric),
     ), config.training_work_pool, storage_blocks=config.storage_blocks, engine=config.container_engine())

@@ -116,6 +116,7 @@ def test_flow_runs_from_python_with_no_server_configured(tmp_path):
     cfg = {"reference": ds["ref"], "truth_vcf": ds["truth_vcf"], "truth_bed": ds["truth_bed"],
            "reads": [ds["bams"]["lowcov"]], "baseline": {"reads": [ds["bams"]["generic"]]},
            "workdir": str(tmp_path / "wd"), "baseline_epochs": 1, "custom_epochs": 1, "shards": 1,
+           "architecture": "small_cnn",  # not the default: it must reach both trainings
            "peers": []}  # peers are covered by test_peers / the e2e case-study test
     (tmp_path / "cs.yaml").write_text(yaml.safe_dump(cfg))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -127,6 +128,9 @@ def test_flow_runs_from_python_with_no_server_configured(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().splitlines()[-1] == "4"  # baseline/custom x SNP/INDEL
     assert (tmp_path / "wd" / "report.json").exists() and (tmp_path / "prefect-home" / "prefect.db").exists()
+    for model in ("baseline", "custom"):
+        summary = json.loads((tmp_path / "wd" / model / "train" / "train_summary.json").read_text())
+        assert summary["architecture"] == "small_cnn"
 
 
 def test_vsc_min_snp_lod_flag_drops_weak_snp_candidates_on_real_reads(tiny, tmp_path):
