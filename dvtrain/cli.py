@@ -416,6 +416,30 @@ def evaluate(regions, happy: bool, container_runtime: str | None, **kw) -> None:
         runtime(engine).run(spec, log=lambda line: click.echo(line, err=True))
 
 
+@cli.command()
+@click.argument("eval_vcf", type=click.Path(path_type=Path))
+@click.argument("baseline_eval_vcf", type=click.Path(path_type=Path))
+@click.option("-o", "--output_json", required=True, type=click.Path(path_type=Path))
+@click.option("--block_size", type=int, help="bases per resampled block [1000]")
+@click.option("--resamples", type=int, help="bootstrap resamples [2000]")
+@click.option("--confidence", type=float, help="of the percentile interval [0.95]")
+@click.option("--seed", type=int)
+def margin(**kw) -> None:
+    """How sure is an F1 margin: a paired block bootstrap of F1(EVAL_VCF) - F1(BASELINE_EVAL_VCF)
+    per variant type, from two `dvtrain evaluate` decision VCFs (PREFIX.vcf.gz) of one truth."""
+    from .margin import margin as run
+
+    out = run(_build(C.MarginConfig, **kw))  # type: ignore[arg-type]
+    for vtype in ("INDEL", "SNP"):
+        m = out.get(vtype)
+        if m and m["difference"] is None:
+            click.echo(f"{vtype:5} F1 {m['f1']} vs {m['baseline_f1']}: undefined (a call set without calls)")
+        elif m:
+            click.echo(f"{vtype:5} F1 {m['f1']:.4f} vs {m['baseline_f1']:.4f}: {m['difference']:+.4f} "
+                       f"(sd {m['sd']:.4f}; {m['confidence']:.0%} interval {m['low']:+.4f} to {m['high']:+.4f}; "
+                       f"{m['truth_total']} truth variants, {m['blocks']} blocks)")
+
+
 @cli.command("benchmark-peers")
 @click.option("--ref", required=True, type=click.Path(path_type=Path))
 @click.option("--reads", multiple=True, required=True, help="BAM(s), repeat or comma-separate")

@@ -59,7 +59,10 @@ LOWCOV_PROFILE = ProfileConfig(
 class SimulateConfig(_Config):
     outdir: Path
     seed: int = 42
-    contigs: dict[str, int] = Field(default_factory=lambda: {"chr1": 500_000, "chr21": 150_000, "chr20": 300_000})
+    # chr20, the held-out test contig, is the largest: at 4x a 300 kb chr20 held 120 scored indels,
+    # where the paired bootstrap of custom-minus-baseline INDEL F1 (dvtrain.margin) had a standard
+    # deviation of 0.027, too coarse for a 0.04 margin; 1.5 Mb holds 537 (0.011-0.013; docs/accuracy.md).
+    contigs: dict[str, int] = Field(default_factory=lambda: {"chr1": 500_000, "chr21": 150_000, "chr20": 1_500_000})
     snp_rate: float = Field(0.003, gt=0, lt=0.1, description="SNPs per base")
     indel_rate: float = Field(0.0008, ge=0, lt=0.1, description="indels per base")
     titv: float = Field(2.0, gt=0)
@@ -379,6 +382,19 @@ class EvaluateConfig(_Config):
     stratification: Optional[Location] = Field(
         None, description="hap.py --stratification: TSV of NAME<TAB>BED (relative to the TSV); adds subsets to PREFIX.extended.csv")
     threads: int = Field(1, ge=1, le=256, description="worker processes for matching (clusters are independent)")
+
+
+class MarginConfig(_Config):
+    """A paired block bootstrap of F1(eval_vcf) - F1(baseline_eval_vcf) per variant type
+    (``dvtrain.margin``); both are decision VCFs of ``evaluate`` against one truth."""
+
+    eval_vcf: Location = Field(description="PREFIX.vcf.gz of `dvtrain evaluate` (e.g. the custom model's)")
+    baseline_eval_vcf: Location = Field(description="the same for the call set it is compared with")
+    output_json: Location
+    block_size: int = Field(1000, ge=1, description="bases per resampled block (nearby records stay together)")
+    resamples: int = Field(2000, ge=100, le=1_000_000)
+    confidence: float = Field(0.95, gt=0, lt=1, description="of the percentile interval")
+    seed: int = 0
 
 
 # ---------------------------------------------------------------- whole case study

@@ -1,11 +1,15 @@
 """The case study's report: PASS-filter benchmark rows of each model, as JSON and Markdown.
 
-``write_report(rows, dataset, config, outdir)`` writes ``outdir/report.json`` and
+``write_report(rows, dataset, config, outdir, margins)`` writes ``outdir/report.json`` and
 ``outdir/report.md`` plus the plot ``outdir/evaluation.png`` (each atomically) and returns the JSON object::
 
     {"rows": [{"model", "Type", "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP",
                "METRIC.Recall", "METRIC.Precision", "METRIC.F1_Score"}, ...],
-     "dataset": {...}, "config": {...}}
+     "dataset": {...}, "config": {...}, "margins": {...}}
+
+``margins`` (optional, ``{}`` when not given) is :func:`dvtrain.margin.margin`'s output for
+custom over baseline: each custom-vs-baseline line of the Markdown then states the paired
+bootstrap interval of the F1 difference.
 
 ``rows`` are ``evaluate`` summary rows, each with an added ``"model"`` key ("baseline",
 "custom" or a peer's name); values may be numbers or the strings of a summary.csv. Only
@@ -117,10 +121,19 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_lines(rows: list[dict]) -> list[str]:
-    """For INDEL and SNP: whether custom beats baseline in F1, then where custom stands
-    against each peer caller (bcftools, freebayes) in the rows (only pairs present)."""
+def _interval(margin: Optional[dict]) -> str:
+    if not margin or margin.get("low") is None:
+        return ""
+    return (f"; {margin['confidence']:.0%} paired bootstrap interval {margin['low']:+.4f} to {margin['high']:+.4f}"
+            f" over {margin['blocks']} blocks")
+
+
+def comparison_lines(rows: list[dict], margins: Optional[dict] = None) -> list[str]:
+    """For INDEL and SNP: whether custom beats baseline in F1 (with the bootstrap interval of
+    the difference when ``margins`` has it), then where custom stands against each peer
+    caller (bcftools, freebayes) in the rows (only pairs present)."""
     by = {(r["model"], r["Type"]): r for r in rows}
+    margins = margins or {}
     out = []
     for vtype in ("INDEL", "SNP"):
         b, c = by.get(("baseline", vtype)), by.get(("custom", vtype))
@@ -134,12 +147,13 @@ def comparison_lines(rows: list[dict]) -> list[str]:
         # in-memory row of the same run must tie
         diff = round(round(fc, 6) - round(fb, 6), 6)
         shown = f"{diff:+.4f}" if abs(diff) >= 5e-5 else f"{diff:+.6f}"
+        ci = _interval(margins.get(vtype))
         if diff > 0:
-            out.append(f"- {vtype}: custom beats baseline in F1 by {shown} ({fc:.4f} vs {fb:.4f}).")
+            out.append(f"- {vtype}: custom beats baseline in F1 by {shown} ({fc:.4f} vs {fb:.4f}{ci}).")
         elif diff == 0:
-            out.append(f"- {vtype}: custom ties baseline in F1 ({fc:.4f}).")
+            out.append(f"- {vtype}: custom ties baseline in F1 ({fc:.4f}{ci}).")
         else:
-            out.append(f"- {vtype}: custom does not beat baseline in F1 ({fc:.4f} vs {fb:.4f}, {shown}).")
+            out.append(f"- {vtype}: custom does not beat baseline in F1 ({fc:.4f} vs {fb:.4f}, {shown}{ci}).")
     peers = sorted({r["model"] for r in rows} - {"baseline", "custom"})
     for vtype in ("INDEL", "SNP"):
         c = by.get(("custom", vtype))
@@ -185,16 +199,17 @@ def render_markdown(report: dict) -> str:
     lines.append("PASS calls; TP/FN count truth alleles, FP query alleles.")
     lines.append("")
     lines.append(format_table(report["rows"]).rstrip("\n"))
-    comp = comparison_lines(report["rows"])
+    comp = comparison_lines(report["rows"], report.get("margins"))
     if comp:
         lines += ["", *comp]
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
+def write_report(rows: list[dict], dataset: dict, config: dict, outdir: Path,
+                 margins: Optional[dict] = None) -> dict:
     """Write outdir/report.json, outdir/report.md and outdir/evaluation.png; return the JSON object."""
     outdir = Path(outdir)
-    report = {"rows": report_rows(rows), "dataset": dataset, "config": config}
+    report = {"rows": report_rows(rows), "dataset": dataset, "config": config, "margins": margins or {}}
     # round-trip through JSON so the returned object is exactly what was written
     text = json.dumps(report, sort_keys=True, indent=2, default=str, allow_nan=False) + "\n"
     report = json.loads(text)

@@ -20,6 +20,7 @@ from dvtrain.config import (
     CoverageConfig,
     EvaluateConfig,
     MakeExamplesConfig,
+    MarginConfig,
     PeersConfig,
     ShuffleConfig,
     TrainConfig,
@@ -33,6 +34,7 @@ from tasks import (
     coverage_task,
     evaluate_task,
     happy_task,
+    margin_task,
     peers_task,
     provenance_task,
     publish_task,
@@ -222,13 +224,18 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     base_test = test if _example_options(config, "test") == _example_options(config, "baseline") \
         else _make_examples(config, "baseline", "calling", config.reads, ["test"])["test"]
     rows = _evaluate(config, "baseline", baseline, base_test, bed) + _evaluate(config, "custom", custom, test, bed)
+    # how sure the custom-minus-baseline F1 is: a paired bootstrap over the test contigs' blocks
+    margins = margin_task(MarginConfig(
+        eval_vcf=uri.join(wd, "custom", "eval.vcf.gz"), baseline_eval_vcf=uri.join(wd, "baseline", "eval.vcf.gz"),
+        output_json=uri.join(wd, "margins.json"), seed=config.seed,
+    ))
     if config.peers:  # bcftools / freebayes on the same reads and BED
         rows += _peers(config, bed)
 
     # e. report
     dataset = json.loads(read_bytes(config.dataset_json)) if config.dataset_json else {}
     # the container settings name paths inside images, not here (provenance.json keeps them)
-    report = report_task(rows, dataset, config.model_dump(mode="json", exclude={"deepvariant"}), wd)
+    report = report_task(rows, dataset, config.model_dump(mode="json", exclude={"deepvariant"}), wd, margins)
     publish_report(report, rows, wd)
     print(render_markdown(report))
     if publish_to:

@@ -9,6 +9,7 @@ from .stages import (
     evaluate_task,
     happy_task,
     make_examples_task,
+    margin_task,
     peers_task,
     provenance_task,
     report_task,
@@ -19,5 +20,5 @@ from .stages import (
 __all__ = [
     "FileContentInputs", "file_digest", "fingerprint", "artifact_key",
     "coverage_task", "make_examples_task", "shuffle_task", "train_task",
-    "call_task", "evaluate_task", "happy_task", "peers_task", "provenance_task", "report_task", "publish_task",
+    "call_task", "evaluate_task", "margin_task", "happy_task", "peers_task", "provenance_task", "report_task", "publish_task",
 ]

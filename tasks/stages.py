@@ -19,6 +19,7 @@ from dvtrain.config import (
     DeepVariantEngineConfig,
     EvaluateConfig,
     MakeExamplesConfig,
+    MarginConfig,
     PeersConfig,
     ShuffleConfig,
     TrainConfig,
@@ -212,6 +213,21 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     return rows
 
 
+@task(cache_policy=FileContentInputs(outputs=("output_json",), stage="dvtrain.margin"), **STAGE_OPTIONS)
+def margin_task(config: MarginConfig) -> dict:
+    """Paired block bootstrap of custom-minus-baseline F1 from the two decision VCFs."""
+    from dvtrain.margin import margin
+
+    out = staged(margin, config, outputs=("output_json",))
+    log = get_run_logger()
+    for vtype in ("INDEL", "SNP"):
+        m = out.get(vtype)
+        if m and m["difference"] is not None:
+            log.info("margin %s: %+.4f F1, %.0f%% interval %+.4f to %+.4f", vtype, m["difference"],
+                     100 * m["confidence"], m["low"], m["high"])
+    return out
+
+
 @task(
     cache_policy=FileContentInputs(
         outputs=("output_dir",), stage="dvtrain.peers",
@@ -245,11 +261,11 @@ def peers_task(config: PeersConfig, binaries: dict) -> dict:
     ),
     **STAGE_OPTIONS,
 )
-def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path) -> dict:
+def report_task(rows: list[dict], dataset: dict, config: dict, outdir: Path, margins: Optional[dict] = None) -> dict:
     """Write report.json, report.md and evaluation.png into ``outdir``."""
     from dvtrain.report import write_report
 
-    report = staged_output(lambda d: write_report(rows, dataset, config, Path(d)), outdir)
+    report = staged_output(lambda d: write_report(rows, dataset, config, Path(d), margins), outdir)
     get_run_logger().info("report: %d rows -> %s", len(rows), outdir)
     return report
 

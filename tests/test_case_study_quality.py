@@ -1,6 +1,6 @@
-"""Acceptance at demo scale: on the embedded dataset's low-coverage test contig, the custom
-(warm-started) model beats the generic baseline in SNP F1 by more than 0.08, stays within
-0.03 of it in INDEL F1, and within 0.02 (SNP) / 0.03 (INDEL) of bcftools on the same BAM;
+"""Acceptance at demo scale (issue 6's targets): on the embedded dataset's low-coverage test
+contig, the custom (warm-started) model beats the generic baseline by at least 0.04 INDEL F1
+(and 0.08 SNP F1), and is above bcftools and freebayes on the same BAM in SNP and INDEL F1;
 and the baseline model calls real NA12878 reads (a VCF plus an evaluation against the GIAB
 truth).
 
@@ -56,17 +56,21 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
     assert n_test["custom"] > 2 * n_test["baseline"]
     f1 = {(r["model"], r["Type"]): r["METRIC.F1_Score"] for r in report["rows"]}
     totals = {r["Type"]: r["TRUTH.TOTAL"] for r in report["rows"] if r["model"] == "custom"}
-    assert totals["SNP"] > 300 and totals["INDEL"] > 50  # enough variants to compare
-    # The baseline is a generic model trained on 30x reads only. With the linear read sums
-    # it calls 4x indels nearly as well as the custom model (docs/accuracy.md, ninth
-    # session, seeds 42 / 1 / 2: custom minus baseline SNP F1 +0.168 / +0.143 / +0.155,
-    # INDEL +0.027 / +0.001 / +0.033). The bounds below sit well inside every measured run;
-    # the peers, run on the same BAM, are the stable reference.
+    # enough variants for a 0.04 margin: a paired bootstrap of custom-minus-baseline INDEL F1
+    # over 537 indels has a standard deviation of 0.011-0.013 (dvtrain margin; docs/accuracy.md)
+    assert totals["SNP"] > 3000 and totals["INDEL"] > 500
+    # Measured (flow seeds 42 / 1 / 2): custom minus baseline SNP F1 +0.164 / +0.144 / +0.159,
+    # INDEL +0.060 / +0.047 / +0.059; custom above bcftools, the closer peer, by 0.020-0.023
+    # SNP and 0.021-0.023 INDEL F1. This test runs seed 42.
     assert f1[("custom", "SNP")] > f1[("baseline", "SNP")] + 0.08
-    assert f1[("custom", "INDEL")] > f1[("baseline", "INDEL")] - 0.03
-    if ("bcftools", "SNP") in f1:  # installed by `make test`
-        assert f1[("custom", "SNP")] > f1[("bcftools", "SNP")] - 0.02
-        assert f1[("custom", "INDEL")] > f1[("bcftools", "INDEL")] - 0.03
+    assert f1[("custom", "INDEL")] >= f1[("baseline", "INDEL")] + 0.04
+    # ... and the INDEL gain is not chance: the report's 95% paired bootstrap interval excludes 0
+    # (measured lower ends +0.035 / +0.025 / +0.036)
+    assert report["margins"]["INDEL"]["low"] > 0 and report["margins"]["SNP"]["low"] > 0.08
+    for peer in ("bcftools", "freebayes"):
+        if (peer, "SNP") in f1:  # installed by `make test`
+            assert f1[("custom", "SNP")] > f1[(peer, "SNP")]
+            assert f1[("custom", "INDEL")] > f1[(peer, "INDEL")]
 
 
 def test_baseline_model_calls_real_na12878_reads(demo_report, tiny, tmp_path):

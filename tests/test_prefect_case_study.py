@@ -34,6 +34,7 @@ def products(wd: Path) -> list[Path]:
         wd / "baseline" / "calls.vcf.gz",
         wd / "custom" / "calls.vcf.gz",
         wd / "custom" / "eval.summary.csv",
+        wd / "margins.json",
         wd / "report.json",
         wd / "report.md",
         wd / "provenance.json",
@@ -67,6 +68,18 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
     assert report["dataset"]["generator"] == "dvtrain.simulate"
     missing = [str(p) for p in products(wd) if not p.exists()]
     assert not missing
+    # the custom-minus-baseline F1 with its paired bootstrap interval, in the report and its Markdown
+    f1 = {(r["model"], r["Type"]): r["METRIC.F1_Score"] for r in report["rows"]}
+    assert report["margins"] == json.loads((wd / "margins.json").read_text())
+    for vtype in ("INDEL", "SNP"):
+        m = report["margins"][vtype]
+        for key, model in (("f1", "custom"), ("baseline_f1", "baseline")):
+            row = f1[(model, vtype)]
+            assert m[key] == (None if row is None else pytest.approx(row, abs=1e-6))
+        if m["difference"] is not None:  # both models made calls of this type
+            assert m["low"] <= m["difference"] <= m["high"]
+    assert report["margins"]["SNP"]["difference"] is not None
+    assert "paired bootstrap interval" in (wd / "report.md").read_text()
     # What the UI shows: tables, markdown with inline plots, finished progress, a telling run name.
     expected = {
         "evaluation-baseline": "table", "evaluation-custom": "table", "evaluation-report": "table",

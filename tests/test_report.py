@@ -43,7 +43,7 @@ def test_schema_and_round_trip(tmp_path):
     rep = write_report(rows, DATASET, CONFIG, tmp_path / "rep")
     on_disk = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert on_disk == rep
-    assert set(rep) == {"rows", "dataset", "config"}
+    assert set(rep) == {"rows", "dataset", "config", "margins"} and rep["margins"] == {}
     assert rep["dataset"] == {"name": "toy", "truth": "/data/truth.vcf.gz", "coverage": 4.0}
     assert rep["config"] == CONFIG
     # PASS rows only, baseline then custom then peers, INDEL before SNP
@@ -87,6 +87,15 @@ def test_markdown_table_and_verdicts(tmp_path):
     assert "does not beat" in indel_line[0]
     assert md.count("custom beats baseline") == 1
     assert format_table(rep["rows"]) in md
+    # with dvtrain.margin's output, each custom-vs-baseline line states the bootstrap interval
+    margins = {"SNP": {"f1": 0.9231, "baseline_f1": 0.8421, "difference": 0.081, "sd": 0.02, "low": 0.041,
+                       "high": 0.12, "confidence": 0.95, "truth_total": 100, "blocks": 87}}
+    rep = write_report(rows, DATASET, CONFIG, tmp_path, margins)
+    assert rep["margins"] == margins
+    md = (tmp_path / "report.md").read_text()
+    assert ("- SNP: custom beats baseline in F1 by +0.0810 (0.9231 vs 0.8421; 95% paired bootstrap interval "
+            "+0.0410 to +0.1200 over 87 blocks).") in md.splitlines()
+    assert "bootstrap" not in [line for line in md.splitlines() if line.startswith("- INDEL")][0]
 
 
 def test_no_verdict_without_both_models(tmp_path):

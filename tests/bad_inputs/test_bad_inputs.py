@@ -424,6 +424,11 @@ def evaluate_query_not_vcf(ctx):
 
 
 
+def margin_not_decision_vcf(ctx):
+    plain = ctx.copy("truth_vcf")  # a VCF, but not evaluate's TRUTH/QUERY decision VCF
+    return ["margin", str(plain), str(plain), "-o", str(ctx.out / "margins.json")], plain.name
+
+
 CASES = [
     Case("bam-no-index", bam_no_index, ("no index",)),
     Case("bam-stale-index", bam_stale_index, ("older than",)),
@@ -465,6 +470,7 @@ CASES = [
     Case("run-contig-escapes-workdir", run_contig_escapes, ("which the reference lacks",)),
     Case("call-checkpoint-not-a-model", call_checkpoint_not_model, ("not a keras model",)),
     Case("evaluate-query-not-vcf", evaluate_query_not_vcf, ("line 1", "not a vcf")),
+    Case("margin-not-decision-vcf", margin_not_decision_vcf, ("not a dvtrain evaluate", "decision vcf")),
 ]
 
 
