@@ -32,19 +32,12 @@ import pysam
 
 from .config import MarginConfig
 from .errors import InputError, require_file
+from .evaluate import trim
 from .fileio import atomic_output
+from .variants import variant_type
 
 TYPES = ("INDEL", "SNP")
 _COLUMNS = {("TRUTH", "TP"): 0, ("TRUTH", "FN"): 1, ("QUERY", "TP"): 2, ("QUERY", "FP"): 3}
-
-
-def _allele_type(ref: str, alt: str) -> str:
-    """SNP when REF and ALT differ in one base once their common ends are trimmed."""
-    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
-        ref, alt = ref[:-1], alt[:-1]
-    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
-        ref, alt = ref[1:], alt[1:]
-    return "SNP" if len(ref) == len(alt) == 1 else "INDEL"
 
 
 def block_counts(path: str | Path, block_size: int) -> dict[str, dict[tuple[str, int], np.ndarray]]:
@@ -64,7 +57,8 @@ def block_counts(path: str | Path, block_size: int) -> dict[str, dict[tuple[str,
                         continue
                     key = (rec.contig, rec.pos // block_size)
                     for allele in {a for a in (s["GT"] or ()) if a}:
-                        vtype = s["BVT"] if s["BVT"] in TYPES else _allele_type(rec.ref, rec.alts[allele - 1])
+                        alt = rec.alts[allele - 1]
+                        vtype = s["BVT"] if s["BVT"] in TYPES else variant_type(*trim(0, rec.ref, alt)[1:])
                         out[vtype][key][column] += 1
     except (OSError, ValueError) as e:
         raise InputError(path, f"cannot be read as a decision VCF ({e})") from None

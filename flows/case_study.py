@@ -136,6 +136,11 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
     return uri.location(trained["best_model"])
 
 
+def _eval_prefix(config: CaseStudyConfig, model: str):
+    """Where ``model``'s evaluation goes: PREFIX.summary.csv, PREFIX.vcf.gz (decisions), ..."""
+    return uri.join(config.workdir, model, "eval")
+
+
 def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, confident_bed: Path) -> list[dict]:
     """Call the test examples ``spec`` with ``checkpoint``; score inside the coverage BED."""
     calls = call_task(CallConfig(
@@ -145,7 +150,7 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
     ), config.container_engine())
     rows = evaluate_task(EvaluateConfig(
         truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
-        reference=config.reference, output_prefix=uri.join(config.workdir, model, "eval"),
+        reference=config.reference, output_prefix=_eval_prefix(config, model),
         regions=config.splits.test,
     ), label=model)
     publish_evaluation(model, rows, calls["outfile"], config.truth_vcf, confident_bed)
@@ -226,7 +231,8 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     rows = _evaluate(config, "baseline", baseline, base_test, bed) + _evaluate(config, "custom", custom, test, bed)
     # how sure the custom-minus-baseline F1 is: a paired bootstrap over the test contigs' blocks
     margins = margin_task(MarginConfig(
-        eval_vcf=uri.join(wd, "custom", "eval.vcf.gz"), baseline_eval_vcf=uri.join(wd, "baseline", "eval.vcf.gz"),
+        eval_vcf=f"{_eval_prefix(config, 'custom')}.vcf.gz",
+        baseline_eval_vcf=f"{_eval_prefix(config, 'baseline')}.vcf.gz",
         output_json=uri.join(wd, "margins.json"), seed=config.seed,
     ))
     if config.peers:  # bcftools / freebayes on the same reads and BED

@@ -213,7 +213,11 @@ def evaluate_task(config: EvaluateConfig, label: str) -> list[dict]:
     return rows
 
 
-@task(cache_policy=FileContentInputs(outputs=("output_json",), stage="dvtrain.margin"), **STAGE_OPTIONS)
+@task(
+    cache_policy=FileContentInputs(outputs=("output_json",), stage="dvtrain.margin",
+                                   must_exist=lambda inputs: [inputs["config"].output_json]),
+    **STAGE_OPTIONS,
+)
 def margin_task(config: MarginConfig) -> dict:
     """Paired block bootstrap of custom-minus-baseline F1 from the two decision VCFs."""
     from dvtrain.margin import margin

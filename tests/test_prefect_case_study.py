@@ -126,6 +126,10 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
         cached_run = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id={"any_": [state.state_details.flow_run_id]}))}
     assert {"evaluation-baseline", "evaluation-custom", "evaluation-report", "report", "dataset-train"} <= cached_run
+    # margins.json is not named in the margin task's result: its policy checks it still exists
+    (wd / "margins.json").unlink()
+    assert custom_model_training(config) == report
+    assert json.loads((wd / "margins.json").read_text()) == report["margins"]
 
     # A deleted output is recomputed; what it does not depend on stays cached. This run goes
     # through run_case_study(YAML) and publishes to a storage block (a local folder; buckets: tests/test_prefect_blocks.py).
