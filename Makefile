@@ -41,11 +41,11 @@ $(STAMP): requirements.lock pyproject.toml scripts/bootstrap.sh
 	PYTHON=$(PYTHON) VENV=$(VENV) UV_VERSION=$(UV_VERSION) bash scripts/bootstrap.sh
 	touch $@
 
-# bedtools/bcftools/freebayes are peers the tests compare against (not needed by `make demo`);
+# samtools/bedtools/bcftools/freebayes: the tools users have and the tests compare against;
 # chromium drives the Prefect UI test (tests/test_ui.py skips, saying why, without it);
 # dockerd + a static busybox let tests/test_containers.py run a stand-in DeepVariant image.
 system-deps:
-	@bash scripts/system-deps.sh bedtools bcftools freebayes
+	@bash scripts/system-deps.sh samtools bedtools bcftools freebayes
 	@bash scripts/system-deps.sh chromium || echo "chromium unavailable: tests/test_ui.py will be skipped"
 	@bash scripts/system-deps.sh docker.io busybox-static || echo "no docker engine: the container integration test will be skipped"
 

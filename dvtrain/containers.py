@@ -360,7 +360,8 @@ class ApptainerRuntime:
     def run(self, spec: ContainerSpec, log: Callable[[str], None] = print) -> None:
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         try:
-            proc = subprocess.Popen(self.argv(spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(self.argv(spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, errors="replace")
         except FileNotFoundError:
             raise DvtrainError(f"{self.binary}: not installed (runtime apptainer)") from None
         assert proc.stdout is not None

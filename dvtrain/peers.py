@@ -108,7 +108,8 @@ def _write_sorted(parts: list[Path], order: dict[str, int], path: Path, scratch:
     records: list[tuple[int, int, int, str]] = []
     for n, part in enumerate(parts):
         opener = gzip.open if part.name.endswith(".gz") else open
-        with opener(part, "rt") as fh:  # type: ignore[operator]
+        # a tool's bytes, kept as they are even where they are not UTF-8 (paths in its command line)
+        with opener(part, "rt", encoding="utf-8", errors="surrogateescape") as fh:  # type: ignore[operator]
             for line in fh:
                 if line.startswith("#"):
                     if n == 0:
@@ -120,7 +121,7 @@ def _write_sorted(parts: list[Path], order: dict[str, int], path: Path, scratch:
     seen: set[str] = set()  # freebayes regions may overlap: drop exact duplicate records
     with temp_dir(path.parent, path.name) as td:
         plain = Path(td) / "sorted.vcf"
-        with open(plain, "w") as fh:
+        with open(plain, "w", encoding="utf-8", errors="surrogateescape") as fh:
             fh.writelines(header)
             for *_, line in records:
                 if line not in seen:

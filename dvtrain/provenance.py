@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import platform
 import re
-import shutil
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -22,28 +20,27 @@ from typing import Optional
 from . import __version__
 from .config import CaseStudyConfig
 from .fileio import atomic_output, content_key, index_companions
+from .tools import run_program
 from .uri import is_remote
 
 TOOLS = {  # binary -> arguments that print its version
     "bcftools": ["--version"], "freebayes": ["--version"], "bedtools": ["--version"],
     "samtools": ["--version"], "docker": ["--version"], "apptainer": ["--version"],
 }
+#: seconds a tool gets to print its version before it is recorded as not answering
+TOOL_TIMEOUT_S = 20.0
 
 
 def tool_versions() -> dict[str, Optional[str]]:
-    """First line of each installed tool's version output; None when it is not installed."""
+    """First line of each installed tool's version output; None when it is not installed.
+
+    Whatever a tool does (odd bytes, a hang, a crash) is recorded, never raised: provenance
+    must not fail a run."""
     out: dict[str, Optional[str]] = {}
     for tool, args in TOOLS.items():
-        path = shutil.which(tool)
-        if path is None:
-            out[tool] = None
-            continue
-        try:
-            proc = subprocess.run([path, *args], capture_output=True, text=True, timeout=20)
-            text = (proc.stdout or proc.stderr).strip().splitlines()
-            out[tool] = text[0].strip() if text else f"exit {proc.returncode}"
-        except (OSError, subprocess.TimeoutExpired) as e:
-            out[tool] = f"unavailable ({type(e).__name__})"
+        result = run_program([tool, *args], timeout=TOOL_TIMEOUT_S)
+        out[tool] = None if result.problem == "not installed" else \
+            result.first_line() if result.returncode is not None else f"unavailable ({result.problem})"
     return out
 
 
@@ -59,17 +56,13 @@ def package_versions() -> dict[str, str]:
 
 def git_commit(path: Path = Path(__file__).resolve().parents[1]) -> Optional[str]:
     """dvtrain's commit when it runs from a git checkout (with '+dirty' for local changes)."""
-    git = shutil.which("git")
-    if git is None or not (path / ".git").exists():
+    if not (path / ".git").exists():
         return None
-    try:
-        head = subprocess.run([git, "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=20, check=True).stdout.strip()
-        dirty = subprocess.run([git, "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=20).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    head = run_program(["git", "-C", str(path), "rev-parse", "HEAD"])
+    if not head.ok or not head.stdout.strip():
         return None
-    return head + ("+dirty" if dirty else "")
+    dirty = run_program(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"])
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def input_digests(config: CaseStudyConfig) -> dict[str, dict]:

@@ -67,3 +67,58 @@ def test_no_python_file_starts_a_shell():
                         and f.attr in ("system", "popen"):
                     found.append(f"{name}:{node.lineno} os.{f.attr}")
     assert found == []
+
+
+def _tool(folder: Path, name: str, script: bytes) -> None:
+    path = folder / name
+    path.write_bytes(script)
+    path.chmod(0o755)
+
+
+def test_tools_that_print_garbage_hang_crash_or_cannot_start_never_fail_the_provenance_step(
+        tmp_path, monkeypatch, prefect_server):
+    """Issue 26: Debian's samtools prints its build flags in Latin-1 (not UTF-8) and crashed
+    `make demo`. Hostile stand-ins on PATH go through the flow's own provenance task; each is
+    recorded as what it did, and the run goes on."""
+    from prefect import flow
+
+    import dvtrain.provenance as prov
+    from tasks import provenance_task
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # Debian 12's samtools 1.16.1 --version, build line with «BUILDPATH» in Latin-1 (0xab, 0xbb)
+    _tool(bin_dir, "samtools", b"#!/bin/sh\nprintf 'samtools 1.16.1\\nUsing htslib 1.16\\n"
+                               b"CFLAGS: -ffile-prefix-map=\\253BUILDPATH\\273=. -O2\\n'\n")
+    _tool(bin_dir, "bcftools", b"#!/bin/sh\nexec sleep 30\n")  # hangs
+    _tool(bin_dir, "bedtools", b"#!/bin/sh\nprintf '\\377\\376\\000\\001'; kill -SEGV $$\n")  # binary, then a crash
+    _tool(bin_dir, "freebayes", b"#!/nonexistent/interpreter\n")  # cannot start
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(prov, "TOOL_TIMEOUT_S", 1.0)
+
+    cfg = _config(tmp_path)
+    out = tmp_path / "wd" / "provenance.json"
+
+    @flow
+    def just_provenance() -> str:
+        return provenance_task(cfg, str(out))
+
+    assert just_provenance() == str(out)
+    tools = json.loads(out.read_text())["tools"]
+    assert tools["samtools"] == "samtools 1.16.1"
+    assert tools["bcftools"] == "unavailable (no answer within 1 s)"
+    assert tools["bedtools"] is not None and "\ufffd" in tools["bedtools"]  # what it printed, bytes replaced
+    assert tools["freebayes"].startswith("unavailable (cannot run")
+    assert tools["apptainer"] is None  # not installed
+
+
+def test_samtools_version_line_is_recorded_when_debian_samtools_is_installed(tmp_path):
+    import shutil
+
+    import pytest
+
+    from dvtrain.provenance import tool_versions
+
+    if shutil.which("samtools") is None:
+        pytest.skip("samtools is not installed (make test installs Debian's)")
+    assert tool_versions()["samtools"].startswith("samtools 1.")
