@@ -2,7 +2,9 @@
 
 Flags follow DeepVariant's names where they mean the same thing. Every subcommand builds
 the same pydantic config the Python API and the Prefect tasks take. Bad input is reported
-as one line (``dvtrain: error: FILE: problem``) with exit code 2 and no traceback.
+as one line (``dvtrain: error: FILE: problem``) with exit code 2 and no traceback; an
+unexpected error as one line naming the stage and a log file with the full traceback
+(:mod:`dvtrain.runlog`), exit code 1.
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from pydantic import BaseModel, ValidationError
 from . import config as C
 from . import uri
 from .errors import DvtrainError, describe_validation_error
+from .runlog import CommandLog, stage_of
+
+#: the log of the command ``main`` is running (where its traceback goes if it fails)
+_LOG = CommandLog("dvtrain")
+
+
+def _logs_beside(location: Any, inside: bool = False) -> None:
+    """An unexpected error's log goes to ``logs/`` beside (or ``inside``) this output."""
+    _LOG.logs_beside(location, inside)
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -26,8 +37,8 @@ def _split(values: tuple[str, ...]) -> list[str]:
     return [x for v in values for x in v.split(",") if x]
 
 
-def _build(model: type[BaseModel], **kwargs: Any) -> BaseModel:
-    return model.model_validate({k: v for k, v in kwargs.items() if v is not None})
+def _build(schema: type[BaseModel], /, **kwargs: Any) -> BaseModel:
+    return schema.model_validate({k: v for k, v in kwargs.items() if v is not None})
 
 
 def _emit(result: Any) -> None:
@@ -73,6 +84,7 @@ def simulate(outdir: Path, seed: int | None, config_yaml: Path | None, contigs: 
     """Generate the embedded demo dataset (genome, truth VCF/BED, BAMs of two platforms)."""
     from .simulate import simulate as run
 
+    _logs_beside(outdir, inside=True)
     data: dict = _read_yaml(config_yaml) if config_yaml else {}
     data["outdir"] = outdir
     if seed is not None:
@@ -92,6 +104,7 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
     """Stage 1: merge BAMs, keep bases with depth > min_coverage, intersect with the truth BED."""
     from .coverage import coverage_bed
 
+    _logs_beside(output_bed)
     cfg = _build(C.CoverageConfig, reads=_split(reads), truth_bed=truth_bed, output_bed=output_bed,
                  min_coverage=min_coverage, merged_bam=merged_bam)
     _emit(coverage_bed(cfg))  # type: ignore[arg-type]
@@ -137,6 +150,7 @@ def make_examples_cmd(reads, regions, channels, exclude_regions, use_container, 
     """Stage 2: candidates -> pileup tensors -> tf.Example shard --task of N."""
     from .make_examples import make_examples
 
+    _logs_beside(kw["examples"])
     regs = [r for v in regions for r in v.split()]
     cfg = _build(C.MakeExamplesConfig, reads=_split(reads), regions=regs,
                  exclude_regions=[r for v in exclude_regions for r in v.split()],
@@ -187,6 +201,7 @@ def shuffle(ctx: click.Context, input_pattern_list, show_progress: bool, **kw) -
     """
     from .shuffle import shuffle as run
 
+    _logs_beside(kw["output_pattern_prefix"])
     cfg = _build(C.ShuffleConfig, input_pattern_list=_split((input_pattern_list,)),  # type: ignore[arg-type]
                  pipeline_options=_beam_flags(ctx.args) or None, **kw)
     bar = click.progressbar(length=1000, label="shuffling", file=sys.stderr, show_percent=True, show_eta=True) \
@@ -306,6 +321,7 @@ def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, use
     """
     from .train import STATE_FILE, train as run
 
+    _logs_beside(kw.get("experiment_dir"), inside=True)
     data: dict[str, Any] = _read_yaml(config_yaml) if config_yaml else {}
     names = _train_option_names()
     data = {names.get(k, k): v for k, v in data.items()}
@@ -368,6 +384,7 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
     """Stage 5: call_variants + postprocess_variants -> bgzipped, indexed VCF (and gVCF)."""
     from .call import call_variants, command_line
 
+    _logs_beside(kw["outfile"])
     if use_container:  # DeepVariant's call_variants, then postprocess_variants
         from .containers import call_variants_specs
 
@@ -380,6 +397,50 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
                        for w in (p.opts[0], str(x))]
     cfg = _build(C.CallConfig, reads=_split(reads), **kw)
     _emit(call_variants(cfg, command_line=command_line(argv)))  # type: ignore[arg-type]
+
+
+@cli.command("call-bam")
+@click.option("--model", required=True, type=click.Path(path_type=Path),
+              help="trained .keras model (its example_info.json beside it says how to make its examples)")
+@click.option("--ref", required=True, type=click.Path(path_type=Path))
+@click.option("--reads", multiple=True, required=True, help="BAM(s)/CRAM(s), repeat or comma-separate")
+@click.option("--output_vcf", required=True, type=click.Path(path_type=Path), help="output .vcf.gz (+ .tbi)")
+@click.option("--output_gvcf", type=click.Path(path_type=Path), help="also a gVCF (.g.vcf.gz + .tbi)")
+@click.option("--regions", multiple=True, help="contig, chr:start-end or BED; repeat or space-separate")
+@click.option("--num_shards", type=int, help="make_examples shards, run in parallel (default 2)")
+@click.option("--intermediate_results_dir", type=click.Path(path_type=Path),
+              help="where the examples go (default: OUTPUT_VCF's folder, NAME.intermediate/)")
+@click.option("--sample_name", help="sample column (default: the BAMs' read-group SM, else SAMPLE)")
+@click.option("--batch_size", type=int)
+@click.option("--qual_filter", type=float, help="variant calls with QUAL below this are LowQual (default 1.0)")
+@click.option("--seed", type=int)
+@click.option("--channels", help="the model's optional channels, comma-separated (checked, not changed)")
+@click.option("--pileup_image_height", type=int, help="checked against the model")
+@click.option("--pileup_image_width", type=int, help="checked against the model")
+@click.option("--vsc_min_count_snps", type=int, help="checked against the model")
+@click.option("--vsc_min_count_indels", type=int, help="checked against the model")
+@click.option("--vsc_min_fraction_snps", type=float, help="checked against the model")
+@click.option("--vsc_min_fraction_indels", type=float, help="checked against the model")
+@click.option("--vsc_min_snp_lod", type=float, help="checked against the model")
+@click.option("--min_mapping_quality", type=int, help="checked against the model")
+@click.option("--min_base_quality", type=int, help="checked against the model")
+@click.option("--indel_informative_reads/--noindel_informative_reads", default=None, help="checked against the model")
+@click.option("--indel_haplotype_support/--noindel_haplotype_support", default=None, help="checked against the model")
+@click.option("--merge_insertion_alleles/--nomerge_insertion_alleles", default=None, help="checked against the model")
+def call_bam_cmd(reads, regions, channels, **kw) -> None:
+    """Reference + BAM(s) + trained model -> VCF (+ gVCF), like run_deepvariant: make_examples
+    (calling mode, shards in parallel) then call_variants + postprocess_variants.
+
+    Image shape, channels, candidate thresholds, read filters and indel options come from the
+    model (example_info.json beside it, written by dvtrain train). Any of those flags given
+    must agree with the model; one that does not is refused before any work.
+    """
+    from .call_bam import call_bam
+
+    _logs_beside(kw["output_vcf"])
+    cfg = _build(C.CallBamConfig, reads=_split(reads), regions=[r for v in regions for r in v.split()],
+                 channels=_split((channels,)) if channels is not None else None, **kw)
+    _emit(call_bam(cfg, note=lambda line: click.echo(f"dvtrain: note: {line}", err=True)))  # type: ignore[arg-type]
 
 
 @cli.command()
@@ -404,6 +465,7 @@ def evaluate(regions, happy: bool, container_runtime: str | None, **kw) -> None:
     from .evaluate import evaluate as run
     from .report import format_table
 
+    _logs_beside(kw["output_prefix"])
     contigs = [c for r in regions for c in r.split(",") if c]
     cfg = _build(C.EvaluateConfig, regions=contigs, **kw)
     rows = run(cfg)  # type: ignore[arg-type]
@@ -429,6 +491,7 @@ def margin(**kw) -> None:
     per variant type, from two `dvtrain evaluate` decision VCFs (PREFIX.vcf.gz) of one truth."""
     from .margin import margin as run
 
+    _logs_beside(kw["output_json"])
     out = run(_build(C.MarginConfig, **kw))  # type: ignore[arg-type]
     for vtype in ("INDEL", "SNP"):
         m = out.get(vtype)
@@ -453,6 +516,7 @@ def benchmark_peers_cmd(reads, regions, peers, **kw) -> None:
     from .peers import benchmark_peers
     from .report import format_table
 
+    _logs_beside(kw["output_dir"], inside=True)
     cfg = _build(C.PeersConfig, reads=_split(reads), regions=[r for v in regions for r in v.split()],
                  peers=_split((peers,)), **kw)
     result = benchmark_peers(cfg)  # type: ignore[arg-type]
@@ -480,6 +544,7 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
     if min_coverage is not None:
         overrides["min_coverage"] = min_coverage
     cfg = C.load_case_study(config_yaml, overrides)
+    _logs_beside(uri.resolve(cfg.workdir), inside=True)
     import os
 
     from .validate import check_case_study
@@ -488,8 +553,11 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
 
     # An ephemeral Prefect server needs no telemetry (its heartbeat also races the first SQLite migration).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from flows import ensure_logging_setup
     from flows.case_study import check_remote_case_study_inputs, custom_model_training
 
+    ensure_logging_setup()  # Prefect's console handler first (it stands back if the root logger has one) ...
+    _LOG.capture()  # ... then the run's records go to the log too, and tracebacks only there
     check_remote_case_study_inputs(cfg)  # remote inputs and storage credentials (blocks need the Prefect API)
 
     report = custom_model_training(cfg)
@@ -509,10 +577,23 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def _command(argv: list[str]) -> str:
+    """The subcommand of an argument list (its first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), "dvtrain")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
+    global _LOG
     handler: Callable[..., Any] = cli.main
+    args = list(sys.argv[1:] if argv is None else argv)
+    _LOG = CommandLog(_command(args))
     try:
-        handler(args=argv, prog_name="dvtrain", standalone_mode=False)
+        handler(args=args, prog_name="dvtrain", standalone_mode=False)
         return 0
     except click.exceptions.Abort:
         click.echo("dvtrain: aborted", err=True)
@@ -530,6 +611,13 @@ def main(argv: list[str] | None = None) -> int:
         where = e.filename if e.filename is not None else "(no file named)"
         click.echo(f"dvtrain: error: {where}: {e.strerror or e}", err=True)
         return 2
+    except Exception as e:  # a bug or an environment problem: one line here, the traceback in a log file
+        log = _LOG.write_failure(e)
+        stage = stage_of(e) or _LOG.command
+        click.echo(f"dvtrain: error: stage {stage} failed unexpectedly: {_first_line(e)} (full log: {log})", err=True)
+        return 1
+    finally:
+        _LOG.close()
 
 
 if __name__ == "__main__":

@@ -162,6 +162,17 @@ class MakeExamplesConfig(_Config):
         return self
 
 
+#: make_examples options that decide which candidates become examples and how they are
+#: drawn, beside the image shape and channels: a model is called with the values it was
+#: trained with. make_examples records them in example_info.json, which travels with the
+#: examples through shuffle to the model (dvtrain.call_bam reads them back).
+MODEL_BOUND_OPTIONS = (
+    "vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_fraction_snps", "vsc_min_fraction_indels",
+    "vsc_min_snp_lod", "min_mapping_quality", "min_base_quality", "indel_informative_reads",
+    "indel_haplotype_support", "merge_insertion_alleles",
+)
+
+
 # ---------------------------------------------------------------- deepvariant engine
 class DeepVariantEngineConfig(_Config):
     """How the ``deepvariant`` engine runs Google's containers (dvtrain.containers)."""
@@ -319,6 +330,12 @@ class TrainConfig(_Config):
         description="compute in float16 (Keras mixed_float16; softmax in float32) on a GPU; without a GPU training "
                     "runs in float32 and says so (CPU float16 is slower, not faster)")
     seed: int = Field(42, ge=0, title="Seed", description="initial weights, dropout and batch order")
+    calling_vsc_min_snp_lod: Optional[float] = Field(
+        None, ge=-100, le=100, title="Calling: min SNP candidate LOD",
+        description="make_examples --vsc_min_snp_lod to call with this model, when calling filters SNP candidates "
+                    "that training did not (dvtrain only; the case study's vsc_min_snp_lod). Stored in the "
+                    "example_info.json beside best_model.keras, where dvtrain call-bam reads it; empty: calling "
+                    "uses the training examples' own options")
 
     @field_validator("class_weights", mode="before")
     @classmethod
@@ -602,46 +619,76 @@ def _set_dotted(data: dict, key: str, value) -> None:
     cur[parts[-1]] = value
 
 
-# ---------------------------------------------------------------- on-demand calling (call-variants flow)
-class CallVariantsConfig(_Config):
-    """Call one sample's BAMs with a trained model; optionally score the calls against a truth set."""
+# ---------------------------------------------------------------- calling a BAM with a trained model
+class CallBamConfig(_Config):
+    """A sample's BAMs + a trained model -> VCF (+ gVCF), as DeepVariant's run_deepvariant:
+    make_examples (calling mode, sharded) then call_variants + postprocess.
+
+    The image shape and channels, candidate thresholds, read filters and indel options come
+    from the model (its example_info.json); each option below may be given only to confirm
+    it: one that disagrees with the model is refused (dvtrain.call_bam)."""
+
+    model_config = ConfigDict(extra="forbid", title="Call a BAM")
+
+    model: Location = Field(title="Model", description="trained .keras model, e.g. WORKDIR/custom/train/best_model.keras "
+                                                       "(its example_info.json beside it)")
+    ref: Location = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it) the reads are aligned to")
+    reads: list[Location] = Field(min_length=1, title="Reads", description="indexed BAMs/CRAMs of the sample to call")
+    output_vcf: Location = Field(title="Output VCF", description="bgzipped VCF (.vcf.gz, + .tbi)")
+    output_gvcf: Optional[Location] = Field(None, title="Output gVCF",
+                                            description="also a gVCF (.g.vcf.gz, + .tbi) with reference blocks")
+    regions: list[str] = Field(default_factory=list, title="Regions",
+                               description="contigs, chr:start-end (1-based) or BED files to call; empty: every contig")
+    num_shards: int = Field(2, ge=1, le=4096, title="Shards",
+                            description="make_examples shards (run_deepvariant --num_shards): run in parallel")
+    intermediate_results_dir: Optional[Location] = Field(
+        None, title="Intermediate results",
+        description="where the examples go; default: OUTPUT_VCF's folder, <name>.intermediate/")
+    sample_name: Optional[str] = Field(None, min_length=1, title="Sample name",
+                                       description="sample column (default: the SM of the BAMs' read groups, else SAMPLE)")
+    batch_size: int = Field(256, ge=1, le=65536, title="Batch size", description="examples per model call")
+    qual_filter: float = Field(1.0, ge=0, title="QUAL filter",
+                               description="variant calls with QUAL below this get FILTER LowQual (DeepVariant's)")
+    seed: int = Field(42, ge=0, title="Seed", description="make_examples' read sampling where a window holds more "
+                                                          "reads than the image has rows")
+    # the model's options: None takes the model's value; a value is checked against it
+    channels: Optional[Channels] = Field(None, title="Optional channels (check)",
+                                         description="empty: the model's; given: must be the model's")
+    pileup_image_height: Optional[int] = Field(None, ge=6, le=1000, title="Image height (check)")
+    pileup_image_width: Optional[int] = Field(None, ge=3, le=2001, title="Image width (check)")
+    vsc_min_count_snps: Optional[int] = Field(None, ge=1, title="Min SNP reads (check)")
+    vsc_min_count_indels: Optional[int] = Field(None, ge=1, title="Min indel reads (check)")
+    vsc_min_fraction_snps: Optional[float] = Field(None, ge=0, le=1, title="Min SNP fraction (check)")
+    vsc_min_fraction_indels: Optional[float] = Field(None, ge=0, le=1, title="Min indel fraction (check)")
+    vsc_min_snp_lod: Optional[float] = Field(None, ge=-100, le=100, title="Min SNP candidate LOD (check)")
+    min_mapping_quality: Optional[int] = Field(None, ge=0, title="Min mapping quality (check)")
+    min_base_quality: Optional[int] = Field(None, ge=0, title="Min base quality (check)")
+    indel_informative_reads: Optional[bool] = Field(None, title="Indel informative reads (check)")
+    indel_haplotype_support: Optional[bool] = Field(None, title="Indel haplotype support (check)")
+    merge_insertion_alleles: Optional[bool] = Field(None, title="Merge insertion alleles (check)")
+
+
+class CallVariantsConfig(CallBamConfig):
+    """The call-variants flow: :class:`CallBamConfig` (the same calling), then the calls scored
+    against a truth set when one is given."""
 
     model_config = ConfigDict(extra="forbid", title="Call variants")
 
-    reference: Path = Field(title="Reference FASTA", description="indexed FASTA (.fai beside it) the reads are aligned to")
-    reads: list[Path] = Field(min_length=1, title="Reads", description="indexed BAMs of the sample to call")
-    model: Path = Field(title="Model", description="trained .keras model, e.g. WORKDIR/custom/train/best_model.keras")
-    regions: list[str] = Field(default_factory=list, title="Regions",
-                               description="contigs, chr:start-end (1-based) or BED files to call; empty: every contig")
-    workdir: Path = Field(Path("call-output"), title="Work directory",
-                          description="examples/ and calls.vcf.gz (+ eval.summary.csv) are written here")
-    sample_name: Optional[str] = Field(None, min_length=1, title="Sample name",
-                                       description="sample column of the VCF (default: the SM of the BAMs' read groups, else SAMPLE)")
-    shards: int = Field(2, ge=1, le=4096, title="Shards", description="make_examples shards")
     max_concurrency: int = Field(2, ge=1, le=1024, title="Max concurrency", description="make_examples shards running at once")
-    batch_size: int = Field(64, ge=1, le=65536, title="Batch size", description="examples per model call")
     truth_vcf: Optional[Path] = Field(None, title="Truth VCF",
                                       description="bgzipped, indexed truth variants; given: the calls are evaluated")
     truth_bed: Optional[Path] = Field(None, title="Confident regions",
                                       description="score only inside these regions (e.g. a coverage BED); needs a truth VCF")
-    vsc_min_count_snps: int = Field(2, ge=1, le=1000, title="Min SNP reads",
-                                    description="make_examples --vsc_min_count_snps: the value the model was trained "
-                                                "with (the case study's low-coverage setting, e.g. 1)")
-    vsc_min_count_indels: int = Field(2, ge=1, le=1000, title="Min indel reads",
-                                      description="make_examples --vsc_min_count_indels, likewise")
-    vsc_min_snp_lod: Optional[float] = Field(None, ge=-100, le=100, title="Min SNP candidate LOD",
-                                             description="make_examples --vsc_min_snp_lod, likewise (empty: none)")
-    channels: Optional[Channels] = Field(
-        None, title="Optional channels",
-        description="make_examples --channels; default: those in the model's example_info.json (beside it), "
-                    "else insert_size")
-    seed: int = Field(42, ge=0, title="Seed", description="seeds read down-sampling in make_examples")
 
     @model_validator(mode="after")
     def _bed_needs_truth(self) -> "CallVariantsConfig":
         if self.truth_bed is not None and self.truth_vcf is None:
             raise ValueError("truth_bed needs truth_vcf")
         return self
+
+    def call_bam_config(self) -> CallBamConfig:
+        """The calling part of this config."""
+        return CallBamConfig.model_validate(self.model_dump(include=set(CallBamConfig.model_fields)))
 
 
 # ---------------------------------------------------------------- peer callers (benchmark-peers)

@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from . import __version__
-from .config import OPTIONAL_CHANNELS, MakeExamplesConfig
+from .config import MODEL_BOUND_OPTIONS, OPTIONAL_CHANNELS, MakeExamplesConfig
 from .errors import InputError
 from .reads import Read, ReadBatch, RefCache
 
@@ -99,11 +99,15 @@ def model_image_size(model: str | Path) -> tuple[int, int]:
 
 
 def example_info(cfg: MakeExamplesConfig) -> dict:
+    """DeepVariant's example_info.json (version, shape, channel ids), plus ``make_examples``:
+    the options that chose and drew these examples (``MODEL_BOUND_OPTIONS``), which a model
+    trained on them must be called with. DeepVariant reads only shape and channels."""
     chans = channel_names(cfg.channels)
     return {
         "version": f"dvtrain-{__version__}",
         "shape": [cfg.pileup_image_height, cfg.pileup_image_width, len(chans)],
         "channels": [CHANNEL_IDS[c] for c in chans],
+        "make_examples": {name: getattr(cfg, name) for name in MODEL_BOUND_OPTIONS},
     }
 
 

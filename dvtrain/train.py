@@ -48,7 +48,8 @@ STATE_FILE = "train_state.npz"
 STATE_VERSION = 1
 CLASS_NAMES = ("homref", "het", "homalt")
 #: settings that may differ between a stopped run and its resumption
-RESUMABLE_CHANGES = frozenset({"experiment_dir", "epochs", "early_stopping_patience", "log_every_steps"})
+RESUMABLE_CHANGES = frozenset({"experiment_dir", "epochs", "early_stopping_patience", "log_every_steps",
+                               "calling_vsc_min_snp_lod"})
 
 
 def load_examples(pattern: str, with_labels: bool = True, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -622,8 +623,11 @@ def _finish(config: TrainConfig, exp: Path, meta: dict, data: dict, events: Scal
                    + f"): best_model.keras is init_checkpoint {config.init_checkpoint}")
         log.warning("%s", message)
     info_path = exp / "example_info.json"
+    info = dict(data["info"])  # the training examples' shape, channels and make_examples options ...
+    if config.calling_vsc_min_snp_lod is not None:  # ... and what calling with this model adds to them
+        info["calling"] = {"vsc_min_snp_lod": config.calling_vsc_min_snp_lod}
     with atomic_output(info_path) as tmp:
-        tmp.write_text(json.dumps(data["info"], sort_keys=True) + "\n")
+        tmp.write_text(json.dumps(info, sort_keys=True) + "\n")
     history = meta["history"]
     x, y, yt = data["x"], data["y"], data["yt"]
     plot = training_curves(history, exp / "training.png",

@@ -9,9 +9,12 @@ import os
 # in the environment wins.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
 
+from prefect.logging.configuration import ensure_logging_setup
+
 from .call_variants import call_variants
 from .case_study import custom_model_training, run_case_study
 from .concurrency import bounded_map
 from .training import submit_training, train_model
 
-__all__ = ["custom_model_training", "run_case_study", "train_model", "submit_training", "call_variants", "bounded_map"]
+__all__ = ["custom_model_training", "run_case_study", "train_model", "submit_training", "call_variants", "bounded_map",
+           "ensure_logging_setup"]

@@ -1,7 +1,9 @@
 """On-demand calling: a sample's BAMs + a trained model -> VCF, optionally scored against a truth set.
 
-``make_examples`` (calling mode, ``shards`` shards, at most ``max_concurrency`` at once) ->
-``call`` -> ``evaluate`` (when ``truth_vcf`` is given; table artifact ``evaluation-calls``).
+The same calling as ``dvtrain call-bam``: :func:`dvtrain.call_bam.plan` takes the image shape,
+channels and candidate thresholds from the model and refuses options that disagree with it;
+here its make_examples shards run as tasks (at most ``max_concurrency`` at once), then
+``call``, then ``evaluate`` when ``truth_vcf`` is given (table artifact ``evaluation-calls``).
 Deployed as ``call-variants/on-demand`` (deployments/prefect.yaml).
 """
 
@@ -10,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
-from dvtrain.config import CallConfig, CallVariantsConfig, EvaluateConfig, MakeExamplesConfig
+from dvtrain.config import CallVariantsConfig, EvaluateConfig
 from tasks import call_task, evaluate_task, make_examples_task
 from tasks.artifacts import publish_evaluation
 
@@ -26,19 +28,19 @@ def _check_inputs(config: CallVariantsConfig) -> tuple[list[str], Optional[Path]
     scored inside a BED of those regions (intersected with ``truth_bed``).
     """
     from dvtrain.bed import scoring_bed
+    from dvtrain.call_bam import intermediate_dir
     from dvtrain.errors import require_file
     from dvtrain.genome import contig_lengths, open_bams, parse_regions
 
-    lengths = contig_lengths(config.reference)
+    lengths = contig_lengths(config.ref)
     called = parse_regions(config.regions, lengths)
     for bam in open_bams(list(config.reads), lengths):
         bam.close()
-    require_file(config.model, "model")
     if config.truth_vcf is None:
         return [], None
     require_file(config.truth_vcf, "truth VCF")
     contigs = list(dict.fromkeys(c for c, _, _ in called)) if config.regions else []
-    return contigs, scoring_bed(config.truth_bed, called, lengths, config.workdir / "scored_regions.bed")
+    return contigs, scoring_bed(config.truth_bed, called, lengths, intermediate_dir(config) / "scored_regions.bed")
 
 
 @flow(name="call-variants", log_prints=True)
@@ -46,36 +48,24 @@ def call_variants(config: CallVariantsConfig) -> dict:
     """Call ``config.reads`` with ``config.model``; evaluate against ``config.truth_vcf`` when given.
 
     Args:
-        config: reference, reads, model, regions, output folder and (optional) truth set.
+        config: model, reference, reads, regions, output VCF (+ gVCF) and (optional) truth set.
 
-    Returns ``{"vcf": path, "num_variants": n, "evaluation": [hap.py-style rows] or None}``.
+    Returns ``{"vcf": path, "gvcf": path or None, "num_variants": n, "evaluation": [hap.py-style rows] or None}``.
     """
-    from dvtrain.pileup import model_channels, model_image_size
+    from dvtrain.call_bam import intermediate_dir, plan, replay_command
 
-    config = config.model_copy(update={"workdir": Path(config.workdir).resolve()})
+    steps = plan(config.call_bam_config())  # the model's options, or a one-line refusal
     contigs, scoring_bed = _check_inputs(config)
-    channels = config.channels if config.channels is not None else model_channels(config.model)
-    height, width = model_image_size(config.model)  # the model takes only images of its own size
-    spec = str(config.workdir / "examples" / f"calling.tfrecord@{config.shards}.gz")
-    bounded_map(make_examples_task, [
-        MakeExamplesConfig(mode="calling", ref=config.reference, reads=config.reads, examples=spec,
-                           task=i, regions=config.regions, seed=config.seed,
-                           vsc_min_count_snps=config.vsc_min_count_snps,
-                           vsc_min_count_indels=config.vsc_min_count_indels,
-                           vsc_min_snp_lod=config.vsc_min_snp_lod, channels=channels,
-                           pileup_image_height=height, pileup_image_width=width)
-        for i in range(config.shards)
-    ], limit=config.max_concurrency)
-    calls = call_task(CallConfig(
-        examples=spec, checkpoint=config.model, ref=config.reference,
-        outfile=config.workdir / "calls.vcf.gz", sample_name=config.sample_name, batch_size=config.batch_size,
-        reads=config.reads if config.sample_name is None else [],  # the sample named by the BAMs' read groups
-    ))
+    for line in steps.notes:
+        get_run_logger().warning("%s", line)
+    bounded_map(make_examples_task, steps.shards, limit=config.max_concurrency)
+    calls = call_task(steps.call, command_line=replay_command(config, steps.options))
     rows = None
     if config.truth_vcf is not None:
         rows = evaluate_task(EvaluateConfig(
             truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=scoring_bed,
-            reference=config.reference, output_prefix=config.workdir / "eval", regions=contigs,
+            reference=config.ref, output_prefix=intermediate_dir(config) / "eval", regions=contigs,
         ), label="calls")
         publish_evaluation("calls", rows, calls["outfile"], config.truth_vcf, scoring_bed)
-    return {"vcf": str(calls["outfile"]), "num_variants": calls.get("num_variants"), "evaluation": rows}
+    return {"vcf": str(calls["outfile"]), "gvcf": calls.get("gvcf_outfile"), "num_variants": calls.get("num_variants"),
+            "evaluation": rows}

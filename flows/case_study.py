@@ -132,6 +132,8 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
         learning_rate=config.learning_rate, seed=config.seed,
         best_checkpoint_metric=(config.custom_best_checkpoint_metric if model == "custom"
                                 else config.baseline_best_checkpoint_metric),
+        # stored with the model, so that dvtrain call-bam calls as the test split is called here
+        calling_vsc_min_snp_lod=_example_options(config, "test")["vsc_min_snp_lod"] if model == "custom" else None,
     ), config.training_work_pool, storage_blocks=config.storage_blocks, engine=config.container_engine())
     return uri.location(trained["best_model"])
 

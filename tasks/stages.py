@@ -174,11 +174,13 @@ def train_task(config: TrainConfig, engine: Optional[DeepVariantEngineConfig] = 
 
 
 @task(cache_policy=FileContentInputs(outputs=("outfile", "gvcf_outfile"), stage="dvtrain.call"), **STAGE_OPTIONS)
-def call_task(config: CallConfig, engine: Optional[DeepVariantEngineConfig] = None) -> dict:
+def call_task(config: CallConfig, engine: Optional[DeepVariantEngineConfig] = None,
+              command_line: Optional[str] = None) -> dict:
     """call_variants + postprocess; ``gvcf_outfile`` is an output too. Give the block files
     as ``nonvariant_site_path`` to have them staged and cache-keyed (beside the shards by
     default, where only a local run finds them). With ``engine``, DeepVariant's
-    call_variants and postprocess_variants run in its container instead."""
+    call_variants and postprocess_variants run in its container instead. ``command_line``
+    goes into the VCF header (default: the config)."""
     from dvtrain.call import call_variants
 
     if engine is not None:
@@ -189,7 +191,7 @@ def call_task(config: CallConfig, engine: Optional[DeepVariantEngineConfig] = No
         log.info("call_variants (DeepVariant %s) -> %s", engine.version, out["outfile"])
         return out
 
-    out = staged(call_variants, config, outputs=("outfile", "gvcf_outfile"))
+    out = staged(lambda c: call_variants(c, command_line=command_line), config, outputs=("outfile", "gvcf_outfile"))
     get_run_logger().info("call_variants: %s PASS of %s records %s (%s engine) -> %s%s",
                           out["num_variants"], out.get("num_records"), out.get("filters", {}), out.get("engine"),
                           out["outfile"], f", gVCF {out['gvcf_outfile']}" if out.get("gvcf_outfile") else "")

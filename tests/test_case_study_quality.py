@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dvtrain.config import BaselineConfig, CallConfig, CaseStudyConfig, EvaluateConfig, MakeExamplesConfig, SimulateConfig
+from dvtrain.config import BaselineConfig, CaseStudyConfig, EvaluateConfig, SimulateConfig
 from dvtrain.fileio import read_tfrecords
 
 
@@ -74,22 +74,55 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
 
 
 def test_baseline_model_calls_real_na12878_reads(demo_report, tiny, tmp_path):
-    """Real reads (GIAB truth without a ##contig line: handled with a warning)."""
-    from dvtrain.call import call_variants
+    """Real reads (GIAB truth without a ##contig line: handled with a warning), called with
+    call-bam: the model's channels and image height come from its example_info.json."""
+    from dvtrain.call_bam import call_bam
+    from dvtrain.config import CallBamConfig
     from dvtrain.evaluate import evaluate
-    import yaml
-
-    from dvtrain.make_examples import make_examples
 
     wd, _ = demo_report
-    channels = yaml.safe_load(EXAMPLE.read_text())["channels"]  # the channels the demo's models take
-    ex = make_examples(MakeExamplesConfig(mode="calling", ref=tiny / "q.fa", reads=[tiny / "NA12878.chr22.tiny.bam"],
-                                          examples=str(tmp_path / "tiny.tfrecord@1.gz"), channels=channels))
-    calls = call_variants(CallConfig(examples=ex["path"], checkpoint=wd / "baseline" / "train" / "best_model.keras",
-                                     ref=tiny / "q.fa", outfile=tmp_path / "tiny.vcf.gz", sample_name="NA12878"))
-    assert ex["num_examples"] >= calls["num_records"] == ex["counts"]["sites"] > 14  # one record per site
-    rows = evaluate(EvaluateConfig(truth_vcf=tiny / "NA12878.chr22.tiny.giab.vcf", query_vcf=calls["outfile"],
+    calls = call_bam(CallBamConfig(model=wd / "baseline" / "train" / "best_model.keras", ref=tiny / "q.fa",
+                                   reads=[tiny / "NA12878.chr22.tiny.bam"], output_vcf=tmp_path / "tiny.vcf.gz",
+                                   num_shards=1, sample_name="NA12878"))
+    assert calls["options"]["channels"] == ["insert_size", "homopolymer_weighted"] and not calls["notes"]
+    assert calls["num_examples"] >= calls["num_records"] > 14  # one record per site
+    rows = evaluate(EvaluateConfig(truth_vcf=tiny / "NA12878.chr22.tiny.giab.vcf", query_vcf=calls["vcf"],
                                    reference=tiny / "q.fa", output_prefix=tmp_path / "tiny.eval"))
     snp = next(r for r in rows if r["Type"] == "SNP" and r["Filter"] == "PASS")
     assert snp["TRUTH.TOTAL"] == 14 and snp["TRUTH.TP"] >= 12  # all 14 are 39x het SNPs
     assert (tmp_path / "tiny.eval.summary.csv").exists()
+
+
+def test_custom_model_calls_real_reads_at_4x_with_call_bam(demo_report, tiny, tmp_path):
+    """Issue 26's acceptance: `dvtrain call-bam` with the demo's custom model on the real
+    NA12878 slice subsampled to ~4x by Debian's samtools writes a VCF; a flag that disagrees
+    with the model is refused in one line."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pysam
+
+    if shutil.which("samtools") is None:
+        pytest.skip("samtools is not installed (make test installs Debian's)")
+    wd, _ = demo_report
+    bam = tmp_path / "tiny.4x.bam"
+    subprocess.run(["samtools", "view", "-b", "-s", "42.1", "-o", str(bam), str(tiny / "NA12878.chr22.tiny.bam")],
+                   check=True)
+    subprocess.run(["samtools", "index", str(bam)], check=True)
+    model = wd / "custom" / "train" / "best_model.keras"
+    args = [sys.executable, "-m", "dvtrain.cli", "call-bam", "--model", str(model), "--ref", str(tiny / "q.fa"),
+            "--reads", str(bam), "--output_vcf", str(tmp_path / "4x.vcf.gz")]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with pysam.VariantFile(str(tmp_path / "4x.vcf.gz")) as vcf:
+        records = list(vcf)
+        assert list(vcf.header.samples) and records  # 1-read SNP candidates at 4x: sites to call
+        assert "--vsc_min_count_snps 1" in str(vcf.header) and "--pileup_image_height 32" in str(vcf.header)
+    refused = subprocess.run(args[:-1] + [str(tmp_path / "no.vcf.gz"), "--vsc_min_count_snps", "2"],
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        f"dvtrain: error: --vsc_min_count_snps 2: the model {model} takes 1 ({model.parent / 'example_info.json'}); "
+        "leave the flag out to call as it was trained"]
+    assert not (tmp_path / "no.vcf.gz").exists() and not (tmp_path / "no.intermediate").exists()

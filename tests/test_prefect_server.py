@@ -149,9 +149,10 @@ def test_call_variants_on_demand(live, deployments):
     if not model.exists():
         pytest.skip("needs the model of test_scheduled_retraining_trains_on_the_gpu_pool")
     out = live.root / "calls"
-    config = CallVariantsConfig(
-        reference=live.dataset["ref"], reads=[live.dataset["bams"]["lowcov"]], model=model, regions=["chr20:1-15000"],
-        workdir=out, truth_vcf=live.dataset["truth_vcf"],  # no sample_name: the BAM's read groups name it
+    config = CallVariantsConfig(  # no image height or thresholds: the model's (32 rows here) are used
+        ref=live.dataset["ref"], reads=[live.dataset["bams"]["lowcov"]], model=model, regions=["chr20:1-15000"],
+        output_vcf=out / "calls.vcf.gz", intermediate_results_dir=out,
+        truth_vcf=live.dataset["truth_vcf"],  # no sample_name: the BAM's read groups name it
         truth_bed=live.workdir / "coverage" / "confident.bed", seed=7,
     )
     with live.client() as client:
