@@ -399,6 +399,23 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
     _emit(call_variants(cfg, command_line=command_line(argv)))  # type: ignore[arg-type]
 
 
+def _model_checks(f: Callable) -> Callable:
+    """call-bam's flags for the options a model fixes (CALL_OPTIONS): each is only checked
+    against the model's, never changes it."""
+    from .call_bam import CALL_OPTIONS
+
+    floats = {"vsc_min_fraction_snps", "vsc_min_fraction_indels", "vsc_min_snp_lod"}
+    switches = {"indel_informative_reads", "indel_haplotype_support", "merge_insertion_alleles"}
+    for name in reversed(CALL_OPTIONS):
+        if name == "channels":
+            f = click.option("--channels", help="the model's optional channels, comma-separated (checked)")(f)
+        elif name in switches:
+            f = click.option(f"--{name}/--no{name}", default=None, help="checked against the model")(f)
+        else:
+            f = click.option(f"--{name}", type=float if name in floats else int, help="checked against the model")(f)
+    return f
+
+
 @cli.command("call-bam")
 @click.option("--model", required=True, type=click.Path(path_type=Path),
               help="trained .keras model (its example_info.json beside it says how to make its examples)")
@@ -414,19 +431,7 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
 @click.option("--batch_size", type=int)
 @click.option("--qual_filter", type=float, help="variant calls with QUAL below this are LowQual (default 1.0)")
 @click.option("--seed", type=int)
-@click.option("--channels", help="the model's optional channels, comma-separated (checked, not changed)")
-@click.option("--pileup_image_height", type=int, help="checked against the model")
-@click.option("--pileup_image_width", type=int, help="checked against the model")
-@click.option("--vsc_min_count_snps", type=int, help="checked against the model")
-@click.option("--vsc_min_count_indels", type=int, help="checked against the model")
-@click.option("--vsc_min_fraction_snps", type=float, help="checked against the model")
-@click.option("--vsc_min_fraction_indels", type=float, help="checked against the model")
-@click.option("--vsc_min_snp_lod", type=float, help="checked against the model")
-@click.option("--min_mapping_quality", type=int, help="checked against the model")
-@click.option("--min_base_quality", type=int, help="checked against the model")
-@click.option("--indel_informative_reads/--noindel_informative_reads", default=None, help="checked against the model")
-@click.option("--indel_haplotype_support/--noindel_haplotype_support", default=None, help="checked against the model")
-@click.option("--merge_insertion_alleles/--nomerge_insertion_alleles", default=None, help="checked against the model")
+@_model_checks
 def call_bam_cmd(reads, regions, channels, **kw) -> None:
     """Reference + BAM(s) + trained model -> VCF (+ gVCF), like run_deepvariant: make_examples
     (calling mode, shards in parallel) then call_variants + postprocess_variants.

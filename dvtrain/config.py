@@ -620,6 +620,10 @@ def _set_dotted(data: dict, key: str, value) -> None:
 
 
 # ---------------------------------------------------------------- calling a BAM with a trained model
+_CHECKED = ("make_examples option the model fixes (its example_info.json): empty takes the model's value; "
+            "a value given must equal it, or the call is refused")
+
+
 class CallBamConfig(_Config):
     """A sample's BAMs + a trained model -> VCF (+ gVCF), as DeepVariant's run_deepvariant:
     make_examples (calling mode, sharded) then call_variants + postprocess.
@@ -652,20 +656,22 @@ class CallBamConfig(_Config):
     seed: int = Field(42, ge=0, title="Seed", description="make_examples' read sampling where a window holds more "
                                                           "reads than the image has rows")
     # the model's options: None takes the model's value; a value is checked against it
-    channels: Optional[Channels] = Field(None, title="Optional channels (check)",
-                                         description="empty: the model's; given: must be the model's")
-    pileup_image_height: Optional[int] = Field(None, ge=6, le=1000, title="Image height (check)")
-    pileup_image_width: Optional[int] = Field(None, ge=3, le=2001, title="Image width (check)")
-    vsc_min_count_snps: Optional[int] = Field(None, ge=1, title="Min SNP reads (check)")
-    vsc_min_count_indels: Optional[int] = Field(None, ge=1, title="Min indel reads (check)")
-    vsc_min_fraction_snps: Optional[float] = Field(None, ge=0, le=1, title="Min SNP fraction (check)")
-    vsc_min_fraction_indels: Optional[float] = Field(None, ge=0, le=1, title="Min indel fraction (check)")
-    vsc_min_snp_lod: Optional[float] = Field(None, ge=-100, le=100, title="Min SNP candidate LOD (check)")
-    min_mapping_quality: Optional[int] = Field(None, ge=0, title="Min mapping quality (check)")
-    min_base_quality: Optional[int] = Field(None, ge=0, title="Min base quality (check)")
-    indel_informative_reads: Optional[bool] = Field(None, title="Indel informative reads (check)")
-    indel_haplotype_support: Optional[bool] = Field(None, title="Indel haplotype support (check)")
-    merge_insertion_alleles: Optional[bool] = Field(None, title="Merge insertion alleles (check)")
+    channels: Optional[Channels] = Field(None, title="Optional channels (check)", description=_CHECKED)
+    pileup_image_height: Optional[int] = Field(None, ge=6, le=1000, title="Image height (check)", description=_CHECKED)
+    pileup_image_width: Optional[int] = Field(None, ge=3, le=2001, title="Image width (check)", description=_CHECKED)
+    vsc_min_count_snps: Optional[int] = Field(None, ge=1, title="Min SNP reads (check)", description=_CHECKED)
+    vsc_min_count_indels: Optional[int] = Field(None, ge=1, title="Min indel reads (check)", description=_CHECKED)
+    vsc_min_fraction_snps: Optional[float] = Field(None, ge=0, le=1, title="Min SNP fraction (check)",
+                                                   description=_CHECKED)
+    vsc_min_fraction_indels: Optional[float] = Field(None, ge=0, le=1, title="Min indel fraction (check)",
+                                                     description=_CHECKED)
+    vsc_min_snp_lod: Optional[float] = Field(None, ge=-100, le=100, title="Min SNP candidate LOD (check)",
+                                             description=_CHECKED)
+    min_mapping_quality: Optional[int] = Field(None, ge=0, title="Min mapping quality (check)", description=_CHECKED)
+    min_base_quality: Optional[int] = Field(None, ge=0, title="Min base quality (check)", description=_CHECKED)
+    indel_informative_reads: Optional[bool] = Field(None, title="Indel informative reads (check)", description=_CHECKED)
+    indel_haplotype_support: Optional[bool] = Field(None, title="Indel haplotype support (check)", description=_CHECKED)
+    merge_insertion_alleles: Optional[bool] = Field(None, title="Merge insertion alleles (check)", description=_CHECKED)
 
 
 class CallVariantsConfig(CallBamConfig):

@@ -78,9 +78,9 @@ def test_parameter_forms_are_documented_and_enforced(live, deployments):
     assert _definition(schema, "Splits")["properties"]["test"]["description"]
 
     calling = _definition(deployments[ON_DEMAND].parameter_openapi_schema, "CallVariantsConfig")
-    assert calling["title"] == "Call variants" and set(calling["required"]) == {"reference", "reads", "model"}
+    assert calling["title"] == "Call variants" and set(calling["required"]) == {"ref", "reads", "model", "output_vcf"}
     assert all(p.get("title") and p.get("description") for p in calling["properties"].values())
-    assert calling["properties"]["shards"]["minimum"] == 1 and calling["properties"]["shards"]["default"] == 2
+    assert calling["properties"]["num_shards"]["minimum"] == 1 and calling["properties"]["num_shards"]["default"] == 2
 
     train = _definition(deployments[GPU].parameter_openapi_schema, "TrainConfig")
     assert train["title"] == "Training"
