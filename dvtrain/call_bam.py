@@ -45,7 +45,7 @@ def _defaults() -> dict[str, Any]:
 
 def model_settings(model: str | Path) -> ModelSettings:
     """The options ``model`` was trained with, from the example_info.json beside it."""
-    from .pileup import optional_channels
+    from .pileup import image_size, optional_channels
 
     options = _defaults()
     path = Path(model).parent / INFO_NAME
@@ -57,10 +57,7 @@ def model_settings(model: str | Path) -> ModelSettings:
             raise ValueError("not a JSON object")
         recorded: dict[str, Any] = {}
         if info.get("shape") is not None:
-            shape = info["shape"]
-            if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
-                raise ValueError(f"shape {shape!r} is not [height, width, channels]")
-            recorded.update(pileup_image_height=shape[0], pileup_image_width=shape[1])
+            recorded["pileup_image_height"], recorded["pileup_image_width"] = image_size(info)
         if info.get("channels"):
             recorded["channels"] = optional_channels(info)
         for section in ("make_examples", "calling"):  # calling's entries win: they are what calling changes
@@ -156,6 +153,18 @@ def plan(config: CallBamConfig) -> CallPlan:
     return CallPlan(shards, call, options, notes)
 
 
+def check_inputs(config: CallBamConfig) -> tuple[dict[str, int], list[tuple[str, int, int]]]:
+    """Fail fast, in one line, on the reference, the BAMs against it and the regions; returns
+    the contig lengths and the regions as intervals (every contig when none are given)."""
+    from .genome import contig_lengths, open_bams, parse_regions
+
+    lengths = contig_lengths(config.ref)
+    intervals = parse_regions(list(config.regions), lengths)
+    for bam in open_bams(list(config.reads), lengths):
+        bam.close()
+    return lengths, intervals
+
+
 def _make_examples_shard(cfg: MakeExamplesConfig) -> dict:
     """One shard in a worker process; a bad-input error comes back as its one line (the
     subclasses' constructors take other arguments than their pickled form)."""
@@ -202,16 +211,11 @@ def call_bam(config: CallBamConfig, workers: Optional[int] = None, note=None) ->
     """Reference + BAMs + model -> ``output_vcf`` (+ ``output_gvcf``); shards run ``workers``
     at a time (default: all of them). ``note`` gets each note for the user (a str)."""
     from .call import call_variants
-    from .genome import contig_lengths, open_bams, parse_regions
 
     p = plan(config)
-    lengths = contig_lengths(config.ref)
-    parse_regions(list(config.regions), lengths)  # a bad region fails here, not in every shard
-    for bam in open_bams(list(config.reads), lengths):
-        bam.close()
-    for line in p.notes:
-        if note is not None:
-            note(line)
+    check_inputs(config)  # a bad BAM or region fails here, not in every shard
+    for line in p.notes if note is not None else []:
+        note(line)
     made = run_shards(p.shards, config.num_shards if workers is None else workers)
     called = call_variants(p.call, command_line=replay_command(config, p.options))
     return {"vcf": called["outfile"], "gvcf": called.get("gvcf_outfile"), "num_records": called["num_records"],

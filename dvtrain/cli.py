@@ -402,17 +402,18 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
 def _model_checks(f: Callable) -> Callable:
     """call-bam's flags for the options a model fixes (CALL_OPTIONS): each is only checked
     against the model's, never changes it."""
+    from typing import get_args
+
     from .call_bam import CALL_OPTIONS
 
-    floats = {"vsc_min_fraction_snps", "vsc_min_fraction_indels", "vsc_min_snp_lod"}
-    switches = {"indel_informative_reads", "indel_haplotype_support", "merge_insertion_alleles"}
     for name in reversed(CALL_OPTIONS):
+        kind = next(t for t in get_args(C.CallBamConfig.model_fields[name].annotation) if t is not type(None))
         if name == "channels":
             f = click.option("--channels", help="the model's optional channels, comma-separated (checked)")(f)
-        elif name in switches:
+        elif kind is bool:
             f = click.option(f"--{name}/--no{name}", default=None, help="checked against the model")(f)
         else:
-            f = click.option(f"--{name}", type=float if name in floats else int, help="checked against the model")(f)
+            f = click.option(f"--{name}", type=kind, help="checked against the model")(f)
     return f
 
 

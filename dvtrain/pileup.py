@@ -82,7 +82,8 @@ def model_channels(model: str | Path) -> list[str]:
     return ["insert_size"] if found is None else found
 
 
-def _image_size(info: dict) -> tuple[int, int]:
+def image_size(info: dict) -> tuple[int, int]:
+    """(height, width) of an example_info.json's ``shape`` (ValueError unless [h, w, c] > 0)."""
     shape = info["shape"]
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and v > 0 for v in shape)):
         raise ValueError(f"shape {shape!r} is not [height, width, channels]")
@@ -92,7 +93,7 @@ def _image_size(info: dict) -> tuple[int, int]:
 def model_image_size(model: str | Path) -> tuple[int, int]:
     """The (height, width) of the images ``model`` was trained on (its example_info.json);
     make_examples' defaults when there is none."""
-    found = _model_example_info(model, _image_size)
+    found = _model_example_info(model, image_size)
     defaults = MakeExamplesConfig.model_fields
     return (defaults["pileup_image_height"].default, defaults["pileup_image_width"].default) if found is None \
         else found

@@ -59,10 +59,7 @@ class CommandLog:
     def __init__(self, command: str):
         self.command = re.sub(r"[^A-Za-z0-9_-]+", "-", command) or "dvtrain"
         self.folder: Optional[Path] = None
-        self._buffer = tempfile.NamedTemporaryFile("w+", prefix=f"dvtrain-{self.command}-", suffix=".log",
-                                                   encoding="utf-8", errors="replace", delete=True)
-        self._handler = logging.StreamHandler(self._buffer)
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._handler: Optional[logging.StreamHandler] = None  # set by capture(), over a temporary file
         self._quieted: list[tuple[logging.Handler, Optional[logging.Formatter]]] = []
 
     def logs_beside(self, location: object, inside: bool = False) -> None:
@@ -77,7 +74,10 @@ class CommandLog:
         off the terminal: they go to the log file only. Without it, a failure's log file holds
         the traceback alone."""
         root = logging.getLogger()
-        if self._handler not in root.handlers:
+        if self._handler is None:
+            buffer = tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace")
+            self._handler = logging.StreamHandler(buffer)
+            self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
             root.addHandler(self._handler)
         for handler in root.handlers:
             if handler is self._handler or isinstance(handler.formatter, _WithoutTraceback):
@@ -87,19 +87,21 @@ class CommandLog:
                 handler.setFormatter(_WithoutTraceback(handler.formatter))
 
     def close(self) -> None:
-        root = logging.getLogger()
-        if self._handler in root.handlers:
-            root.removeHandler(self._handler)
         for handler, formatter in self._quieted:
             handler.setFormatter(formatter)  # type: ignore[arg-type]
         self._quieted.clear()
-        self._buffer.close()
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+            self._handler.stream.close()
+            self._handler = None
 
     def write_failure(self, exc: BaseException) -> Path:
         """Write the captured records and ``exc``'s full traceback to a new log file; its path."""
-        self._handler.flush()
-        self._buffer.seek(0)
-        captured = self._buffer.read()
+        captured = ""
+        if self._handler is not None:
+            self._handler.flush()
+            self._handler.stream.seek(0)
+            captured = self._handler.stream.read()
         body = captured + "".join(traceback.format_exception(exc))
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         name = f"dvtrain-{self.command}-{stamp}-{os.getpid()}.log"

@@ -28,14 +28,10 @@ def _check_inputs(config: CallVariantsConfig) -> tuple[list[str], Optional[Path]
     scored inside a BED of those regions (intersected with ``truth_bed``).
     """
     from dvtrain.bed import scoring_bed
-    from dvtrain.call_bam import intermediate_dir
+    from dvtrain.call_bam import check_inputs, intermediate_dir
     from dvtrain.errors import require_file
-    from dvtrain.genome import contig_lengths, open_bams, parse_regions
 
-    lengths = contig_lengths(config.ref)
-    called = parse_regions(config.regions, lengths)
-    for bam in open_bams(list(config.reads), lengths):
-        bam.close()
+    lengths, called = check_inputs(config)  # call-bam's checks: reference, BAMs, regions
     if config.truth_vcf is None:
         return [], None
     require_file(config.truth_vcf, "truth VCF")
