@@ -115,6 +115,14 @@ class IntervalIndex:
         i = bisect.bisect_right(starts, start) - 1
         return i >= 0 and end <= self._ends[chrom][i]
 
+    def overlaps(self, chrom: str, start: int, end: int) -> bool:
+        """True when [start, end) shares at least one base with an interval."""
+        ends = self._ends.get(chrom)
+        if not ends:
+            return False
+        i = bisect.bisect_right(ends, start)  # the first interval ending after start
+        return i < len(ends) and self._starts[chrom][i] < end
+
     def clip(self, chrom: str, start: int, end: int) -> list[Interval]:
         starts = self._starts.get(chrom, [])
         ends = self._ends.get(chrom, [])

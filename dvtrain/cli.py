@@ -460,6 +460,9 @@ def call_bam_cmd(reads, regions, channels, **kw) -> None:
 @click.option("--pass-only", "pass_only", is_flag=True, default=None, help="drop non-PASS query records first")
 @click.option("--stratification", type=click.Path(path_type=Path), help="TSV of NAME<TAB>BED: subsets in PREFIX.extended.csv")
 @click.option("--threads", type=int, help="worker processes for matching")
+@click.option("--region-rule", "region_rule", type=click.Choice(["overlap", "contain"]),
+              help="confident BED: 'overlap' counts an event with any base inside (hap.py, vcfeval "
+                   "--bed-regions; default), 'contain' only one wholly inside (DeepVariant's labeler)")
 @click.option("--truth-sample", "truth_sample", help="sample of a multi-sample truth VCF (default: the first)")
 @click.option("--query-sample", "query_sample", help="sample of a multi-sample query VCF (default: the first)")
 @click.option("--happy", is_flag=True, default=False,
@@ -476,6 +479,8 @@ def evaluate(regions, happy: bool, container_runtime: str | None, **kw) -> None:
     cfg = _build(C.EvaluateConfig, regions=contigs, **kw)
     rows = run(cfg)  # type: ignore[arg-type]
     click.echo(format_table([r for r in rows if r.get("Filter") == "PASS"]))
+    if cfg.confident_bed is not None:  # type: ignore[attr-defined]
+        click.echo(f"confident regions: {cfg.region_rule} rule")  # type: ignore[attr-defined]
     if happy:
         from .containers import happy_spec, runtime
 

@@ -386,6 +386,11 @@ class CallConfig(_Config):
 
 
 # ---------------------------------------------------------------- evaluate
+RegionRule = Literal["overlap", "contain"]
+REGION_RULE_HELP = ("which events the confident BED keeps: 'overlap' (hap.py, vcfeval --bed-regions: any base "
+                    "inside) or 'contain' (DeepVariant's labeler: the whole REF span inside one interval)")
+
+
 class EvaluateConfig(_Config):
     truth_vcf: Location
     query_vcf: Location
@@ -399,6 +404,7 @@ class EvaluateConfig(_Config):
     stratification: Optional[Location] = Field(
         None, description="hap.py --stratification: TSV of NAME<TAB>BED (relative to the TSV); adds subsets to PREFIX.extended.csv")
     threads: int = Field(1, ge=1, le=256, description="worker processes for matching (clusters are independent)")
+    region_rule: RegionRule = Field("overlap", description=REGION_RULE_HELP)
 
 
 class MarginConfig(_Config):
@@ -546,6 +552,8 @@ class CaseStudyConfig(_Config):
     )
     dask_workers: int = Field(2, ge=1, le=1024, title="Dask workers",
                               description="worker processes of the temporary local Dask cluster (1 thread each)")
+    region_rule: RegionRule = Field("overlap", title="Confident-region rule for scoring",
+                                    description=REGION_RULE_HELP)
     peers: list[Literal["bcftools", "freebayes"]] = Field(
         default_factory=lambda: ["bcftools", "freebayes"], title="Peer callers",
         description="conventional callers run on the test split with the same reads and scored in the same "
@@ -713,6 +721,7 @@ class PeersConfig(_Config):
     truth_vcf: Optional[Location] = Field(None, title="Truth VCF", description="given: each peer's calls are evaluated")
     confident_regions: Optional[Location] = Field(None, title="Confident regions",
                                                   description="score only inside these regions (BED)")
+    region_rule: RegionRule = Field("overlap", title="Confident-region rule", description=REGION_RULE_HELP)
     output_dir: Location = Field(title="Output folder", description="writes PEER.vcf.gz(.tbi) and PEER.eval.summary.csv")
     peers: list[PeerName] = Field(default_factory=lambda: ["bcftools", "freebayes"], title="Peers",
                                   description="peer callers to run; one whose binary is missing is skipped")

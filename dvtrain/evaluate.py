@@ -38,9 +38,15 @@ What is compared
   (MNPs and complex substitutions count as INDEL). Truth and query events are typed
   separately, so a truth MNP matched by two query SNPs is one INDEL TP in the truth
   columns and two SNP TPs in the query columns.
-* **Confident regions**: an event is *inside* when its normalised REF span
-  ``[pos, pos + len(ref))`` lies within one (merged) BED interval. Truth events outside
-  are not counted (``OUT``); query events outside are ``UNK``.
+* **Confident regions** (``region_rule``). ``overlap`` (the default) is hap.py's and RTG
+  vcfeval ``--bed-regions``' rule: an event is *inside* when its span shares a base with the
+  BED. Its span is the source record's REF bases and, after normalisation, its own REF
+  bases; an insertion's span also takes the base after the inserted sequence (hap.py pads
+  insertions on both sides, Illumina/hap.py#91), so a deletion that starts before a region
+  and ends inside it counts (Illumina/hap.py#34). ``contain`` is DeepVariant's internal
+  rule: the normalised REF span ``[pos, pos + len(ref))`` lies within one (merged) BED
+  interval. Truth events outside are not counted (``OUT``); query events outside are
+  ``UNK``. Both sides use the same rule, and ``PREFIX.metrics.json`` names it.
 
 Matching (vcfeval's idea, per cluster)
 --------------------------------------
@@ -249,12 +255,28 @@ def split_events(variants: Iterable[Variant], normalizer: Callable | None = None
 
 
 # ---------------------------------------------------------------- matching
-def inside_flags(events: list[Event], confident: Optional[IntervalIndex]) -> list[bool]:
-    """Whether each event's normalised REF span lies inside the confident regions."""
+REGION_RULES = ("overlap", "contain")  # hap.py / vcfeval --bed-regions; DeepVariant's labeler
+
+
+def inside_flags(events: list[Event], confident: Optional[IntervalIndex], rule: str = "overlap") -> list[bool]:
+    """Whether each event counts as inside the confident regions under ``rule``
+    (see "Confident regions" in the module docstring)."""
     if confident is None:
         return [True] * len(events)
-    span = confident.contains_span
-    return [span(e.chrom, e.pos, e.pos + len(e.ref)) for e in events]
+    if rule == "contain":
+        span = confident.contains_span
+        return [span(e.chrom, e.pos, e.pos + len(e.ref)) for e in events]
+    if rule != "overlap":
+        raise ValueError(f"region rule {rule!r}: expected one of {REGION_RULES}")
+    hit = confident.overlaps
+    out = []
+    for e in events:
+        pad = 1 if len(e.alt) > len(e.ref) else 0  # the base after an inserted sequence
+        inside = hit(e.chrom, e.pos, e.pos + len(e.ref) + pad)
+        if not inside and e.rpos >= 0:
+            inside = hit(e.chrom, e.rpos, e.rpos + len(e.rref) + pad)
+        out.append(inside)
+    return out
 
 
 CLUSTER_GAP = 10  # events whose spans are at most this far apart are compared together
@@ -493,6 +515,7 @@ def match_events(
     fetch=None,
     stats: Optional[Counter] = None,
     truth_kind: Optional[list[str]] = None,
+    rule: str = "overlap",
 ) -> tuple[list[str], list[str]]:
     """Label events by haplotype replay (see the module docstring). Truth labels: ``TP``,
     ``FN`` or ``OUT`` (outside the confident regions); query labels: ``TP``, ``FP``,
@@ -501,8 +524,8 @@ def match_events(
     say); ``stats`` counts clusters by how they were decided; ``truth_kind``, when given,
     is filled with hap.py's BK per truth event: ``gm`` (TP), ``am`` (FN whose allele a
     query FP.gt carries), ``lm`` (FN overlapped by a query FP.al) or ``.``."""
-    t_in = truth_inside if truth_inside is not None else inside_flags(truth, confident)
-    q_in = query_inside if query_inside is not None else inside_flags(query, confident)
+    t_in = truth_inside if truth_inside is not None else inside_flags(truth, confident, rule)
+    q_in = query_inside if query_inside is not None else inside_flags(query, confident, rule)
     t_label = ["FN" if f else "OUT" for f in t_in]
     q_label = ["UNK"] * len(query)
     kinds = ["."] * len(truth)
@@ -652,7 +675,7 @@ Labelled = dict[str, tuple[list[str], list[Event], list[str]]]
 
 def label_filters(
     truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None,
-    reference=None, threads: int = 1, info: Optional[dict] = None,
+    reference=None, threads: int = 1, info: Optional[dict] = None, rule: str = "overlap",
 ) -> Labelled:
     """Match the truth against the ALL and the PASS query sets:
     ``{filter: (truth_labels, query_events, query_labels)}``.
@@ -661,8 +684,8 @@ def label_filters(
     With ``threads`` > 1 the clusters are matched in that many worker processes (clusters
     are independent, so the labels are the same). ``info``, when given, receives
     ``{filter: {"stats": Counter, "truth_kind": [...]}}``."""
-    t_in = inside_flags(truth, confident)
-    q_in = inside_flags(query, confident)
+    t_in = inside_flags(truth, confident, rule)
+    q_in = inside_flags(query, confident, rule)
     jobs = []
     for flt in FILTERS:
         keep = [j for j, e in enumerate(query) if flt == "ALL" or e.is_pass]
@@ -757,10 +780,11 @@ def summary_rows(truth: list[Event], labelled: Labelled) -> list[dict]:
 
 
 def summarize(
-    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None
+    truth: list[Event], query: list[Event], confident: Optional[IntervalIndex] = None, fetch=None,
+    rule: str = "overlap",
 ) -> list[dict]:
     """The four summary rows for events (see ``label_filters`` and ``summary_rows``)."""
-    return summary_rows(truth, label_filters(truth, query, confident, fetch))
+    return summary_rows(truth, label_filters(truth, query, confident, fetch, rule=rule))
 
 
 def evaluate_rows_for(
@@ -768,6 +792,7 @@ def evaluate_rows_for(
     query: list[Variant],
     bed: Optional[Iterable[tuple[str, int, int]]] = None,
     reference=None,
+    rule: str = "overlap",
 ) -> list[dict]:
     """Summary rows for in-memory records. ``truth`` should already hold only PASS/'.'
     records; ``bed`` is intervals (or None for everywhere); ``reference`` a FASTA path, an
@@ -776,7 +801,7 @@ def evaluate_rows_for(
     with Normalizer(reference) as norm:
         t_events = split_events(truth, norm)
         q_events = split_events(query, norm)
-    return summarize(t_events, q_events, confident)
+    return summarize(t_events, q_events, confident, rule=rule)
 
 
 # ---------------------------------------------------------------- CSV
@@ -963,7 +988,7 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
         q_events = split_events(query, norm)
         fetch = norm.fetch if norm.has_reference and config.threads == 1 else None
         labelled = label_filters(t_events, q_events, confident, fetch=fetch, reference=config.reference,
-                                 threads=config.threads, info=info)
+                                 threads=config.threads, info=info, rule=config.region_rule)
     rows = summary_rows(t_events, labelled)
     from .stratify import extended_path, extended_rows, write_extended
 
@@ -982,6 +1007,7 @@ def evaluate(config: EvaluateConfig) -> list[dict]:
                 "reference": config.reference, "regions": list(config.regions), "truth_sample": config.truth_sample,
                 "query_sample": config.query_sample, "stratification": config.stratification}.items()},
             "options": {"pass_only": config.pass_only, "threads": config.threads, "cluster_gap": CLUSTER_GAP,
+                        "region_rule": config.region_rule,
                         "max_assignments": MAX_ASSIGNMENTS},
             "counts": {"truth_records": len(truth), "query_records": len(query),
                        "query_calls": sum(1 for v in query if v.is_variant_call()),

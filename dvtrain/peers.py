@@ -179,7 +179,7 @@ def benchmark_peers(cfg: PeersConfig) -> dict:
         if cfg.truth_vcf is not None:
             rows = evaluate(EvaluateConfig(
                 truth_vcf=cfg.truth_vcf, query_vcf=called["vcf"], confident_bed=confident, reference=cfg.ref,
-                output_prefix=out_dir / f"{peer}.eval", regions=contigs,
+                output_prefix=out_dir / f"{peer}.eval", regions=contigs, region_rule=cfg.region_rule,
             ))
             result["evaluations"][peer] = rows
             result["rows"] += [{"model": peer, **r} for r in rows]

@@ -8,8 +8,10 @@
      "dataset": {...}, "config": {...}, "margins": {...}}
 
 ``margins`` (optional, ``{}`` when not given) is :func:`dvtrain.margin.margin`'s output for
-custom over baseline: each custom-vs-baseline line of the Markdown then states the paired
-bootstrap interval of the F1 difference.
+custom over baseline, plus ``"peers": {peer: margin output of custom over that peer}``: each
+custom-vs-baseline and custom-vs-peer line of the Markdown then states the paired bootstrap
+interval of the F1 difference. The context lines name the confident-region rule
+(``config["region_rule"]``, default ``overlap``).
 
 ``rows`` are ``evaluate`` summary rows, each with an added ``"model"`` key ("baseline",
 "custom" or a peer's name); values may be numbers or the strings of a summary.csv. Only
@@ -167,7 +169,8 @@ def comparison_lines(rows: list[dict], margins: Optional[dict] = None) -> list[s
             fp = p["METRIC.F1_Score"]
             diff = round(round(fc, 6) - round(fp, 6), 6)
             verdict = "above" if diff > 0 else "level with" if diff == 0 else "below"
-            out.append(f"- {vtype}: custom is {verdict} {peer} in F1 ({fc:.4f} vs {fp:.4f}, {diff:+.4f}).")
+            ci = _interval(((margins.get("peers") or {}).get(peer) or {}).get(vtype))
+            out.append(f"- {vtype}: custom is {verdict} {peer} in F1 ({fc:.4f} vs {fp:.4f}, {diff:+.4f}{ci}).")
     return out
 
 
@@ -179,7 +182,10 @@ def _context_lines(dataset: dict, config: dict) -> list[str]:
         out.append(f"- splits: train {', '.join(splits.get('train', []))}; tune {', '.join(splits.get('tune', []))}; "
                    f"test (scored) {', '.join(splits.get('test', []))}")
     if "min_coverage" in config:
-        out.append(f"- scored inside the truth BED where depth > {config['min_coverage']} (coverage BED)")
+        rule = config.get("region_rule", "overlap")
+        how = ("an event counts when it overlaps it (hap.py, vcfeval --bed-regions)" if rule == "overlap"
+               else "an event counts only when it lies wholly inside it (DeepVariant's labeler)")
+        out.append(f"- scored inside the truth BED where depth > {config['min_coverage']} (coverage BED); {how}")
     counts = dataset.get("counts") or {}
     if counts:
         out.append(f"- dataset: {dataset.get('generator', 'dataset')} seed {dataset.get('seed')}, "

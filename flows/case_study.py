@@ -153,7 +153,7 @@ def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, 
     rows = evaluate_task(EvaluateConfig(
         truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
         reference=config.reference, output_prefix=_eval_prefix(config, model),
-        regions=config.splits.test,
+        regions=config.splits.test, region_rule=config.region_rule,
     ), label=model)
     publish_evaluation(model, rows, calls["outfile"], config.truth_vcf, confident_bed)
     engine = config.container_engine()
@@ -173,10 +173,20 @@ def _peers(config: CaseStudyConfig, confident_bed: Path) -> list[dict]:
     out = peers_task(PeersConfig(
         ref=config.reference, reads=config.reads, regions=config.splits.test, truth_vcf=config.truth_vcf,
         confident_regions=confident_bed, output_dir=uri.join(config.workdir, "peers"), peers=config.peers,
+        region_rule=config.region_rule,
     ), binaries=available(config.peers))
     for peer, rows in out["evaluations"].items():
         publish_evaluation(peer, rows, out["vcfs"][peer], config.truth_vcf, confident_bed)
     return out["rows"]
+
+
+def _peer_margins(config: CaseStudyConfig, peers: list[str]) -> dict:
+    """Custom minus each peer, with the same paired bootstrap as custom minus baseline."""
+    return {peer: margin_task(MarginConfig(
+        eval_vcf=f"{_eval_prefix(config, 'custom')}.vcf.gz",
+        baseline_eval_vcf=uri.join(config.workdir, "peers", f"{peer}.eval.vcf.gz"),
+        output_json=uri.join(config.workdir, f"margins.{peer}.json"), seed=config.seed,
+    )) for peer in peers}
 
 
 def check_remote_case_study_inputs(config: CaseStudyConfig) -> None:
@@ -238,7 +248,9 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
         output_json=uri.join(wd, "margins.json"), seed=config.seed,
     ))
     if config.peers:  # bcftools / freebayes on the same reads and BED
-        rows += _peers(config, bed)
+        peer_rows = _peers(config, bed)
+        rows += peer_rows
+        margins = {**margins, "peers": _peer_margins(config, sorted({r["model"] for r in peer_rows}))}
 
     # e. report
     dataset = json.loads(read_bytes(config.dataset_json)) if config.dataset_json else {}

@@ -66,7 +66,7 @@ def world(tmp_path: Path) -> dict:
         rec(80, base(80), "A,C", "1/2"),          # two TP SNPs   T>A Tv, T>C Ti
         rec(90, base(90), "T", "0|1"),            # TP in ALL only C>T Ti het
         rec(100, base(100), "C", "0/1", "Uncertain"),  # not PASS: not truth
-        rec(140, base(140, 2), base(140), "0/1"),  # REF span crosses the BED end: not counted
+        rec(140, base(140, 2), base(140), "0/1"),  # REF span crosses the BED end: counted by overlap only
         rec(160, base(160), "G", "0/1"),          # outside the BED: not counted
     ])
     query = write_vcf(tmp_path / "query.vcf", [
@@ -80,7 +80,7 @@ def world(tmp_path: Path) -> dict:
         rec(80, base(80), "C,A", "2/1"),          # same alleles, other order
         rec(90, base(90), "T", "0/1", "LowQual"),  # matches, but not PASS
         rec(100, base(100), "C", "0/1"),          # FP (the truth record there is filtered)
-        rec(140, base(140, 2), base(140), "0/1"),  # UNK
+        rec(140, base(140, 2), base(140), "0/1"),  # TP by overlap, UNK by containment
         rec(150, base(150), "A", "1/1"),          # UNK
     ])
     return {"ref": fa, "bed": bed, "truth": truth, "query": query, "tmp": tmp_path}
@@ -109,10 +109,20 @@ def test_hand_built_counts(world):
         "TRUTH.TOTAL": 7, "TRUTH.TP": 4, "TRUTH.FN": 3,
         "QUERY.TOTAL": 9, "QUERY.FP": 4, "QUERY.UNK": 1, "FP.gt": 1, "FP.al": 1,
     }
-    indel = {"TRUTH.TOTAL": 1, "TRUTH.TP": 1, "TRUTH.FN": 0, "QUERY.TOTAL": 2, "QUERY.FP": 0,
-             "QUERY.UNK": 1, "FP.gt": 0, "FP.al": 0}
+    # hap.py's rule: the deletion at 140 shares its first REF base with the BED, so it counts
+    indel = {"TRUTH.TOTAL": 2, "TRUTH.TP": 2, "TRUTH.FN": 0, "QUERY.TOTAL": 2, "QUERY.FP": 0,
+             "QUERY.UNK": 0, "FP.gt": 0, "FP.al": 0}
     assert counts(rows["INDEL", "PASS"]) == indel
     assert counts(rows["INDEL", "ALL"]) == indel
+    # DeepVariant's containment rule leaves it out on both sides; SNPs are the same either way
+    contained = run(world, region_rule="contain")
+    indel = {"TRUTH.TOTAL": 1, "TRUTH.TP": 1, "TRUTH.FN": 0, "QUERY.TOTAL": 2, "QUERY.FP": 0,
+             "QUERY.UNK": 1, "FP.gt": 0, "FP.al": 0}
+    assert counts(contained["INDEL", "PASS"]) == indel
+    assert counts(contained["INDEL", "ALL"]) == indel
+    assert counts(contained["SNP", "PASS"]) == counts(rows["SNP", "PASS"])
+    metrics = json.loads((world["tmp"] / "out" / "eval.metrics.json").read_text())
+    assert metrics["options"]["region_rule"] == "contain"
 
     snp = rows["SNP", "PASS"]
     assert snp["METRIC.Recall"] == pytest.approx(3 / 7)
@@ -455,7 +465,7 @@ def test_annotated_vcf_decisions(world):
         ("TRUTH", 80): ("TP", "gm", "SNP"), ("QUERY", 80): ("TP", "gm", "SNP"),
         ("TRUTH", 90): ("TP", "gm", "SNP"), ("QUERY", 90): ("TP", "gm", "SNP"),  # ALL: LowQual counts
         ("QUERY", 100): ("FP", None, "SNP"),
-        ("TRUTH", 140): ("UNK", None, "INDEL"), ("QUERY", 140): ("UNK", None, "INDEL"),
+        ("TRUTH", 140): ("TP", "gm", "INDEL"), ("QUERY", 140): ("TP", "gm", "INDEL"),  # overlaps the BED
         ("TRUTH", 160): ("UNK", None, "SNP"), ("QUERY", 150): ("UNK", None, "SNP"),
     }
 
