@@ -330,6 +330,10 @@ class TrainConfig(_Config):
         description="compute in float16 (Keras mixed_float16; softmax in float32) on a GPU; without a GPU training "
                     "runs in float32 and says so (CPU float16 is slower, not faster)")
     seed: int = Field(42, ge=0, title="Seed", description="initial weights, dropout and batch order")
+    op_determinism: bool = Field(
+        True, title="Deterministic ops",
+        description="TensorFlow backend: tf.config.experimental.enable_op_determinism (a rerun on the same machine "
+                    "and thread count repeats exactly); false: TensorFlow's faster nondeterministic kernels")
     calling_vsc_min_snp_lod: Optional[float] = Field(
         None, ge=-100, le=100, title="Calling: min SNP candidate LOD",
         description="make_examples --vsc_min_snp_lod to call with this model, when calling filters SNP candidates "
@@ -438,6 +442,10 @@ class BaselineConfig(_Config):
     model: Optional[Location] = Field(None, title="Baseline model", description="an existing .keras model (warm-start point); with engine deepvariant a DeepVariant checkpoint prefix")
     reads: list[Location] = Field(default_factory=list, title="Baseline reads",
                               description="generic-coverage BAMs to train a baseline from, when no model is given")
+    downsample_fractions: list[float] = Field(
+        default_factory=list, title="Extra coverages",
+        description="with `reads`: also train on them downsampled to each of these fractions (seeded), as "
+                    "generic models are trained over a range of coverages; e.g. [0.5, 0.25] of 30x = 15x and 7.5x")
     channels: Optional[Channels] = Field(
         None, title="Baseline model's channels",
         description="optional channels the given model was trained with (its example_info.json); "
@@ -447,6 +455,10 @@ class BaselineConfig(_Config):
     def _one_of(self) -> "BaselineConfig":
         if (self.model is None) == (not self.reads):
             raise ValueError("baseline needs exactly one of `model` or `reads`")
+        if self.downsample_fractions and not self.reads:
+            raise ValueError("baseline.downsample_fractions needs baseline.reads")
+        if any(not 0 < f <= 1 for f in self.downsample_fractions):
+            raise ValueError("baseline.downsample_fractions must each be in (0, 1]")
         return self
 
 

@@ -240,21 +240,22 @@ def _fingerprint(config: TrainConfig, data: dict) -> dict:
 
 
 # ------------------------------------------------------------------ backend helpers
-def _seed_everything(seed: int) -> None:
+def _seed_everything(seed: int, op_determinism: bool = True) -> None:
     """Seed every RNG and reset Keras' global state: layers are named from process-wide
     counters (``conv2d_7``), so without the reset a model trained second in a process
-    (the custom model after the baseline) saves a different config than one trained first."""
+    (the custom model after the baseline) saves a different config than one trained first.
+    With TensorFlow, switch its op determinism on or off (``TrainConfig.op_determinism``)."""
     import keras
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
-        try:
-            tf.config.experimental.enable_op_determinism()
-        except Exception:  # already set
-            pass
+        if op_determinism:
+            tf_config.enable_op_determinism()
+        else:
+            tf_config.disable_op_determinism()
 
 
 def has_gpu() -> bool:
@@ -464,7 +465,7 @@ def train(config: TrainConfig, progress: Optional[Callable[[dict], None]] = None
     if why:
         note(f"not resuming: {why}; starting afresh")
 
-    _seed_everything(config.seed)
+    _seed_everything(config.seed, config.op_determinism)
 
     def build(mixed_precision: bool):
         try:

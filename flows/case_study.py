@@ -91,22 +91,25 @@ def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[P
     return specs
 
 
-def _augmented(config: CaseStudyConfig, confident_bed: Path) -> list[str]:
-    """The custom model's extra training-split passes (``config.augment``): each BAM set
-    downsampled as given, labelled inside the same confident BED; returns their shard specs."""
+def _augmented(config: CaseStudyConfig, model: str, confident_bed: Path) -> list[str]:
+    """A model's extra training-split passes, each BAM set downsampled as given and labelled
+    inside the same confident BED: the custom model's ``config.augment``, the trained
+    baseline's own reads at ``baseline.downsample_fractions``. Returns their shard specs."""
+    passes = ([(aug.reads, aug.downsample_fraction) for aug in config.augment] if model == "custom"
+              else [(config.baseline.reads, f) for f in config.baseline.downsample_fractions])
     specs, configs = [], []
-    for k, aug in enumerate(config.augment, 1):
-        spec = _examples(config, "custom", f"train-augment{k}")
+    for k, (reads, fraction) in enumerate(passes, 1):
+        spec = _examples(config, model, f"train-augment{k}")
         specs.append(spec)
         configs += [
-            MakeExamplesConfig(mode="training", ref=config.reference, reads=aug.reads, examples=spec, task=i,
+            MakeExamplesConfig(mode="training", ref=config.reference, reads=reads, examples=spec, task=i,
                                regions=config.splits.train, seed=config.seed, truth_variants=config.truth_vcf,
-                               confident_regions=confident_bed, downsample_fraction=aug.downsample_fraction,
-                               **_example_options(config, "custom"))
+                               confident_regions=confident_bed, downsample_fraction=fraction,
+                               **_example_options(config, model))
             for i in range(config.shards)
         ]
     if configs:
-        run_shards(config, configs, "custom-augment")
+        run_shards(config, configs, f"{model}-augment")
     return specs
 
 
@@ -115,7 +118,7 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
     """Examples (+ augmentation passes for the custom model) -> shuffle -> training subflow;
     returns the best model's path."""
     specs = _make_examples(config, model, "training", reads, ["train", "tune"], confident_bed)
-    extra = {"train": _augmented(config, confident_bed)} if model == "custom" else {}
+    extra = {"train": _augmented(config, model, confident_bed)}
     datasets = {}
     for split, spec in specs.items():
         shuffled = shuffle_task(ShuffleConfig(

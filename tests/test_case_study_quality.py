@@ -39,7 +39,9 @@ def demo_report(prefect_server, tmp_path_factory):
     wd = tmp_path_factory.mktemp("demo-output")
     augment = [{**aug, "reads": [ds["bams"]["generic"]]} for aug in demo["augment"]]  # the demo's one pass
     cfg = CaseStudyConfig(reference=ds["ref"], truth_vcf=ds["truth_vcf"], truth_bed=ds["truth_bed"],
-                          reads=[ds["bams"]["lowcov"]], baseline=BaselineConfig(reads=[ds["bams"]["generic"]]),
+                          reads=[ds["bams"]["lowcov"]], baseline=BaselineConfig(
+                              reads=[ds["bams"]["generic"]],
+                              downsample_fractions=demo["baseline"].get("downsample_fractions", [])),
                           workdir=wd, dataset_json=ds["dataset_json"], augment=augment, **knobs)
     return wd, custom_model_training(cfg)
 
@@ -48,6 +50,9 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
     wd, report = demo_report
     # the demo's augmentation pass (generic reads downsampled to ~4x) went into the custom training set
     assert len(sorted((wd / "custom" / "examples").glob("train-augment1.tfrecord-*-of-*.gz"))) == 2
+    # the baseline's own reads at 15x and 7.5x went into its training set
+    for k in (1, 2):
+        assert len(sorted((wd / "baseline" / "examples").glob(f"train-augment{k}.tfrecord-*-of-*.gz"))) == 2
     assert "2 input file(s)" not in (wd / "custom" / "shuffled" / "train.dataset_config.pbtxt").read_text()
     # 1-read candidates for the low-coverage examples; the baseline calls DeepVariant's defaults
     assert len(sorted((wd / "baseline" / "examples").glob("test.tfrecord-*-of-*.gz"))) == 2

@@ -71,6 +71,8 @@ def test_run_checks_inputs_before_starting(demo_yaml, tmp_path):
     assert_one_line_error(bad, "splits.tune")
     assert_one_line_error(dvtrain("run", "--config", tmp_path / "nope.yaml"), "nope.yaml: config file does not exist")
     assert_one_line_error(dvtrain("run", "--config", demo_yaml(), "--set", "min_coverage=-1"), "min_coverage")
+    assert_one_line_error(dvtrain("run", "--config", demo_yaml(), "--set", "baseline.downsample_fractions=[0.5,1.5]"),
+                          "downsample_fractions")
     assert not (tmp_path / "wd").exists()
 
 

@@ -508,3 +508,21 @@ def test_model_seed_holds_while_other_threads_use_random():
         noise.join()
     assert noisy == [quiet] * 3
     assert digest(build_model((12, 17, 3), architecture="read_evidence", seed=6)) != quiet
+
+
+def test_op_determinism_is_switched_as_configured(data, tmp_path):
+    """TensorFlow's op determinism follows TrainConfig.op_determinism (on by default): off,
+    the run trains; on again, two runs give the same weights."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("op determinism is a TensorFlow switch")
+    from tensorflow.python.framework import config as tf_config
+
+    train(cfg(data, tmp_path / "off", op_determinism=False))
+    assert not tf_config.is_op_determinism_enabled()
+    a = train(cfg(data, tmp_path / "a"))
+    assert tf_config.is_op_determinism_enabled()
+    b = train(cfg(data, tmp_path / "b"))
+    for x, y in zip(weights_of(a["best_model"]), weights_of(b["best_model"])):
+        np.testing.assert_array_equal(x, y)
