@@ -53,6 +53,8 @@ SEGDUP_PAD = 100  # bases excluded around each segdup copy
 VARIANT_GAP = 10  # minimum distance between variant footprints
 MAX_INDEL = 20
 _CHUNK = 1000  # read pairs per mapping task
+QUAL_SD = 4.0  # spread of base qualities (Phred) around a cycle's mean
+QUAL_DROPOUT = 0.015  # bases whose quality drops to 2-15 (and whose error rate rises with it)
 
 
 def _rng(seed: int, *keys) -> np.random.Generator:
@@ -383,28 +385,28 @@ def _sequence_reads(
                 else:
                     del lst[p]
             reads[row] = lst[:L]
-    err = np.zeros((m, L), dtype=bool)
     # platform-specific context error: G>T after GG (read direction)
     if prof.context_error_rate > 0:
         ctx = np.zeros((m, L), dtype=bool)
         ctx[:, 2:] = (reads[:, :-2] == 2) & (reads[:, 1:-1] == 2) & (reads[:, 2:] == 2)
         ctx &= rng.random((m, L)) < prof.context_error_rate
         reads[ctx] = 3
-        err |= ctx
-    # substitutions, rate rising linearly along the read
-    sub = rng.random((m, L)) < np.linspace(prof.sub_rate_start, prof.sub_rate_end, L)
-    reads[sub] = (reads[sub] + rng.integers(1, 4, int(sub.sum()))) % 4
-    err |= sub
-    # qualities: decline along the read; errors (and a few random bases) get low values
+    # qualities first, then substitutions drawn from them, as a calibrated sequencer (or one
+    # after base-quality recalibration) reports them: P(error | Q) = 10^(-Q/10). Per cycle the
+    # mean rate follows the profile's sub_rate_start..end; a few bases drop to Q2-15. Nothing
+    # else marks an error: the context errors above keep the quality drawn here, as a real
+    # platform's systematic errors do. (Until 2026-12-07 three in four errors were given a low
+    # quality whatever their cause, which no sequencer does: models trained on it learned to
+    # trust every high-quality base and lost precision on real reads.)
     qmax = prof.max_base_quality
-    mu = np.linspace(qmax - 1, qmax - 12, L)
-    q = np.rint(rng.normal(mu, 3.5, (m, L)))
-    low = rng.integers(2, 16, (m, L))
-    dropout = rng.random((m, L)) < 0.015
-    q = np.where(dropout, low, q)
-    err_low = err & (rng.random((m, L)) < 0.75)
-    q = np.where(err_low, low, np.where(err, q - 8, q))
-    return reads, np.clip(q, 2, qmax).astype(np.uint8)
+    rate = np.linspace(prof.sub_rate_start, prof.sub_rate_end, L)
+    mu = -10 * np.log10(rate) + QUAL_SD ** 2 * np.log(10) / 20  # so that E[10^(-q/10)] = rate
+    q = np.rint(rng.normal(mu, QUAL_SD, (m, L)))
+    dropout = rng.random((m, L)) < QUAL_DROPOUT
+    q = np.clip(np.where(dropout, rng.integers(2, 16, (m, L)), q), 2, qmax)
+    sub = rng.random((m, L)) < 10.0 ** (-q / 10)
+    reads[sub] = (reads[sub] + rng.integers(1, 4, int(sub.sum()))) % 4
+    return reads, q.astype(np.uint8)
 
 
 def _simulate_pairs(

@@ -1,8 +1,8 @@
-"""Acceptance at demo scale (issue 6's targets): on the embedded dataset's low-coverage test
-contig, the custom (warm-started) model beats the generic baseline by at least 0.04 INDEL F1
-(and 0.08 SNP F1), and is above bcftools and freebayes on the same BAM in SNP and INDEL F1;
-and the baseline model calls real NA12878 reads (a VCF plus an evaluation against the GIAB
-truth).
+"""Acceptance at demo scale (issues 6 and 27): on the embedded dataset's low-coverage test
+contig, scored with hap.py's overlap rule, the custom (warm-started) model is above bcftools
+and freebayes on the same BAM by at least 0.02 SNP and INDEL F1, above the generic baseline
+(trained at 30x, 15x and 7.5x) in SNP F1 and level with it in INDEL F1; and the baseline model
+calls real NA12878 reads (a VCF plus an evaluation against the GIAB truth).
 
 Slow (simulates the default dataset and trains two models on CPU, ~2 min).
 """
@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from dvtrain.config import BaselineConfig, CaseStudyConfig, EvaluateConfig, SimulateConfig
-from dvtrain.fileio import read_tfrecords
 
 
 pytestmark = pytest.mark.slow
@@ -35,7 +34,7 @@ def demo_report(prefect_server, tmp_path_factory):
                                   "baseline_epochs", "custom_epochs", "batch_size", "seed", "sample_name",
                                   "vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_snp_lod", "channels",
                                   "pileup_image_height", "baseline_best_checkpoint_metric",
-                                  "custom_best_checkpoint_metric")}
+                                  "custom_best_checkpoint_metric") if k in demo}
     wd = tmp_path_factory.mktemp("demo-output")
     augment = [{**aug, "reads": [ds["bams"]["generic"]]} for aug in demo["augment"]]  # the demo's one pass
     cfg = CaseStudyConfig(reference=ds["ref"], truth_vcf=ds["truth_vcf"], truth_bed=ds["truth_bed"],
@@ -46,7 +45,7 @@ def demo_report(prefect_server, tmp_path_factory):
     return wd, custom_model_training(cfg)
 
 
-def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
+def test_custom_beats_peers_and_baseline_on_low_coverage_test_contig(demo_report):
     wd, report = demo_report
     # the demo's augmentation pass (generic reads downsampled to ~4x) went into the custom training set
     assert len(sorted((wd / "custom" / "examples").glob("train-augment1.tfrecord-*-of-*.gz"))) == 2
@@ -54,28 +53,24 @@ def test_custom_beats_baseline_on_low_coverage_test_contig(demo_report):
     for k in (1, 2):
         assert len(sorted((wd / "baseline" / "examples").glob(f"train-augment{k}.tfrecord-*-of-*.gz"))) == 2
     assert "2 input file(s)" not in (wd / "custom" / "shuffled" / "train.dataset_config.pbtxt").read_text()
-    # 1-read candidates for the low-coverage examples; the baseline calls DeepVariant's defaults
-    assert len(sorted((wd / "baseline" / "examples").glob("test.tfrecord-*-of-*.gz"))) == 2
-    n_test = {m: sum(1 for p in (wd / d / "examples").glob("test.tfrecord-*.gz") for _ in read_tfrecords(p))
-              for m, d in (("custom", "test"), ("baseline", "baseline"))}
-    assert n_test["custom"] > 2 * n_test["baseline"]
+    # same candidate thresholds and image height: both models call the same test examples
+    assert len(sorted((wd / "test" / "examples").glob("test.tfrecord-*-of-*.gz"))) == 2
+    assert not list((wd / "baseline" / "examples").glob("test.tfrecord-*"))
     f1 = {(r["model"], r["Type"]): r["METRIC.F1_Score"] for r in report["rows"]}
     totals = {r["Type"]: r["TRUTH.TOTAL"] for r in report["rows"] if r["model"] == "custom"}
-    # enough variants for a 0.04 margin: a paired bootstrap of custom-minus-baseline INDEL F1
-    # over 537 indels has a standard deviation of 0.011-0.013 (dvtrain margin; docs/accuracy.md)
-    assert totals["SNP"] > 3000 and totals["INDEL"] > 500
-    # Measured (flow seeds 42 / 1 / 2): custom minus baseline SNP F1 +0.164 / +0.144 / +0.159,
-    # INDEL +0.060 / +0.047 / +0.059; custom above bcftools, the closer peer, by 0.020-0.023
-    # SNP and 0.021-0.023 INDEL F1. This test runs seed 42.
-    assert f1[("custom", "SNP")] > f1[("baseline", "SNP")] + 0.08
-    assert f1[("custom", "INDEL")] >= f1[("baseline", "INDEL")] + 0.04
-    # ... and the INDEL gain is not chance: the report's 95% paired bootstrap interval excludes 0
-    # (measured lower ends +0.034 / +0.026 / +0.035)
-    assert report["margins"]["INDEL"]["low"] > 0 and report["margins"]["SNP"]["low"] > 0.08
+    assert totals["SNP"] > 3000 and totals["INDEL"] > 800  # hap.py's rule: 3,475 and 917
+    # Measured 2026-12-07 (seed 42 with 2 TensorFlow threads, 1 thread, oneDNN on; seeds 1, 2 in
+    # docs/accuracy.md): custom above bcftools by SNP +0.051-0.052, INDEL +0.027-0.032; above
+    # freebayes by SNP +0.038-0.039, INDEL +0.035-0.040; minus baseline SNP +0.003-+0.009,
+    # INDEL -0.005-+0.001.
     for peer in ("bcftools", "freebayes"):
         if (peer, "SNP") in f1:  # installed by `make test`
-            assert f1[("custom", "SNP")] > f1[(peer, "SNP")]
-            assert f1[("custom", "INDEL")] > f1[(peer, "INDEL")]
+            assert f1[("custom", "SNP")] >= f1[(peer, "SNP")] + 0.02
+            assert f1[("custom", "INDEL")] >= f1[(peer, "INDEL")] + 0.02
+            assert report["margins"]["peers"][peer]["SNP"]["low"] > 0
+    assert f1[("custom", "SNP")] > f1[("baseline", "SNP")]
+    assert abs(f1[("custom", "INDEL")] - f1[("baseline", "INDEL")]) < 0.015
+    assert report["margins"]["SNP"]["difference"] > 0 and report["margins"]["INDEL"]["low"] is not None
 
 
 def test_baseline_model_calls_real_na12878_reads(demo_report, tiny, tmp_path):
@@ -122,12 +117,12 @@ def test_custom_model_calls_real_reads_at_4x_with_call_bam(demo_report, tiny, tm
     assert done.returncode == 0, done.stderr
     with pysam.VariantFile(str(tmp_path / "4x.vcf.gz")) as vcf:
         records = list(vcf)
-        assert list(vcf.header.samples) and records  # 1-read SNP candidates at 4x: sites to call
-        assert "--vsc_min_count_snps 1" in str(vcf.header) and "--pileup_image_height 32" in str(vcf.header)
-    refused = subprocess.run(args[:-1] + [str(tmp_path / "no.vcf.gz"), "--vsc_min_count_snps", "2"],
+        assert list(vcf.header.samples) and records  # 2-read candidates at ~4x: sites to call
+        assert "--vsc_min_count_snps 2" in str(vcf.header) and "--pileup_image_height 100" in str(vcf.header)
+    refused = subprocess.run(args[:-1] + [str(tmp_path / "no.vcf.gz"), "--vsc_min_count_snps", "1"],
                              capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
-        f"dvtrain: error: --vsc_min_count_snps 2: the model {model} takes 1 ({model.parent / 'example_info.json'}); "
+        f"dvtrain: error: --vsc_min_count_snps 1: the model {model} takes 2 ({model.parent / 'example_info.json'}); "
         "leave the flag out to call as it was trained"]
     assert not (tmp_path / "no.vcf.gz").exists() and not (tmp_path / "no.intermediate").exists()
