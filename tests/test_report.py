@@ -177,3 +177,16 @@ def test_custom_is_placed_against_each_peer(tmp_path):
     assert lines[2].startswith("- SNP: custom is below bcftools in F1") and "-0.0" in lines[2]
     assert lines[3].startswith("- SNP: custom is above freebayes in F1")
     assert len(lines) == 4
+    # with the flow's custom-vs-peer margins, each peer line states its interval too
+    margin = {"difference": -0.01, "low": -0.03, "high": 0.005, "confidence": 0.95, "blocks": 40}
+    write_report(rows, DATASET, CONFIG, tmp_path, {"peers": {"bcftools": {"SNP": margin}}})
+    lines = [ln for ln in (tmp_path / "report.md").read_text().splitlines() if " custom is " in ln]
+    assert lines[2].endswith("; 95% paired bootstrap interval -0.0300 to +0.0050 over 40 blocks).")
+    assert "bootstrap" not in lines[3]
+
+
+def test_context_names_the_confident_region_rule(tmp_path):
+    rows = summary_rows("custom", (90, 10, 5), (8, 2, 1))
+    for rule, words in (("overlap", "overlaps it (hap.py"), ("contain", "wholly inside it")):
+        write_report(rows, DATASET, {**CONFIG, "min_coverage": 2, "region_rule": rule}, tmp_path)
+        assert words in (tmp_path / "report.md").read_text()
