@@ -396,8 +396,8 @@ def _sequence_reads(
     # mean rate follows the profile's sub_rate_start..end; a few bases drop to Q2-15. Nothing
     # else marks an error: the context errors above keep the quality drawn here, as a real
     # platform's systematic errors do. (Until 2026-12-07 three in four errors were given a low
-    # quality whatever their cause, which no sequencer does: a model trained on it missed a
-    # third of the indels bcftools found on reads whose qualities are low throughout, and the
+    # quality whatever their cause, which no sequencer does: a model trained on it found 20-27%
+    # fewer indels than bcftools on reads whose qualities are low throughout, and the
     # demo's 1-read SNP settings only paid on it; docs/accuracy.md, "Calibrated qualities".)
     qmax = prof.max_base_quality
     rate = np.linspace(prof.sub_rate_start, prof.sub_rate_end, L)
