@@ -133,7 +133,8 @@ def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig)
     for flag in ("vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_fraction_snps", "vsc_min_fraction_indels",
                  "min_mapping_quality", "min_base_quality", "pileup_image_height", "pileup_image_width"):
         cmd += [f"--{flag}", str(getattr(cfg, flag))]
-    cmd += ["--random_seed", str(cfg.seed)]
+    # no --random_seed: DeepVariant's make_examples defines no such flag (its seeds are fixed
+    # inside), and absl stops on an unknown one
     return ContainerSpec(engine.image_for("cpu"), tuple(cmd), m.tuple(), engine.user or invoking_user(),
                          {"TF_CPP_MIN_LOG_LEVEL": "2"}, 0, out_dir)
 
