@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional
 
-from .config import CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
+from .config import LOWER_IS_BETTER, CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
 from .errors import DvtrainError, InputError
 from .fileio import index_companions, sharded_paths
 
@@ -139,8 +139,19 @@ def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig)
                          {"TF_CPP_MIN_LOG_LEVEL": "2"}, 0, out_dir)
 
 
+DV_OPTIMIZERS = ("nadam", "rmsprop")  # the optimizers DeepVariant 1.6.1's train knows
+
+
 def train_spec(cfg: TrainConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
-    """DeepVariant train (the -gpu image) with ``--config=dv_config.py:base`` and overrides."""
+    """DeepVariant train (the -gpu image) with ``--config=dv_config.py:base`` and overrides.
+    Settings DeepVariant would misread are refused in one line before anything runs."""
+    if cfg.optimizer not in DV_OPTIMIZERS:
+        raise DvtrainError(f"optimizer {cfg.optimizer}: DeepVariant's train knows only {' and '.join(DV_OPTIMIZERS)}; "
+                           "choose one of them for the deepvariant engine")
+    if cfg.best_checkpoint_metric in LOWER_IS_BETTER:
+        raise DvtrainError(f"best_checkpoint_metric {cfg.best_checkpoint_metric}: DeepVariant's train keeps the "
+                           "checkpoints whose metric is higher, so it would keep the worst; choose a tune F1 or "
+                           "accuracy for the deepvariant engine")
     m = _Mounts()
     out = m.output(cfg.experiment_dir)
     config_file, _, variant = engine.train_config.partition(":")

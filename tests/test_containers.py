@@ -15,6 +15,7 @@ import pytest
 
 from dvtrain.config import (CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig,
                             TrainConfig)
+from dvtrain.errors import DvtrainError
 from dvtrain.containers import (ApptainerRuntime, ContainerError, DockerRuntime, Mount, call_spec,
                                 call_variants_specs, happy_spec, make_examples_spec, train_spec)
 
@@ -128,6 +129,12 @@ def test_train_spec_asks_for_a_gpu_and_mounts_datasets_where_their_pbtxt_says(tm
     assert kw["network_mode"] == "none"
     assert {(m["Source"], m["Target"], m["ReadOnly"]) for m in kw["mounts"]} == \
         {(m.source, m.target, m.read_only) for m in spec.mounts}
+    # what DeepVariant's train would misread is refused in one line, before any container
+    with pytest.raises(DvtrainError, match=r"^optimizer adam: DeepVariant's train knows only nadam and rmsprop"):
+        train_spec(cfg.model_copy(update={"optimizer": "adam"}), engine)
+    with pytest.raises(DvtrainError, match=r"^best_checkpoint_metric tune/loss: .* keeps the checkpoints whose "
+                                           r"metric is higher"):
+        train_spec(cfg.model_copy(update={"best_checkpoint_metric": "tune/loss"}), engine)
 
 
 def test_a_gs_checkpoint_keeps_the_network(tmp_path):
