@@ -460,7 +460,7 @@ def call_bam_cmd(reads, regions, channels, **kw) -> None:
 @click.option("--pass-only", "pass_only", is_flag=True, default=None, help="drop non-PASS query records first")
 @click.option("--stratification", type=click.Path(path_type=Path), help="TSV of NAME<TAB>BED: subsets in PREFIX.extended.csv")
 @click.option("--threads", type=int, help="worker processes for matching")
-@click.option("--region-rule", "region_rule", type=click.Choice(["overlap", "contain"]),
+@click.option("--region-rule", "region_rule", type=click.Choice(C.REGION_RULES),
               help="confident BED: 'overlap' counts an event with any base inside (hap.py, vcfeval "
                    "--bed-regions; default), 'contain' only one wholly inside (DeepVariant's labeler)")
 @click.option("--truth-sample", "truth_sample", help="sample of a multi-sample truth VCF (default: the first)")

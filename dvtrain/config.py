@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union, get_args
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError, WithJsonSchema, model_validator
@@ -391,6 +391,7 @@ class CallConfig(_Config):
 
 # ---------------------------------------------------------------- evaluate
 RegionRule = Literal["overlap", "contain"]
+REGION_RULES: tuple[str, ...] = get_args(RegionRule)  # hap.py / vcfeval --bed-regions; DeepVariant's labeler
 REGION_RULE_HELP = ("which events the confident BED keeps: 'overlap' (hap.py, vcfeval --bed-regions: any base "
                     "inside) or 'contain' (DeepVariant's labeler: the whole REF span inside one interval)")
 

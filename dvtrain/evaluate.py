@@ -109,7 +109,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from .bed import IntervalIndex, read_bed
-from .config import EvaluateConfig
+from .config import REGION_RULES, EvaluateConfig
 from .errors import InputError
 from .fileio import atomic_output
 from .variants import Variant, normalize, read_header_contigs, read_vcf, variant_type, write_bgzip_vcf
@@ -255,9 +255,6 @@ def split_events(variants: Iterable[Variant], normalizer: Callable | None = None
 
 
 # ---------------------------------------------------------------- matching
-REGION_RULES = ("overlap", "contain")  # hap.py / vcfeval --bed-regions; DeepVariant's labeler
-
-
 def inside_flags(events: list[Event], confident: Optional[IntervalIndex], rule: str = "overlap") -> list[bool]:
     """Whether each event counts as inside the confident regions under ``rule``
     (see "Confident regions" in the module docstring)."""
