@@ -163,7 +163,7 @@ def start_live_server() -> LiveServer:
         "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_UI_ENABLED": "true",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",  # each poll writes (last_polled): fewer SQLite lock collisions
         "PREFECT_WORKER_PREFETCH_SECONDS": "5",
         "PREFECT_LOGGING_LEVEL": "INFO",
         "TF_CPP_MIN_LOG_LEVEL": "2",
