@@ -223,20 +223,92 @@ def decode_example(buf: bytes, keys: set[str] | None = None) -> dict[str, list]:
 # --------------------------------------------------------------------------------------
 # nucleus.genomics.v1.Variant (the proto DeepVariant stores in ``variant/encoded``).
 # Field numbers: reference_name=14, start=16, end=13, reference_bases=6,
-# alternate_bases=7 (repeated), calls=11 (VariantCall: call_set_name=9, genotype=7).
+# alternate_bases=7 (repeated), calls=11. VariantCall: call_set_name=9, genotype=7
+# (repeated int32, packed), info=2 (map<string, ListValue>). ListValue: values=1;
+# Value: number_value=2 (double), string_value=3, bool_value=4, int_value=7 (int32).
 # AltAlleleIndices (``alt_allele_indices/encoded``): repeated int32 indices = 1.
+# CallVariantsOutput (call_variants' output): variant=1, alt_allele_indices=2,
+# genotype_probabilities=3 (repeated double, packed).
 
 
-def encode_variant(chrom: str, start: int, ref: str, alts: list[str]) -> bytes:
+def _list_value(values: list) -> bytes:
+    """A nucleus ListValue: ints as int_value, floats as number_value."""
+    out = b""
+    for v in values:
+        if isinstance(v, int):
+            out += _ld(1, _varint((7 << 3) | 0) + _varint(v))
+        else:
+            out += _ld(1, b"\x11" + struct.pack("<d", float(v)))  # field 2, fixed64
+    return out
+
+
+def encode_variant_call(sample: str, genotype: tuple[int, ...], info: dict[str, list]) -> bytes:
+    """A VariantCall (info entries in sorted key order)."""
+    out = b"".join(_ld(2, _ld(1, k.encode()) + _ld(2, _list_value(info[k]))) for k in sorted(info))
+    out += _ld(7, b"".join(_varint(g) for g in genotype))
+    return out + _ld(9, sample.encode())
+
+
+def read_counts_call(sample: str, dp: int, ad: list[int], genotype: tuple[int, ...] = (-1, -1)) -> bytes:
+    """The VariantCall DeepVariant's make_examples puts on a candidate: DP (reads at the
+    site), AD (reference, then each alt) and VAF (each alt's AD / DP); a site with no
+    real alt (ALT ``<*>``) gets DP only, as DeepVariant's AddReadDepths does."""
+    info: dict[str, list] = {"DP": [dp]}
+    if len(ad) > 1:
+        info["AD"] = list(ad)
+        info["VAF"] = [a / dp if dp else 0.0 for a in ad[1:]]
+    return encode_variant_call(sample, genotype, info)
+
+
+def encode_variant(chrom: str, start: int, ref: str, alts: list[str], call: bytes = b"") -> bytes:
+    """A Variant; ``call``, when given, is its one VariantCall (see read_counts_call)."""
     out = _ld(14, chrom.encode())
     out += _varint((16 << 3) | 0) + _varint(start)
     out += _varint((13 << 3) | 0) + _varint(start + len(ref))
     out += _ld(6, ref.encode())
     out += b"".join(_ld(7, a.encode()) for a in alts)
-    return out
+    return out + (_ld(11, call) if call else b"")
+
+
+def _value(buf: memoryview) -> object:
+    for f, wire, v in _fields(buf):
+        if f == 2 and wire == 1:
+            return struct.unpack("<d", v)[0]
+        if f == 7 and wire == 0:
+            return v - (1 << 64) if v >= 1 << 63 else v
+        if f == 3 and wire == 2:
+            return str(v, "utf-8")
+        if f == 4 and wire == 0:
+            return bool(v)
+    return None
+
+
+def decode_variant_call(buf: bytes | memoryview) -> dict:
+    """A VariantCall as {call_set_name, genotype, info: {key: [values]}}."""
+    call: dict = {"call_set_name": "", "genotype": [], "info": {}}
+    for f, wire, v in _fields(memoryview(buf)):
+        if f == 9 and wire == 2:
+            call["call_set_name"] = str(v, "utf-8")
+        elif f == 7:  # packed (length-delimited) or one varint: as an Int64List's field 1
+            call["genotype"] += int_values(memoryview(_ld(1, bytes(v)) if wire == 2 else _varint(8) + _varint(v)))
+        elif f == 2 and wire == 2:
+            key, values = "", []
+            for g, w2, e in _fields(v):
+                if g == 1 and w2 == 2:
+                    key = str(e, "utf-8")
+                elif g == 2 and w2 == 2:
+                    values = [_value(x) for h, w3, x in _fields(e) if h == 1 and w3 == 2]
+            call["info"][key] = values
+    return call
+
+
+def variant_calls(buf: bytes | memoryview) -> list[dict]:
+    """The decoded VariantCalls (field 11) of a serialised Variant."""
+    return [decode_variant_call(v) for f, wire, v in _fields(memoryview(buf)) if f == 11 and wire == 2]
 
 
 def decode_variant(buf: bytes) -> dict:
+    """A Variant's locus and alleles (its calls: :func:`variant_calls`)."""
     v: dict = {"reference_name": "", "start": 0, "end": 0, "reference_bases": "", "alternate_bases": []}
     mv = memoryview(buf)
     i, n = 0, len(mv)
@@ -262,3 +334,19 @@ def encode_alt_allele_indices(indices: list[int]) -> bytes:
 def decode_alt_allele_indices(buf: bytes) -> list[int]:
     """AltAlleleIndices: its repeated field 1, packed or not (the wire form of an Int64List)."""
     return int_values(memoryview(buf))
+
+
+def decode_call_variants_output(buf: bytes) -> tuple[bytes, list[int], list[float]]:
+    """A CallVariantsOutput as (its Variant's bytes, alt allele indices, genotype
+    probabilities); a missing variant is b""."""
+    variant, indices, probs = b"", [], []
+    for f, wire, v in _fields(memoryview(buf)):
+        if f == 1 and wire == 2:
+            variant = bytes(v)
+        elif f == 2 and wire == 2:
+            indices = int_values(v)
+        elif f == 3 and wire == 2:  # packed doubles
+            probs += struct.unpack(f"<{len(v) // 8}d", v)
+        elif f == 3 and wire == 1:
+            probs += struct.unpack("<d", v)
+    return variant, indices, probs

@@ -38,7 +38,8 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 from .errors import DvtrainError, InputError, ShapeMismatchError, require_keras_model
-from .example_proto import bytes_values, decode_alt_allele_indices, decode_variant, feature_lists, int_values
+from .example_proto import (bytes_values, decode_alt_allele_indices, decode_variant, feature_lists, int_values,
+                            variant_calls)
 from .fileio import read_tfrecords
 
 
@@ -431,6 +432,17 @@ class Prediction:
     counts: Optional[tuple[int, ...]]  # dvtrain/allele_counts: depth, ref reads, alt reads
 
 
+def call_counts(variant: bytes | memoryview, sub: tuple[int, ...]) -> Optional[tuple[int, int, int]]:
+    """(depth, ref reads, reads of the alts in ``sub``) from the DP and AD of the one
+    VariantCall DeepVariant's make_examples stores in ``variant/encoded``; None without."""
+    calls = variant_calls(variant)
+    info = calls[0]["info"] if len(calls) == 1 else {}
+    dp, ad = info.get("DP") or [], info.get("AD") or []
+    if len(dp) != 1 or not isinstance(dp[0], int) or len(ad) < 2 or any(i + 1 >= len(ad) for i in sub):
+        return None
+    return dp[0], int(ad[0]), sum(int(ad[i + 1]) for i in sub)
+
+
 def _examples(path: Path, shape: tuple[int, ...]) -> Iterator[tuple[np.ndarray, tuple]]:
     size = math.prod(shape)
     for rec in read_tfrecords(path):
@@ -446,10 +458,13 @@ def _examples(path: Path, shape: tuple[int, ...]) -> Iterator[tuple[np.ndarray, 
             img = np.frombuffer(bytes_values(image[1])[0], dtype=np.uint8)
             if img.size != size:
                 raise InputError(path, f"image/encoded holds {img.size} bytes, not {list(shape)}")
-            var = decode_variant(bytes(bytes_values(variant[1])[0]))
+            var_bytes = bytes(bytes_values(variant[1])[0])
+            var = decode_variant(var_bytes)
             sub = tuple(decode_alt_allele_indices(bytes(bytes_values(ex["alt_allele_indices/encoded"][1])[0]))) \
                 if "alt_allele_indices/encoded" in ex else (0,)
-            counts = tuple(int_values(ex["dvtrain/allele_counts"][1])) if "dvtrain/allele_counts" in ex else ()
+            # dvtrain's own counts, else (DeepVariant's examples) the VariantCall's DP and AD
+            counts = tuple(int_values(ex["dvtrain/allele_counts"][1])) if "dvtrain/allele_counts" in ex \
+                else call_counts(var_bytes, sub) or ()
         except (ValueError, IndexError, UnicodeDecodeError) as e:
             raise InputError(path, f"a record is not a tf.train.Example ({e})") from None
         yield img.reshape(shape), (var["reference_name"], int(var["start"]), var["reference_bases"],

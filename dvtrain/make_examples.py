@@ -23,6 +23,11 @@ position form a *site* written as one variant (REF = the longest allele REF, eve
 extended to it); a site gives one example per alt and one per pair of alts, marked in
 ``alt_allele_indices/encoded``.
 
+Each site's ``variant/encoded`` carries one VariantCall, as DeepVariant's: the sample (the
+BAMs' read-group SM, else SAMPLE), GT ``./.`` (training: the labelled genotype), and DP,
+AD and VAF from the counts above (DP: reads overlapping the site; ``<*>`` sites DP only),
+which DeepVariant's postprocess_variants needs (it uncalls a site without AD).
+
 Images: ``dvtrain.pileup`` (docs/pileup.md), ``pileup_image_height`` x
 ``pileup_image_width`` x channels; shape and channels go to ``example_info.json``.
 
@@ -57,7 +62,7 @@ from .bed import IntervalIndex, merge, read_bed, require_intervals_on
 from .config import MakeExamplesConfig
 from .errors import InputError
 from .evaluate import Normalizer, split_events
-from .example_proto import encode_alt_allele_indices, encode_example, encode_variant
+from .example_proto import encode_alt_allele_indices, encode_example, encode_variant, read_counts_call
 from .fileio import TFRecordWriter, atomic_output, shard_path, sharded_paths
 from .genome import contig_lengths, open_bams, open_reference, parse_regions
 from .gvcf import gvcf_blocks_path, reference_blocks, write_reference_blocks
@@ -281,6 +286,25 @@ def _with_ref_sites(sites: list[Site], cands: list[Candidate], depth: np.ndarray
     return sorted(sites + extra, key=lambda st: st.pos)
 
 
+def _sample_name(bams: list[pysam.AlignmentFile]) -> str:
+    """The sample of the VariantCall on each example (DeepVariant's ``--sample_name``
+    default): the SM of the BAMs' read groups when they name exactly one, else SAMPLE."""
+    names = {rg["SM"] for bam in bams for rg in bam.header.to_dict().get("RG", []) if rg.get("SM")}
+    return names.pop() if len(names) == 1 else "SAMPLE"
+
+
+def _site_call(st: Site, sample: str, copies: Optional[dict]) -> bytes:
+    """The one VariantCall DeepVariant's make_examples stores in a site's variant: DP, AD
+    (reference reads, then each alt's) and VAF, and the genotype: ./. for a calling
+    candidate; in training mode the labelled one (each alt's copies, hom-ref when none)."""
+    genotype: tuple[int, ...] = (-1, -1)
+    if copies is not None:
+        alleles = [i + 1 for i, c in enumerate(st.alleles) for _ in range(copies.get((c.pos, c.ref, c.alt), 0))]
+        genotype = tuple(([0, 0] + alleles)[-2:])
+    ad = [st.ref_count] + ([] if st.is_ref_site else [c.alt_count for c in st.alleles])
+    return read_counts_call(sample, st.alleles[0].depth, ad, genotype)
+
+
 def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
     out = []
     for chrom, s, e in regions:
@@ -326,6 +350,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
         for c in {r[0] for r in regions}:
             if c not in bam.references:
                 raise InputError(bam.filename.decode(), f"contig {c!r} is not in the BAM header")
+    sample = _sample_name(bams)
     labeler: Optional[Labeler] = None
     confident: Optional[IntervalIndex] = None
     if cfg.mode == "training":
@@ -374,6 +399,8 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                 counts["multiallelic_sites"] += len(st.alts) > 1
                 counts["ref_sites"] += st.is_ref_site
                 seed = (cfg.seed * 1_000_003 + contig_index[chrom]) * 4_000_000_007 + st.pos
+                variant = encode_variant(chrom, st.pos, st.ref, list(st.alts),
+                                         _site_call(st, sample, copies if labeler is not None else None))
                 for sub in st.subsets():
                     alleles = [st.alleles[i] for i in sub]
                     img = build_image(alleles, reads, ref, cfg, rng_seed=seed)
@@ -381,7 +408,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                         "image/encoded": img.tobytes(),
                         "image/shape": shape,
                         "locus": f"{chrom}:{st.pos + 1}-{st.pos + len(st.ref)}".encode(),
-                        "variant/encoded": encode_variant(chrom, st.pos, st.ref, list(st.alts)),
+                        "variant/encoded": variant,
                         "alt_allele_indices/encoded": encode_alt_allele_indices(list(sub)),
                         "variant_type": _variant_type(st, sub),
                         "dvtrain/allele_counts": [alleles[0].depth, st.ref_count, sum(c.alt_count for c in alleles)],

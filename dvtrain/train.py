@@ -178,12 +178,15 @@ def _example_info_candidates(dataset_config: Path, tfrecord_path: str) -> list[P
     if m:
         out.append(Path(m.group(1) + ".example_info.json"))
     out.append(Path(tfrecord_path).parent / "example_info.json")  # where DeepVariant's shuffle and train keep it
+    if not any(c in tfrecord_path for c in "*?[@"):  # one file, e.g. make_examples output used unshuffled
+        out.append(Path(tfrecord_path + ".example_info.json"))  # where DeepVariant's make_examples writes it
     return out
 
 
 def dataset_example_info(dataset_config: str | Path, tfrecord_path: str, shape: tuple) -> dict:
     """The dataset's ``example_info.json`` (PREFIX.example_info.json from our shuffle, or the
-    output folder's example_info.json, DeepVariant's place), checked
+    output folder's example_info.json, DeepVariant's place, or FILE.example_info.json beside one
+    unshuffled file, where its make_examples writes it), checked
     against the examples' shape; one built from the shape when there is none."""
     for path in _example_info_candidates(Path(dataset_config), tfrecord_path):
         if path.is_file():
