@@ -46,7 +46,11 @@ def _emit(result: Any) -> None:
 
 
 def _container_options(f: Callable) -> Callable:
-    """--deepvariant (run Google's container for this stage), --deepvariant_version, --container_runtime."""
+    """--deepvariant (run Google's container for this stage), --deepvariant_version,
+    --container_runtime, --print-command (a dry run)."""
+    f = click.option("--print-command", "print_command", is_flag=True, default=None,
+                     help="with --deepvariant: print the container command (argument list, image, mounts) and run "
+                          "nothing; no container engine is needed")(f)
     f = click.option("--container_runtime", type=click.Choice(["docker", "apptainer"]),
                      help="with --deepvariant: docker (default) or apptainer")(f)
     f = click.option("--deepvariant_version", help="with --deepvariant: image tag (default 1.6.1)")(f)
@@ -59,10 +63,28 @@ def _container_engine(version: str | None, runtime: str | None) -> "C.DeepVarian
     return _build(C.DeepVariantEngineConfig, **opts)  # type: ignore[return-value]
 
 
-def _run_containers(engine: "C.DeepVariantEngineConfig", *specs) -> None:
-    """Run container specs in order, their logs on stderr; print what ran."""
-    from .containers import runtime
+def _dry_run_needs_container(use_container: bool | None, print_command: bool | None) -> None:
+    if print_command and not use_container:
+        raise DvtrainError("--print-command prints the commands of the deepvariant engine: add --deepvariant")
 
+
+def _container_specs(build: Callable[[], Any], print_command: bool | None) -> Any:
+    """Build container specs; for a dry run, as a plan (inputs need not exist, nothing is made)."""
+    if not print_command:
+        return build()
+    from .containers import planning
+
+    with planning():
+        return build()
+
+
+def _run_containers(engine: "C.DeepVariantEngineConfig", *specs, print_command: bool | None = None) -> None:
+    """Run container specs in order, their logs on stderr; print what ran. With
+    ``print_command``, print the exact commands and run nothing."""
+    from .containers import describe, runtime
+
+    if print_command:
+        return _emit({"engine": "deepvariant", "dry_run": True, "runs": [describe(s, engine) for s in specs]})
     rt = runtime(engine)
     for spec in specs:
         rt.run(spec, log=lambda line: click.echo(line, err=True))
@@ -138,18 +160,19 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--pileup_image_height", type=int)
 @click.option("--pileup_image_width", type=int)
 @click.option("--exclude_regions", multiple=True, help="regions to leave out (contig, chr:start-end or BED)")
-@click.option("--downsample_fraction", type=float, help="keep this fraction of reads (seeded)")
+@click.option("--downsample_fraction", type=float, help="keep this fraction of reads (seeded); 0: all, as DeepVariant")
 @click.option("--training_random_emit_ref_sites", type=float, help="emit this fraction of non-candidate sites (label 0)")
-@click.option("--gvcf", is_flag=True, default=None,
+@click.option("--gvcf_blocks", "gvcf", is_flag=True, default=None,  # DeepVariant's --gvcf takes a path: not this
               help="calling mode: also write reference blocks to SHARD.gvcf.tsv.gz (for call --gvcf_outfile)")
 @click.option("--gvcf_gq_binsize", type=int, help="GQ bin size of the reference blocks (default 5)")
 @click.option("--seed", type=int)
 @_container_options
 def make_examples_cmd(reads, regions, channels, exclude_regions, use_container, deepvariant_version,
-                      container_runtime, **kw) -> None:
+                      container_runtime, print_command, **kw) -> None:
     """Stage 2: candidates -> pileup tensors -> tf.Example shard --task of N."""
     from .make_examples import make_examples
 
+    _dry_run_needs_container(use_container, print_command)
     _logs_beside(kw["examples"])
     regs = [r for v in regions for r in v.split()]
     cfg = _build(C.MakeExamplesConfig, reads=_split(reads), regions=regs,
@@ -159,7 +182,8 @@ def make_examples_cmd(reads, regions, channels, exclude_regions, use_container, 
         from .containers import make_examples_spec
 
         engine = _container_engine(deepvariant_version, container_runtime)
-        return _run_containers(engine, make_examples_spec(cfg, engine))  # type: ignore[arg-type]
+        spec = _container_specs(lambda: make_examples_spec(cfg, engine), print_command)  # type: ignore[arg-type]
+        return _run_containers(engine, spec, print_command=print_command)
     _emit(make_examples(cfg))  # type: ignore[arg-type]
 
 
@@ -305,13 +329,17 @@ class _TrainProgress:
 @click.option("--batch_size", type=int)
 @click.option("--learning_rate", type=float)
 @click.option("--seed", type=int)
-@click.option("--config", "config_yaml", type=click.Path(path_type=Path), help="YAML file of training options")
+@click.option("--config_yaml", type=click.Path(path_type=Path), help="YAML file of training options")
+@click.option("--config", "dv_config", metavar="DV_CONFIG.py[:NAME]",
+              help="with --deepvariant: DeepVariant's dv_config.py (as its train's --config; default: dv_config.py "
+                   "beside the experiment folder, downloaded from the pinned release when missing)")
 @click.option("--progress/--no-progress", "show_progress", default=True, show_default=True,
               help="progress bar on stderr (drawn only on a terminal)")
 @_container_options
 @click.pass_context
-def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, use_container: bool,
-          deepvariant_version: str | None, container_runtime: str | None, **kw) -> None:
+def train(ctx: click.Context, config_yaml: Path | None, dv_config: str | None, show_progress: bool,
+          use_container: bool, deepvariant_version: str | None, container_runtime: str | None,
+          print_command: bool | None, **kw) -> None:
     """Stage 4: train the genotype classifier; best checkpoint by --config.best_checkpoint_metric.
 
     Any training option is --config.NAME=VALUE, as in DeepVariant (e.g. --config.optimizer=adam
@@ -321,6 +349,7 @@ def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, use
     """
     from .train import STATE_FILE, train as run
 
+    _dry_run_needs_container(use_container, print_command)
     _logs_beside(kw.get("experiment_dir"), inside=True)
     data: dict[str, Any] = _read_yaml(config_yaml) if config_yaml else {}
     names = _train_option_names()
@@ -341,11 +370,17 @@ def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, use
         field = names.get(field, field)
         where = flags.get(field) or named.get(field) or f"--config.{field}"
         raise DvtrainError(f"{where}: {err['msg']}") from None
+    if dv_config and not use_container:
+        raise DvtrainError("--config names DeepVariant's dv_config.py, for --deepvariant; "
+                           "a YAML of training options is --config_yaml")
     if use_container:  # DeepVariant's own train, in its -gpu image
         from .containers import train_spec
 
         engine = _container_engine(deepvariant_version, container_runtime)
-        return _run_containers(engine, train_spec(cfg, engine))
+        if dv_config:
+            engine = engine.model_copy(update={"train_config": dv_config})
+        spec = _container_specs(lambda: train_spec(cfg, engine), print_command)
+        return _run_containers(engine, spec, print_command=print_command)
     bar = _TrainProgress() if show_progress else None
     try:
         result = run(cfg, progress=bar.evaluated if bar else None, on_step=bar.step if bar else None)
@@ -373,23 +408,26 @@ def train(ctx: click.Context, config_yaml: Path | None, show_progress: bool, use
 @click.option("--reads", multiple=True, help="the BAM(s) the examples came from: their read groups name the sample")
 @click.option("--batch_size", type=int)
 @click.option("--qual_filter", type=float, help="variant calls with QUAL below this are LowQual (default 1.0)")
-@click.option("--gvcf_outfile", type=click.Path(path_type=Path), help="also write a gVCF (needs make-examples --gvcf)")
+@click.option("--gvcf_outfile", type=click.Path(path_type=Path), help="also write a gVCF (needs make-examples --gvcf_blocks)")
 @click.option("--nonvariant_site_path", help="reference-block files (default: SHARD.gvcf.tsv.gz beside each shard)")
 @click.option("--threads", type=int, help="inference worker processes (default 2)")
 @click.option("--engine", type=click.Choice(["auto", "numpy", "keras"]), help="inference engine (default auto)")
 @_container_options
 @click.pass_context
 def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: str | None,
-         container_runtime: str | None, **kw) -> None:
+         container_runtime: str | None, print_command: bool | None, **kw) -> None:
     """Stage 5: call_variants + postprocess_variants -> bgzipped, indexed VCF (and gVCF)."""
     from .call import call_variants, command_line
 
+    _dry_run_needs_container(use_container, print_command)
     _logs_beside(kw["outfile"])
     if use_container:  # DeepVariant's call_variants, then postprocess_variants
         from .containers import call_variants_specs
 
         engine = _container_engine(deepvariant_version, container_runtime)
-        return _run_containers(engine, *call_variants_specs(_build(C.CallConfig, reads=_split(reads), **kw), engine))
+        cfg = _build(C.CallConfig, reads=_split(reads), **kw)
+        specs = _container_specs(lambda: call_variants_specs(cfg, engine), print_command)  # type: ignore[arg-type]
+        return _run_containers(engine, *specs, print_command=print_command)
 
     # the command line as parsed (flags in a fixed order), so the VCF header is reproducible
     argv = ["call"] + [w for p in ctx.command.params if ctx.params.get(p.name) not in (None, ())
@@ -397,6 +435,31 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
                        for w in (p.opts[0], str(x))]
     cfg = _build(C.CallConfig, reads=_split(reads), **kw)
     _emit(call_variants(cfg, command_line=command_line(argv)))  # type: ignore[arg-type]
+
+
+@cli.command("postprocess-variants")
+@click.option("--ref", required=True, type=click.Path(path_type=Path))
+@click.option("--infile", required=True, help="call_variants output: CallVariantsOutput TFRecords (.tfrecord.gz)")
+@click.option("--outfile", required=True, type=click.Path(path_type=Path), help="output .vcf.gz (+ .tbi)")
+@click.option("--qual_filter", type=float, default=1.0, show_default=True, help="variant calls with lower QUAL are LowQual")
+@click.option("--multi_allelic_qual_filter", type=float, default=1.0, show_default=True,
+              help="drop a multi-allelic site's alt whose own QUAL is lower")
+@click.option("--cnn_homref_call_min_gq", type=float, default=20.0, show_default=True,
+              help="RefCalls with a lower GQ get GT ./.")
+@click.option("--sample_name", default=None, help="sample column (default: the records' call_set_name)")
+def postprocess_variants_cmd(ref: Path, infile: str, outfile: Path, qual_filter: float, multi_allelic_qual_filter: float,
+                             cnn_homref_call_min_gq: float, sample_name: str | None) -> None:
+    """DeepVariant's postprocess_variants (its rules and flag names) on call_variants'
+    output -> bgzipped, indexed VCF."""
+    from .call import DeepVariantRules, command_line, postprocess_call_variants_output
+
+    _logs_beside(outfile)
+    argv = ["postprocess-variants", "--ref", str(ref), "--infile", infile, "--outfile", str(outfile),
+            "--qual_filter", str(qual_filter), "--multi_allelic_qual_filter", str(multi_allelic_qual_filter),
+            "--cnn_homref_call_min_gq", str(cnn_homref_call_min_gq)] + (["--sample_name", sample_name] if sample_name else [])
+    rules = DeepVariantRules(multi_allelic_qual_filter, cnn_homref_call_min_gq)
+    _emit(postprocess_call_variants_output(infile, ref, outfile, qual_filter, sample_name, rules,
+                                           command_line=command_line(argv)))
 
 
 def _model_checks(f: Callable) -> Callable:
@@ -542,7 +605,11 @@ def benchmark_peers_cmd(reads, regions, peers, **kw) -> None:
 @click.option("--workdir", help="local folder, or s3://bucket/prefix / gs://bucket/prefix")
 @click.option("--min_coverage", type=int)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config field (dotted keys)")
-def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: tuple[str, ...]) -> None:
+@click.option("--print-command", "print_command", is_flag=True,
+              help="engine deepvariant: print every container command the run would start (argument lists, "
+                   "images, mounts), in order, and run nothing")
+def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: tuple[str, ...],
+        print_command: bool) -> None:
     """Run the whole case study as a Prefect flow (ephemeral Prefect if no server is set)."""
     overrides: dict[str, Any] = {}
     for item in sets:
@@ -555,6 +622,15 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
     if min_coverage is not None:
         overrides["min_coverage"] = min_coverage
     cfg = C.load_case_study(config_yaml, overrides)
+    if print_command:
+        if cfg.engine != "deepvariant":
+            raise DvtrainError("--print-command prints the deepvariant engine's container commands; the native engine "
+                               "runs none (add --set engine=deepvariant)")
+        from .containers import describe
+        from .layout import container_plan
+
+        return _emit({"engine": "deepvariant", "dry_run": True,
+                      "runs": [describe(spec, cfg.deepvariant, stage) for stage, spec in container_plan(cfg)]})
     _logs_beside(uri.resolve(cfg.workdir), inside=True)
     import os
 

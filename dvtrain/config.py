@@ -142,7 +142,8 @@ class MakeExamplesConfig(_Config):
                           "as DeepVariant")
     pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
     pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
-    downsample_fraction: float = Field(1.0, gt=0, le=1, description="keep this fraction of read pairs (seeded by name)")
+    downsample_fraction: Annotated[float, AfterValidator(lambda f: f or 1.0)] = Field(1.0, ge=0, le=1, description="keep this fraction of read pairs (seeded by "
+                                                                     "name); 0 keeps all, as DeepVariant's 0.0 does")
     training_random_emit_ref_sites: float = Field(
         0.0, ge=0, le=1, description="training mode: also emit this fraction of non-candidate sites as label-0 examples")
     gvcf: bool = Field(False, description="calling mode: also write reference-confidence blocks of the covered "
@@ -156,7 +157,7 @@ class MakeExamplesConfig(_Config):
         if self.mode == "training" and (self.truth_variants is None or self.confident_regions is None):
             raise ValueError("--mode training needs --truth_variants and --confident_regions")
         if self.gvcf and self.mode != "calling":
-            raise ValueError("--gvcf needs --mode calling")
+            raise ValueError("gvcf (make-examples --gvcf_blocks) needs --mode calling")
         if self.pileup_image_width % 2 == 0:
             raise ValueError(f"pileup_image_width must be odd (got {self.pileup_image_width})")
         return self
@@ -187,9 +188,14 @@ class DeepVariantEngineConfig(_Config):
     gpus: int = Field(1, ge=-1, le=64, description="GPUs for train (and call when > 0); -1 all, 0 none")
     strategy: Literal["mirrored", "tpu"] = Field("mirrored", description="train --strategy")
     model_type: str = Field("WGS", description="run_deepvariant --model_type")
-    train_config: str = Field("/opt/deepvariant/deepvariant/dv_config.py:base",
-                              description="train --config: a path inside the image, or a host dv_config.py "
-                                          "(mounted read-only), with its :base suffix")
+    train_config: Optional[str] = Field(
+        None, description="DeepVariant train's --config: a dv_config.py on this machine, optionally with its config "
+                          "name (PATH:base, the default name). The release image does not contain one; empty: "
+                          "dv_config.py beside the experiment folder, downloaded there from the pinned release "
+                          "(DV_CONFIG_URL) when missing, as the case study does")
+    train_config_url: str = Field(
+        "https://raw.githubusercontent.com/google/deepvariant/r{version}/deepvariant/dv_config.py",
+        description="where dv_config.py is downloaded from when train_config is empty ({version}: the image tag)")
     train_overrides: dict[str, str] = Field(default_factory=dict, description="extra --config.NAME=VALUE for train")
     user: Optional[str] = Field(None, pattern=r"^\d+:\d+$", description="uid:gid (default: the invoking user's)")
     happy: bool = Field(False, description="case study: also score each model's calls with hap.py itself "
@@ -380,7 +386,7 @@ class CallConfig(_Config):
         None, description="also write a gVCF (.g.vcf.gz + .tbi): the calls plus reference blocks from "
                           "make_examples --gvcf")
     nonvariant_site_path: Optional[str] = Field(
-        None, description="reference-block files of make_examples --gvcf (a NAME@N spec, glob or path); "
+        None, description="reference-block files of make_examples --gvcf_blocks (a NAME@N spec, glob or path); "
                           "default: SHARD.gvcf.tsv.gz beside each examples shard")
     threads: int = Field(2, ge=1, le=256, description="worker processes for inference (one shard each at a time)")
     engine: Literal["auto", "numpy", "keras"] = Field(
@@ -579,6 +585,31 @@ class CaseStudyConfig(_Config):
                     "and evaluation stay dvtrain's (docs/deepvariant-engine.md)",
     )
     deepvariant: DeepVariantEngineConfig = Field(default_factory=DeepVariantEngineConfig, title="DeepVariant containers")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deepvariant_defaults(cls, data):
+        """With engine deepvariant, what DeepVariant's train can do is the default: inception_v3,
+        and tune/f1_weighted to pick the baseline's checkpoint."""
+        if isinstance(data, dict) and data.get("engine") == "deepvariant":
+            data = {"architecture": "inception_v3", "baseline_best_checkpoint_metric": "tune/f1_weighted", **data}
+        return data
+
+    @model_validator(mode="after")
+    def _deepvariant_can_train_it(self) -> "CaseStudyConfig":
+        """DeepVariant's train trains inception_v3 and keeps the checkpoints whose metric is
+        higher: settings it would ignore or misread are refused here, before any run."""
+        if self.engine != "deepvariant":
+            return self
+        for name in ("baseline_best_checkpoint_metric", "custom_best_checkpoint_metric"):
+            if getattr(self, name) in LOWER_IS_BETTER:
+                raise ValueError(f"{name} {getattr(self, name)}: DeepVariant's train keeps the checkpoints whose "
+                                 "metric is higher, so it would keep the worst; with engine deepvariant choose a "
+                                 "tune F1 or accuracy")
+        if self.architecture != "inception_v3":
+            raise ValueError(f"architecture {self.architecture}: DeepVariant's train trains inception_v3 only; "
+                             "with engine deepvariant set architecture: inception_v3")
+        return self
 
     def container_engine(self) -> Optional[DeepVariantEngineConfig]:
         """The container settings when ``engine`` is deepvariant, else None."""

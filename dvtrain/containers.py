@@ -15,14 +15,17 @@ commands are argument lists, never shell strings.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
-import sys
 import time
+import urllib.request
 from collections import deque
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from .config import LOWER_IS_BETTER, CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
 from .errors import DvtrainError, InputError
@@ -30,8 +33,21 @@ from .fileio import index_companions, sharded_paths
 
 DV_BIN = "/opt/deepvariant/bin"
 HAPPY = "/opt/hap.py/bin/hap.py"
-DV_TRAIN_CONFIG = "/opt/deepvariant/deepvariant/dv_config.py:base"
 LOG_TAIL = 50
+
+# Building specs for a dry run (--print-command): inputs that earlier stages will make need
+# not exist yet, and nothing is created or downloaded.
+_PLANNING: ContextVar[bool] = ContextVar("dvtrain_container_planning", default=False)
+
+
+@contextmanager
+def planning() -> Iterator[None]:
+    """Specs built inside accept inputs that do not exist yet and create nothing (dry runs)."""
+    token = _PLANNING.set(True)
+    try:
+        yield
+    finally:
+        _PLANNING.reset(token)
 
 
 class ContainerError(DvtrainError):
@@ -73,6 +89,9 @@ class _Mounts:
     def input(self, path: str | Path, companions: bool = True) -> str:
         p = Path(path).resolve()
         if not p.exists():
+            if _PLANNING.get():  # made by an earlier stage of the planned run
+                self._add(Mount(str(p), str(p), True))
+                return str(p)
             raise InputError(path, "does not exist")
         self._add(Mount(str(p), str(p), True))
         if companions and p.is_file():
@@ -81,8 +100,7 @@ class _Mounts:
         return str(p)
 
     def output(self, folder: str | Path) -> str:
-        p = Path(folder).resolve()
-        p.mkdir(parents=True, exist_ok=True)
+        p = Path(folder).resolve()  # created by the runtime, just before the container starts
         self._add(Mount(str(p), str(p), False))
         return str(p)
 
@@ -107,9 +125,60 @@ def _regions(mounts: _Mounts, regions: Iterable[str]) -> list[str]:
     return out
 
 
+# ---------------------------------------------------------------- dvtrain-only options
+# make_examples options DeepVariant 1.6.1 does not have, with the value that matches what it
+# does. Set explicitly to anything else, the container engine refuses them (never drops them);
+# left at their defaults, they are named in one note (dvtrain_only_notes).
+DV_MAKE_EXAMPLES_ONLY = {"vsc_min_snp_lod": None, "indel_informative_reads": False,
+                         "indel_haplotype_support": False, "merge_insertion_alleles": False}
+# training options DeepVariant's train has no setting for (seed: its seeds are its own)
+DV_TRAIN_ONLY = ("mixed_precision", "beta_1", "beta_2", "calling_vsc_min_snp_lod")
+
+
+def _refuse_dvtrain_only(cfg: MakeExamplesConfig | TrainConfig) -> None:
+    if isinstance(cfg, MakeExamplesConfig):
+        wanted = DV_MAKE_EXAMPLES_ONLY
+        bad = [k for k, v in wanted.items() if k in cfg.model_fields_set and getattr(cfg, k) != v]
+    else:
+        defaults = {k: TrainConfig.model_fields[k].default for k in DV_TRAIN_ONLY}
+        bad = [k for k in DV_TRAIN_ONLY if k in cfg.model_fields_set and getattr(cfg, k) != defaults[k]]
+        if "architecture" in cfg.model_fields_set and cfg.architecture != "inception_v3":
+            raise DvtrainError(f"architecture {cfg.architecture}: DeepVariant's train trains inception_v3 only; "
+                               "set architecture inception_v3 (or use the native engine)")
+        if cfg.class_weights == "balanced":
+            raise DvtrainError("class_weights balanced: DeepVariant's train takes weights as numbers only "
+                               "(class_weights: [w0, w1, w2])")
+    if bad:
+        k = bad[0]
+        raise DvtrainError(f"{k} {getattr(cfg, k)!r}: a dvtrain option that DeepVariant's "
+                           f"{'make_examples' if isinstance(cfg, MakeExamplesConfig) else 'train'} does not have; "
+                           f"the deepvariant engine cannot honour it (unset it, or use the native engine)")
+
+
+def dvtrain_only_notes(cfg: MakeExamplesConfig | TrainConfig) -> list[str]:
+    """What the deepvariant engine does instead of the dvtrain-only defaults (one line each)."""
+    if isinstance(cfg, MakeExamplesConfig):
+        on = [k for k, v in DV_MAKE_EXAMPLES_ONLY.items() if getattr(cfg, k) != v]
+        return [f"DeepVariant's make_examples has no {', '.join(on)} (dvtrain's defaults): "
+                "it draws its own candidates and images"] if on else []
+    notes = [f"DeepVariant's train has its own fixed seeds: seed {cfg.seed} does not apply"]
+    if cfg.architecture != "inception_v3":
+        notes.append(f"DeepVariant's train trains inception_v3 (architecture {cfg.architecture} is the native engine's)")
+    return notes
+
+
 # ---------------------------------------------------------------- stage specs
+def gvcf_records(examples: str) -> str:
+    """DeepVariant's non-variant-site records beside an examples spec:
+    NAME.tfrecord@N.gz -> NAME.gvcf.tfrecord@N.gz."""
+    folder, _, name = examples.rpartition("/")
+    stem, dot, rest = name.partition(".tfrecord")
+    return f"{folder}/{stem}.gvcf.tfrecord{rest}" if dot else f"{examples}.gvcf.tfrecord.gz"
+
+
 def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
     """DeepVariant make_examples for shard ``cfg.task`` of ``cfg.examples`` (NAME.tfrecord@N.gz)."""
+    _refuse_dvtrain_only(cfg)
     m = _Mounts()
     out_dir = m.output(Path(sharded_paths(cfg.examples)[0]).parent)
     examples = str(Path(out_dir) / Path(cfg.examples).name)
@@ -127,9 +196,8 @@ def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig)
         cmd += ["--downsample_fraction", repr(cfg.downsample_fraction)]
     if cfg.training_random_emit_ref_sites:
         cmd += ["--training_random_emit_ref_sites", repr(cfg.training_random_emit_ref_sites)]
-    if cfg.vsc_min_snp_lod is not None:  # DeepVariant's make_examples has no such filter
-        print(f"warning: make_examples in the container ignores vsc_min_snp_lod {cfg.vsc_min_snp_lod} "
-              f"(a native-engine option): every SNP candidate is imaged", file=sys.stderr)
+    if cfg.gvcf:  # DeepVariant writes the non-variant sites as records for postprocess --nonvariant_site_tfrecord_path
+        cmd += ["--gvcf", gvcf_records(examples), "--gvcf_gq_binsize", str(cfg.gvcf_gq_binsize)]
     for flag in ("vsc_min_count_snps", "vsc_min_count_indels", "vsc_min_fraction_snps", "vsc_min_fraction_indels",
                  "min_mapping_quality", "min_base_quality", "pileup_image_height", "pileup_image_width"):
         cmd += [f"--{flag}", str(getattr(cfg, flag))]
@@ -142,9 +210,45 @@ def make_examples_spec(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig)
 DV_OPTIMIZERS = ("nadam", "rmsprop")  # the optimizers DeepVariant 1.6.1's train knows
 
 
+def dv_train_config(engine: DeepVariantEngineConfig, experiment_dir: str | Path) -> tuple[Path, str]:
+    """(host path, config name) of the dv_config.py DeepVariant's train reads.
+
+    The release image holds only the binaries, so the file comes from outside, as in
+    DeepVariant's training case study: ``engine.train_config`` (PATH or PATH:NAME), else
+    ``dv_config.py`` beside the experiment folder, downloaded there from the pinned release
+    when missing. Fails in one line, before any container starts, saying how to provide it."""
+    if engine.train_config:
+        path, _, name = engine.train_config.partition(":")
+        if not Path(path).is_file() and not _PLANNING.get():
+            raise InputError(path, "no such file (deepvariant.train_config: DeepVariant's dv_config.py)")
+        return Path(path).resolve(), name or "base"
+    target = Path(experiment_dir).resolve().parent / "dv_config.py"
+    if target.is_file() or _PLANNING.get():
+        return target, "base"
+    url = engine.train_config_url.format(version=engine.version.split("-")[0])
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            text = answer.read()
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise DvtrainError(f"DeepVariant's train needs dv_config.py, which its image does not contain, and {url} "
+                           f"could not be downloaded ({reason}); download it and pass its path as "
+                           "deepvariant.train_config (dvtrain train --deepvariant --config PATH)") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    partial.write_bytes(text)
+    os.replace(partial, target)
+    return target, "base"
+
+
+def dv_steps(examples: int, batch_size: int) -> int:
+    """DeepVariant's num_validation_examples counts tune *steps* (batches): 0 stays 0 (all)."""
+    return math.ceil(examples / batch_size) if examples else 0
+
+
 def train_spec(cfg: TrainConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
-    """DeepVariant train (the -gpu image) with ``--config=dv_config.py:base`` and overrides.
-    Settings DeepVariant would misread are refused in one line before anything runs."""
+    """DeepVariant train (the -gpu image) with ``--config=dv_config.py:NAME`` and overrides.
+    Settings DeepVariant would misread or cannot honour are refused in one line before anything runs."""
     if cfg.optimizer not in DV_OPTIMIZERS:
         raise DvtrainError(f"optimizer {cfg.optimizer}: DeepVariant's train knows only {' and '.join(DV_OPTIMIZERS)}; "
                            "choose one of them for the deepvariant engine")
@@ -152,31 +256,36 @@ def train_spec(cfg: TrainConfig, engine: DeepVariantEngineConfig) -> ContainerSp
         raise DvtrainError(f"best_checkpoint_metric {cfg.best_checkpoint_metric}: DeepVariant's train keeps the "
                            "checkpoints whose metric is higher, so it would keep the worst; choose a tune F1 or "
                            "accuracy for the deepvariant engine")
+    _refuse_dvtrain_only(cfg)
     m = _Mounts()
     out = m.output(cfg.experiment_dir)
-    config_file, _, variant = engine.train_config.partition(":")
-    if Path(config_file).is_file():  # a dv_config.py of the user's, not the image's
-        config_file = m.input(config_file, companions=False)
-    cmd = [f"{DV_BIN}/train", f"--config={config_file}" + (f":{variant}" if variant else "")]
-    for name, pbtxt in (("train_dataset_pbtxt", cfg.train_dataset_config), ("tune_dataset_pbtxt", cfg.tune_dataset_config)):
-        cmd.append(f"--config.{name}={m.input(pbtxt)}")
+    config_file, name = dv_train_config(engine, cfg.experiment_dir)
+    cmd = [f"{DV_BIN}/train", f"--config={m.input(config_file, companions=False)}:{name}"]
+    for key, pbtxt in (("train_dataset_pbtxt", cfg.train_dataset_config), ("tune_dataset_pbtxt", cfg.tune_dataset_config)):
+        cmd.append(f"--config.{key}={m.input(pbtxt)}")
         for shard_dir in _dataset_dirs(pbtxt):
             m.input(shard_dir, companions=False)
     if cfg.init_checkpoint:
         cmd.append(f"--config.init_checkpoint={_checkpoint(m, str(cfg.init_checkpoint))}")
-    cmd += [f"--config.num_epochs={cfg.epochs}", f"--config.batch_size={cfg.batch_size}",
-            f"--config.learning_rate={cfg.learning_rate}",
-            f"--config.learning_rate_decay_rate={cfg.learning_rate_decay_rate}",
-            f"--config.learning_rate_num_epochs_per_decay={cfg.learning_rate_num_epochs_per_decay}",
-            f"--config.warmup_steps={cfg.warmup_steps}", f"--config.optimizer={cfg.optimizer}",
-            f"--config.label_smoothing={cfg.label_smoothing}", f"--config.weight_decay={cfg.weight_decay}",
-            f"--config.backbone_dropout_rate={cfg.backbone_dropout_rate}",
-            f"--config.early_stopping_patience={cfg.early_stopping_patience}",
-            f"--config.tune_every_steps={cfg.tune_every_steps}",
-            f"--config.best_checkpoint_metric={cfg.best_checkpoint_metric}",
-            f"--config.num_validation_examples={cfg.num_validation_examples}",
-            f"--experiment_dir={out}", f"--strategy={engine.strategy}"]
-    cmd += [f"--config.{k}={v}" for k, v in engine.train_overrides.items()]
+    options = {
+        "num_epochs": cfg.epochs, "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
+        "learning_rate_decay_rate": cfg.learning_rate_decay_rate,
+        "learning_rate_num_epochs_per_decay": cfg.learning_rate_num_epochs_per_decay,
+        "warmup_steps": cfg.warmup_steps, "optimizer": cfg.optimizer, "rho": cfg.rho, "momentum": cfg.momentum,
+        "epsilon": cfg.epsilon, "use_ema": cfg.use_ema, "ema_momentum": cfg.ema_momentum,
+        "label_smoothing": cfg.label_smoothing, "weight_decay": cfg.weight_decay,
+        "backbone_dropout_rate": cfg.backbone_dropout_rate, "early_stopping_patience": cfg.early_stopping_patience,
+        "tune_every_steps": cfg.tune_every_steps, "log_every_steps": cfg.log_every_steps,
+        "best_checkpoint_metric": cfg.best_checkpoint_metric,
+        # both count batches in DeepVariant, examples here
+        "num_validation_examples": dv_steps(cfg.num_validation_examples, cfg.batch_size),
+        "limit": dv_steps(cfg.limit, cfg.batch_size),
+    }
+    if isinstance(cfg.class_weights, list):
+        options["class_weights"] = ",".join(f"{w:g}" for w in cfg.class_weights)
+    options.update(engine.train_overrides)
+    cmd += [f"--config.{k}={v}" for k, v in options.items()]
+    cmd += [f"--experiment_dir={out}", f"--strategy={engine.strategy}"]
     return ContainerSpec(engine.image_for("gpu"), tuple(cmd), m.tuple(), engine.user or invoking_user(),
                          {"TF_CPP_MIN_LOG_LEVEL": "2"}, engine.gpus, out)
 
@@ -185,6 +294,8 @@ def _dataset_dirs(pbtxt: str | Path) -> list[str]:
     """The folders of a dataset_config.pbtxt's tfrecord_path (they must be mounted too)."""
     from .shuffle import read_dataset_config
 
+    if _PLANNING.get() and not Path(pbtxt).is_file():  # shuffle will write its shards beside it
+        return [str(Path(pbtxt).resolve().parent)]
     return sorted({str(Path(read_dataset_config(pbtxt)["tfrecord_path"]).parent)})
 
 
@@ -197,6 +308,9 @@ def _checkpoint(m: _Mounts, ckpt: str) -> str:
     if p.is_dir():
         return m.input(p, companions=False)
     parts = sorted(p.parent.glob(p.name + ".*")) + sorted(p.parent.glob("example_info.json"))
+    if not parts and _PLANNING.get():  # written by a training stage of the planned run
+        m.input(p.parent, companions=False)
+        return str(p)
     if not parts:
         raise InputError(ckpt, "no checkpoint files (PREFIX.index, PREFIX.data-*) found")
     for part in parts:
@@ -242,6 +356,11 @@ def call_variants_specs(cfg: CallConfig, engine: DeepVariantEngineConfig) -> tup
                          engine.gpus, str(out))
     post_cmd = [f"{DV_BIN}/postprocess_variants", f"--ref={m.input(cfg.ref)}", f"--infile={cvo}",
                 f"--outfile={out / Path(cfg.outfile).name}", f"--qual_filter={cfg.qual_filter}"]
+    if cfg.gvcf_outfile:  # make_examples --gvcf wrote the non-variant sites beside the examples
+        sites = cfg.nonvariant_site_path or gvcf_records(examples)
+        for shard in sharded_paths(sites):
+            m.input(shard, companions=False)
+        post_cmd += [f"--nonvariant_site_tfrecord_path={sites}", f"--gvcf_outfile={out / Path(cfg.gvcf_outfile).name}"]
     if cfg.sample_name:
         post_cmd.append(f"--sample_name={cfg.sample_name}")
     post = ContainerSpec(image, tuple(post_cmd), m.tuple(), user, {}, 0, str(out))
@@ -266,6 +385,13 @@ def happy_spec(cfg: EvaluateConfig, engine: DeepVariantEngineConfig) -> Containe
 
 
 # ---------------------------------------------------------------- runtimes
+def _make_outputs(spec: ContainerSpec) -> None:
+    """Create the read-write mount folders (specs themselves create nothing)."""
+    for m in spec.mounts:
+        if not m.read_only:
+            Path(m.source).mkdir(parents=True, exist_ok=True)
+
+
 def _fail(spec: ContainerSpec, code: int, tail: Iterable[str]) -> ContainerError:
     lines = "\n".join(tail)
     return ContainerError(f"{spec.image} {Path(spec.command[0]).name} exited with code {code}; "
@@ -325,8 +451,25 @@ class DockerRuntime:
             kw["device_requests"] = [DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])]
         return kw
 
+    def argv(self, spec: ContainerSpec) -> list[str]:
+        """The ``docker run`` command line that does what ``run_kwargs`` asks of the SDK."""
+        kw = self.run_kwargs(spec)
+        argv = ["docker", "run", "--rm", "--user", spec.user]
+        for m in spec.mounts:
+            argv += ["--mount", f"type=bind,source={m.source},target={m.target}" + (",readonly" if m.read_only else "")]
+        if kw.get("network_mode"):
+            argv += ["--network", kw["network_mode"]]
+        if spec.gpus:
+            argv += ["--gpus", "all" if spec.gpus < 0 else str(spec.gpus)]
+        if spec.workdir:
+            argv += ["--workdir", spec.workdir]
+        for k, v in sorted(spec.environment.items()):
+            argv += ["--env", f"{k}={v}"]
+        return argv + [spec.image, *spec.command]
+
     def run(self, spec: ContainerSpec, log: Callable[[str], None] = print) -> None:
         self.pull(spec.image)
+        _make_outputs(spec)
         container = self.client.containers.run(**self.run_kwargs(spec))
         tail: deque[str] = deque(maxlen=LOG_TAIL)
         try:
@@ -371,6 +514,7 @@ class ApptainerRuntime:
 
     def run(self, spec: ContainerSpec, log: Callable[[str], None] = print) -> None:
         tail: deque[str] = deque(maxlen=LOG_TAIL)
+        _make_outputs(spec)
         try:
             proc = subprocess.Popen(self.argv(spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     text=True, errors="replace")
@@ -389,6 +533,18 @@ def runtime(engine: DeepVariantEngineConfig):
         DockerRuntime(pull_retries=engine.pull_retries)
 
 
+def describe(spec: ContainerSpec, engine: DeepVariantEngineConfig, stage: str = "") -> dict:
+    """What a dry run prints for one spec: the runtime's exact argument list (and as one shell
+    line), image, mounts, GPUs; inputs that do not exist yet are listed under ``missing``."""
+    import shlex
+
+    argv = runtime(engine).argv(spec)
+    out = {"image": spec.image, "argv": argv, "shell": shlex.join(argv), "gpus": spec.gpus,
+           "mounts": [f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts],
+           "missing": [m.source for m in spec.mounts if m.read_only and not Path(m.source).exists()]}
+    return {"stage": stage, **out} if stage else out
+
+
 # ---------------------------------------------------------------- stages through containers
 def run_make_examples(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig,
                       log: Callable[[str], None] = print) -> dict:
@@ -397,7 +553,10 @@ def run_make_examples(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig,
     from .example_proto import decode_example
     from .fileio import read_tfrecords, shard_path
 
-    runtime(engine).run(make_examples_spec(cfg, engine), log)
+    spec = make_examples_spec(cfg, engine)
+    for note in dvtrain_only_notes(cfg):
+        log(f"note: {note}")
+    runtime(engine).run(spec, log)
     path = shard_path(cfg.examples, cfg.task)
     if not Path(path).is_file():
         raise ContainerError(f"{path}: DeepVariant make_examples exited 0 but wrote no examples there")
@@ -429,7 +588,10 @@ def latest_checkpoint(experiment_dir: str | Path) -> Optional[str]:
 def run_train(cfg: TrainConfig, engine: DeepVariantEngineConfig, log: Callable[[str], None] = print) -> dict:
     """DeepVariant train in the container; ``best_model`` is its latest checkpoint prefix
     (DeepVariant keeps the checkpoints that improved ``best_checkpoint_metric``)."""
-    runtime(engine).run(train_spec(cfg, engine), log)
+    spec = train_spec(cfg, engine)
+    for note in dvtrain_only_notes(cfg):
+        log(f"note: {note}")
+    runtime(engine).run(spec, log)
     best = latest_checkpoint(cfg.experiment_dir)
     if best is None:
         raise ContainerError(f"{cfg.experiment_dir}: DeepVariant train exited 0 but left no checkpoint (*.index)")

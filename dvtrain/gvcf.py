@@ -1,11 +1,11 @@
 """gVCF: reference blocks written by make_examples, joined and cut around calls by call_variants.
 
-**Blocks** (``make_examples --gvcf``): :func:`reference_confidence` gives each covered,
+**Blocks** (``make_examples --gvcf_blocks``): :func:`reference_confidence` gives each covered,
 non-candidate position a hom-ref GQ and PL, :func:`reference_blocks` groups runs of them by
 GQ band, and :func:`write_reference_blocks` writes the block file beside the shard; the
 block-file format lives only here.
 
-**gVCF** (``call --gvcf_outfile``): the reference blocks that ``make_examples --gvcf`` wrote beside each shard
+**gVCF** (``call --gvcf_outfile``): the reference blocks that ``make_examples --gvcf_blocks`` wrote beside each shard
 (``SHARD.gvcf.tsv.gz``, :func:`reference_blocks`) are read, blocks
 that touch end to end in one GQ band (across partition and shard boundaries) are joined
 (GQ and MIN_DP the minimum, PL that of the lower-GQ part), and every block is cut around
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from .config import CallConfig
 
 
-# ---------------------------------------------------------------- writing (make_examples --gvcf)
-# With ``--gvcf`` (calling mode) each shard also gets SHARD.gvcf.tsv.gz: the covered,
+# ---------------------------------------------------------------- writing (make_examples --gvcf_blocks)
+# With ``--gvcf_blocks`` (calling mode) each shard also gets SHARD.gvcf.tsv.gz: the covered,
 # non-candidate positions of its partitions as reference blocks, which
 # ``call --gvcf_outfile`` merges with the calls into a gVCF (docs/architecture.md).
 
@@ -128,7 +128,7 @@ def block_paths(config: CallConfig, shards: list[Path]) -> list[Path]:
     paths = [gvcf_blocks_path(s) for s in shards]
     for p in paths:
         if not p.is_file():
-            raise InputError(p, "no reference blocks beside the examples shard: run make_examples --gvcf "
+            raise InputError(p, "no reference blocks beside the examples shard: run make_examples --gvcf_blocks "
                                 "(or give nonvariant_site_path)")
     return paths
 
@@ -147,7 +147,7 @@ def read_blocks(paths: list[Path], contigs: dict[str, int]) -> tuple[list[tuple]
             raise InputError(path, f"cannot read reference blocks: {e}") from None
         lines = text.splitlines()
         if len(lines) < 3 or lines[0] != GVCF_FORMAT or not lines[1].startswith("##gq_binsize="):
-            raise InputError(path, "not a make_examples --gvcf block file")
+            raise InputError(path, "not a make_examples --gvcf_blocks block file")
         bs = int(lines[1].split("=", 1)[1])
         if binsize is not None and bs != binsize:
             raise InputError(path, f"gq_binsize {bs}, other block files have {binsize}")

@@ -14,19 +14,9 @@ from typing import Optional
 from prefect import flow
 from prefect.runtime import flow_run
 
-from dvtrain.config import (
-    CallConfig,
-    CaseStudyConfig,
-    CoverageConfig,
-    EvaluateConfig,
-    MakeExamplesConfig,
-    MarginConfig,
-    PeersConfig,
-    ShuffleConfig,
-    TrainConfig,
-)
+from dvtrain.config import CaseStudyConfig, CoverageConfig, MarginConfig, PeersConfig
 from blocks.storage import read_bytes, use_storage_blocks
-from dvtrain import uri
+from dvtrain import layout, uri
 from dvtrain.report import render_markdown
 from dvtrain.validate import check_case_study
 from tasks import (
@@ -49,65 +39,17 @@ from .naming import case_study_run_name
 from .training import submit_training
 
 
-def _examples(config: CaseStudyConfig, model: str, split: str) -> str:
-    return str(uri.join(config.workdir, model, "examples", f"{split}.tfrecord@{config.shards}.gz"))
-
-
-_LOWCOV_OPTIONS = ("vsc_min_count_snps", "vsc_min_count_indels", "pileup_image_height")
-
-
-def _example_options(config: CaseStudyConfig, model: str) -> dict:
-    """make_examples' candidate thresholds, image height and channels: the case study's for
-    the low-coverage examples (custom and test; ``vsc_min_snp_lod`` for test only: the model
-    learns from every candidate what an error looks like, and calling skips the ones that
-    cannot be a het); for the baseline make_examples' own thresholds and height
-    (DeepVariant's) and the channels of the given model (else the case study's)."""
-    no_lod = MakeExamplesConfig.model_fields["vsc_min_snp_lod"].default
-    if model == "baseline":
-        options = {name: MakeExamplesConfig.model_fields[name].default for name in _LOWCOV_OPTIONS}
-        return {**options, "vsc_min_snp_lod": no_lod,
-                "channels": config.channels if config.baseline.channels is None else config.baseline.channels}
-    options = {name: getattr(config, name) for name in _LOWCOV_OPTIONS}
-    return {**options, "vsc_min_snp_lod": config.vsc_min_snp_lod if model == "test" else no_lod,
-            "channels": config.channels}
-
-
 def _make_examples(config: CaseStudyConfig, model: str, mode: str, reads: list[Path],
                    splits: list[str], confident_bed: Optional[Path] = None) -> dict[str, str]:
     """All shards of all ``splits`` through one bounded map; returns {split: shard spec}."""
-    specs = {split: _examples(config, model, split) for split in splits}
-    configs = [
-        MakeExamplesConfig(
-            mode=mode, ref=config.reference, reads=reads, examples=spec, task=i,
-            regions=getattr(config.splits, split), seed=config.seed,
-            truth_variants=config.truth_vcf if mode == "training" else None,
-            confident_regions=confident_bed if mode == "training" else None,
-            **_example_options(config, model),
-        )
-        for split, spec in specs.items()
-        for i in range(config.shards)
-    ]
+    specs, configs = layout.make_examples_configs(config, model, mode, reads, splits, confident_bed)
     run_shards(config, configs, f"{model}-{mode}")  # threads or Dask (config.task_runner)
     return specs
 
 
 def _augmented(config: CaseStudyConfig, model: str, confident_bed: Path) -> list[str]:
-    """A model's extra training-split passes, each BAM set downsampled as given and labelled
-    inside the same confident BED: the custom model's ``config.augment``, the trained
-    baseline's own reads at ``baseline.downsample_fractions``. Returns their shard specs."""
-    passes = ([(aug.reads, aug.downsample_fraction) for aug in config.augment] if model == "custom"
-              else [(config.baseline.reads, f) for f in config.baseline.downsample_fractions])
-    specs, configs = [], []
-    for k, (reads, fraction) in enumerate(passes, 1):
-        spec = _examples(config, model, f"train-augment{k}")
-        specs.append(spec)
-        configs += [
-            MakeExamplesConfig(mode="training", ref=config.reference, reads=reads, examples=spec, task=i,
-                               regions=config.splits.train, seed=config.seed, truth_variants=config.truth_vcf,
-                               confident_regions=confident_bed, downsample_fraction=fraction,
-                               **_example_options(config, model))
-            for i in range(config.shards)
-        ]
+    """A model's extra training-split passes (layout.augment_configs); their shard specs."""
+    specs, configs = layout.augment_configs(config, model, confident_bed)
     if configs:
         run_shards(config, configs, f"{model}-augment")
     return specs
@@ -115,57 +57,28 @@ def _augmented(config: CaseStudyConfig, model: str, confident_bed: Path) -> list
 
 def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed: Path,
            epochs: int, init_checkpoint: Optional[Path]) -> Path:
-    """Examples (+ augmentation passes for the custom model) -> shuffle -> training subflow;
-    returns the best model's path."""
+    """Examples (+ augmentation passes) -> shuffle -> training subflow; returns the best model's path."""
     specs = _make_examples(config, model, "training", reads, ["train", "tune"], confident_bed)
     extra = {"train": _augmented(config, model, confident_bed)}
     datasets = {}
     for split, spec in specs.items():
-        shuffled = shuffle_task(ShuffleConfig(
-            input_pattern_list=[spec, *extra.get(split, [])],
-            output_pattern_prefix=str(uri.join(config.workdir, model, "shuffled", split)),
-            output_dataset_name=split, num_shards=config.shuffle_shards, seed=config.seed,
-        ))
+        shuffled = shuffle_task(layout.shuffle_config(config, model, split, [spec, *extra.get(split, [])]))
         publish_dataset(split if model == "custom" else f"{model}-{split}", shuffled)
         datasets[split] = shuffled["dataset_config"]
-    trained = submit_training(TrainConfig(
-        train_dataset_config=datasets["train"], tune_dataset_config=datasets["tune"],
-        experiment_dir=uri.join(config.workdir, model, "train"), init_checkpoint=init_checkpoint,
-        epochs=epochs, architecture=config.architecture, batch_size=config.batch_size,
-        learning_rate=config.learning_rate, seed=config.seed,
-        best_checkpoint_metric=(config.custom_best_checkpoint_metric if model == "custom"
-                                else config.baseline_best_checkpoint_metric),
-        # stored with the model, so that dvtrain call-bam calls as the test split is called here
-        calling_vsc_min_snp_lod=_example_options(config, "test")["vsc_min_snp_lod"] if model == "custom" else None,
-    ), config.training_work_pool, storage_blocks=config.storage_blocks, engine=config.container_engine())
+    trained = submit_training(layout.train_config(config, model, datasets, epochs, init_checkpoint),
+                              config.training_work_pool, storage_blocks=config.storage_blocks,
+                              engine=config.container_engine())
     return uri.location(trained["best_model"])
-
-
-def _eval_prefix(config: CaseStudyConfig, model: str):
-    """Where ``model``'s evaluation goes: PREFIX.summary.csv, PREFIX.vcf.gz (decisions), ..."""
-    return uri.join(config.workdir, model, "eval")
 
 
 def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, confident_bed: Path) -> list[dict]:
     """Call the test examples ``spec`` with ``checkpoint``; score inside the coverage BED."""
-    calls = call_task(CallConfig(
-        examples=spec, checkpoint=checkpoint, ref=config.reference,
-        outfile=uri.join(config.workdir, model, "calls.vcf.gz"), sample_name=config.sample_name,
-        reads=config.reads if config.sample_name is None else [],  # the sample named by the BAMs' read groups
-    ), config.container_engine())
-    rows = evaluate_task(EvaluateConfig(
-        truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
-        reference=config.reference, output_prefix=_eval_prefix(config, model),
-        regions=config.splits.test, region_rule=config.region_rule,
-    ), label=model)
+    calls = call_task(layout.call_config(config, model, checkpoint, spec), config.container_engine())
+    rows = evaluate_task(layout.evaluate_config(config, model, calls["outfile"], confident_bed), label=model)
     publish_evaluation(model, rows, calls["outfile"], config.truth_vcf, confident_bed)
     engine = config.container_engine()
     if engine is not None and engine.happy:  # hap.py itself, next to our evaluator
-        happy_task(EvaluateConfig(
-            truth_vcf=config.truth_vcf, query_vcf=calls["outfile"], confident_bed=confident_bed,
-            reference=config.reference, output_prefix=uri.join(config.workdir, model, "happy"),
-            regions=config.splits.test, pass_only=True,
-        ), engine)
+        happy_task(layout.evaluate_config(config, model, calls["outfile"], confident_bed, happy=True), engine)
     return [{"model": model, **row} for row in rows]
 
 
@@ -186,7 +99,7 @@ def _peers(config: CaseStudyConfig, confident_bed: Path) -> list[dict]:
 def _peer_margins(config: CaseStudyConfig, peers: list[str]) -> dict:
     """Custom minus each peer, with the same paired bootstrap as custom minus baseline."""
     return {peer: margin_task(MarginConfig(
-        eval_vcf=f"{_eval_prefix(config, 'custom')}.vcf.gz",
+        eval_vcf=f"{layout.eval_prefix(config, 'custom')}.vcf.gz",
         baseline_eval_vcf=uri.join(config.workdir, "peers", f"{peer}.eval.vcf.gz"),
         output_json=uri.join(config.workdir, f"margins.{peer}.json"), seed=config.seed,
     )) for peer in peers}
@@ -220,7 +133,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
 
     # a. the coverage BED replaces the truth BED everywhere below
     bed = uri.location(coverage_task(CoverageConfig(
-        reads=config.reads, truth_bed=config.truth_bed, output_bed=uri.join(wd, "coverage", "confident.bed"),
+        reads=config.reads, truth_bed=config.truth_bed, output_bed=layout.coverage_bed(config),
         min_coverage=config.min_coverage,
     ))["output_bed"])
 
@@ -230,7 +143,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     else:
         baseline_bed = uri.location(coverage_task(CoverageConfig(
             reads=config.baseline.reads, truth_bed=config.truth_bed,
-            output_bed=uri.join(wd, "baseline", "coverage", "confident.bed"), min_coverage=config.min_coverage,
+            output_bed=layout.coverage_bed(config, "baseline"), min_coverage=config.min_coverage,
         ))["output_bed"])
         baseline = _train(config, "baseline", config.baseline.reads, baseline_bed, config.baseline_epochs, None)
 
@@ -241,13 +154,13 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     test = _make_examples(config, "test", "calling", config.reads, ["test"])["test"]
     # the generic model calls DeepVariant's default candidates, as it would be run
     # (the same examples unless the low-coverage thresholds or channels differ)
-    base_test = test if _example_options(config, "test") == _example_options(config, "baseline") \
+    base_test = test if not layout.separate_baseline_test(config) \
         else _make_examples(config, "baseline", "calling", config.reads, ["test"])["test"]
     rows = _evaluate(config, "baseline", baseline, base_test, bed) + _evaluate(config, "custom", custom, test, bed)
     # how sure the custom-minus-baseline F1 is: a paired bootstrap over the test contigs' blocks
     margins = margin_task(MarginConfig(
-        eval_vcf=f"{_eval_prefix(config, 'custom')}.vcf.gz",
-        baseline_eval_vcf=f"{_eval_prefix(config, 'baseline')}.vcf.gz",
+        eval_vcf=f"{layout.eval_prefix(config, 'custom')}.vcf.gz",
+        baseline_eval_vcf=f"{layout.eval_prefix(config, 'baseline')}.vcf.gz",
         output_json=uri.join(wd, "margins.json"), seed=config.seed,
     ))
     if config.peers:  # bcftools / freebayes on the same reads and BED

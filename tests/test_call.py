@@ -411,7 +411,7 @@ def test_gvcf_on_a_hand_built_bam(models, tmp_path):
 
 
 def test_gvcf_needs_calling_mode(tmp_path):
-    with pytest.raises(ValueError, match="--gvcf needs --mode calling"):
+    with pytest.raises(ValueError, match=r"gvcf \(make-examples --gvcf_blocks\) needs --mode calling"):
         MakeExamplesConfig(mode="training", ref=tmp_path / "r.fa", reads=[tmp_path / "r.bam"], examples="x@1.gz",
                            truth_variants=tmp_path / "t.vcf", confident_regions=tmp_path / "c.bed", gvcf=True)
 

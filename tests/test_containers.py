@@ -83,13 +83,25 @@ def test_calling_mode_leaves_out_truth_and_mounts_a_bed_of_regions(inputs, tmp_p
     assert _by_target(spec)[str(bed)].read_only
 
 
-def test_native_only_snp_filter_is_left_out_with_a_warning(inputs, tmp_path, capsys):
+def test_dvtrain_only_options_are_refused_when_set_and_named_when_default(inputs, tmp_path):
+    from dvtrain.containers import dvtrain_only_notes
+
     d, _ = inputs
-    cfg = MakeExamplesConfig(mode="calling", ref=d / "ref.fa", reads=[d / "low.bam"], vsc_min_snp_lod=2.5,
-                             examples=str(tmp_path / "out" / "test.tfrecord@1.gz"), regions=["chr20"])
-    spec = make_examples_spec(cfg, ENGINE)
-    assert not any("lod" in a for a in spec.command)  # DeepVariant's make_examples would refuse the flag
-    assert "ignores vsc_min_snp_lod 2.5" in capsys.readouterr().err
+    base = dict(mode="calling", ref=d / "ref.fa", reads=[d / "low.bam"],
+                examples=str(tmp_path / "out" / "test.tfrecord@1.gz"), regions=["chr20"])
+    for option, value in (("vsc_min_snp_lod", 2.5), ("indel_informative_reads", True),
+                          ("merge_insertion_alleles", True)):
+        with pytest.raises(DvtrainError, match=rf"^{option} {value!r}: a dvtrain option that DeepVariant's "
+                                               r"make_examples does not have"):
+            make_examples_spec(MakeExamplesConfig(**base, **{option: value}), ENGINE)
+    # set to what DeepVariant does: accepted, and no such flag reaches DeepVariant
+    as_dv = MakeExamplesConfig(**base, vsc_min_snp_lod=None, indel_informative_reads=False,
+                               indel_haplotype_support=False, merge_insertion_alleles=False)
+    assert not any("lod" in a or "indel_" in a for a in make_examples_spec(as_dv, ENGINE).command)
+    assert dvtrain_only_notes(as_dv) == []
+    # left at dvtrain's defaults: one note, which run_make_examples logs
+    (note,) = dvtrain_only_notes(MakeExamplesConfig(**base))
+    assert "indel_informative_reads, indel_haplotype_support, merge_insertion_alleles" in note
 
 
 def _dataset(tmp_path, name):
@@ -141,8 +153,10 @@ def test_a_gs_checkpoint_keeps_the_network(tmp_path):
     train, tune = _dataset(tmp_path, "train"), _dataset(tmp_path, "tune")
     cfg = TrainConfig(train_dataset_config=train, tune_dataset_config=tune, experiment_dir=tmp_path / "exp",
                       init_checkpoint="gs://deepvariant/models/DeepVariant/1.6.1/checkpoints/wgs/deepvariant.wgs.ckpt")
+    dv_config = _touch(tmp_path / "dv_config.py")  # beside the experiment folder: used as it is
     kw = DockerRuntime(client=object()).run_kwargs(train_spec(cfg, DeepVariantEngineConfig(gpus=0)))
     assert "network_mode" not in kw and "device_requests" not in kw
+    assert f"--config={dv_config}:base" in kw["command"]
 
 
 def test_call_specs_run_deepvariant_or_call_variants_then_postprocess(inputs, tmp_path):

@@ -391,7 +391,7 @@ def test_case_study_channels_and_height_reach_every_example_set():
     height only to the custom and test ones; a given baseline model's own channels
     (baseline.channels) go to the baseline's test examples."""
     from dvtrain.config import BaselineConfig, CaseStudyConfig
-    from flows.case_study import _example_options
+    from dvtrain.layout import example_options as _example_options
 
     base = dict(reference="r.fa", truth_vcf="t.vcf.gz", truth_bed="t.bed", reads=["x.bam"],
                 channels=["insert_size", "homopolymer_weighted"], vsc_min_count_snps=1, vsc_min_snp_lod=2.0)
