@@ -482,7 +482,8 @@ def _model_checks(f: Callable) -> Callable:
 
 @cli.command("call-bam")
 @click.option("--model", required=True, type=click.Path(path_type=Path),
-              help="trained .keras model (its example_info.json beside it says how to make its examples)")
+              help="trained .keras model (its example_info.json beside it says how to make its examples); with "
+                   "--deepvariant a DeepVariant checkpoint prefix")
 @click.option("--ref", required=True, type=click.Path(path_type=Path))
 @click.option("--reads", multiple=True, required=True, help="BAM(s)/CRAM(s), repeat or comma-separate")
 @click.option("--output_vcf", required=True, type=click.Path(path_type=Path), help="output .vcf.gz (+ .tbi)")
@@ -496,7 +497,9 @@ def _model_checks(f: Callable) -> Callable:
 @click.option("--qual_filter", type=float, help="variant calls with QUAL below this are LowQual (default 1.0)")
 @click.option("--seed", type=int)
 @_model_checks
-def call_bam_cmd(reads, regions, channels, **kw) -> None:
+@_container_options
+def call_bam_cmd(reads, regions, channels, use_container, deepvariant_version, container_runtime, print_command,
+                 **kw) -> None:
     """Reference + BAM(s) + trained model -> VCF (+ gVCF), like run_deepvariant: make_examples
     (calling mode, shards in parallel) then call_variants + postprocess_variants.
 
@@ -506,9 +509,16 @@ def call_bam_cmd(reads, regions, channels, **kw) -> None:
     """
     from .call_bam import call_bam
 
+    _dry_run_needs_container(use_container, print_command)
     _logs_beside(kw["output_vcf"])
     cfg = _build(C.CallBamConfig, reads=_split(reads), regions=[r for v in regions for r in v.split()],
                  channels=_split((channels,)) if channels is not None else None, **kw)
+    if use_container:  # DeepVariant's run_deepvariant; --model is then a DeepVariant checkpoint
+        from .containers import call_spec
+
+        engine = _container_engine(deepvariant_version, container_runtime)
+        spec = _container_specs(lambda: call_spec(cfg, engine), print_command)  # type: ignore[arg-type]
+        return _run_containers(engine, spec, print_command=print_command)
     _emit(call_bam(cfg, note=lambda line: click.echo(f"dvtrain: note: {line}", err=True)))  # type: ignore[arg-type]
 
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from .config import LOWER_IS_BETTER, CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
+from .config import (LOWER_IS_BETTER, CallBamConfig, CallConfig, DeepVariantEngineConfig, EvaluateConfig,
+                     MakeExamplesConfig, TrainConfig)
 from .errors import DvtrainError, InputError
 from .fileio import index_companions, sharded_paths
 
@@ -318,21 +319,36 @@ def _checkpoint(m: _Mounts, ckpt: str) -> str:
     return str(p)
 
 
-def call_spec(cfg: CallConfig, engine: DeepVariantEngineConfig, reads: list[str], regions: list[str],
-              shards: int) -> ContainerSpec:
-    """``run_deepvariant --model_type WGS --customized_model ...``: BAM to VCF in one container."""
+def call_spec(cfg: CallBamConfig, engine: DeepVariantEngineConfig) -> ContainerSpec:
+    """``run_deepvariant --model_type WGS --customized_model MODEL``: BAMs to VCF (+ gVCF) in
+    one container (``dvtrain call-bam --deepvariant``). The model is a DeepVariant checkpoint,
+    which carries its own example settings: the model checks of call-bam's native engine are
+    refused when given, and batch_size / qual_filter, when set, reach call_variants /
+    postprocess_variants through run_deepvariant's *_extra_args."""
+    from .call_bam import CALL_OPTIONS, intermediate_dir
+
+    given = [k for k in CALL_OPTIONS if getattr(cfg, k) is not None]
+    if given:
+        raise DvtrainError(f"{given[0]}: call-bam checks it against a dvtrain model's example_info.json; "
+                           "DeepVariant's run_deepvariant takes its settings from the checkpoint (leave it out)")
     m = _Mounts()
-    out = Path(m.output(Path(cfg.outfile).parent))
+    out = Path(m.output(Path(cfg.output_vcf).parent))
+    inter = Path(m.output(intermediate_dir(cfg)))
     cmd = [f"{DV_BIN}/run_deepvariant", f"--model_type={engine.model_type}",
-           f"--customized_model={_checkpoint(m, str(cfg.checkpoint))}", f"--ref={m.input(cfg.ref)}",
-           f"--reads={m.input(reads[0])}", f"--output_vcf={out / Path(cfg.outfile).name}",
-           f"--num_shards={shards}", f"--intermediate_results_dir={out / 'intermediate_results'}"]
-    if regions:
-        cmd.append(f"--regions={' '.join(_regions(m, regions))}")
-    if cfg.gvcf_outfile:
-        cmd.append(f"--output_gvcf={out / Path(cfg.gvcf_outfile).name}")
+           f"--customized_model={_checkpoint(m, str(cfg.model))}", f"--ref={m.input(cfg.ref)}",
+           f"--reads={','.join(m.input(r) for r in cfg.reads)}", f"--output_vcf={out / Path(cfg.output_vcf).name}",
+           f"--num_shards={cfg.num_shards}", f"--intermediate_results_dir={inter}"]
+    if cfg.regions:
+        cmd.append(f"--regions={' '.join(_regions(m, cfg.regions))}")
+    if cfg.output_gvcf:
+        gvcf = Path(m.output(Path(cfg.output_gvcf).parent)) / Path(cfg.output_gvcf).name
+        cmd.append(f"--output_gvcf={gvcf}")
     if cfg.sample_name:
         cmd.append(f"--sample_name={cfg.sample_name}")
+    if "batch_size" in cfg.model_fields_set:
+        cmd.append(f"--call_variants_extra_args=batch_size={cfg.batch_size}")
+    if "qual_filter" in cfg.model_fields_set:
+        cmd.append(f"--postprocess_variants_extra_args=qual_filter={cfg.qual_filter}")
     return ContainerSpec(engine.image_for("gpu" if engine.gpus else "cpu"), tuple(cmd), m.tuple(),
                          engine.user or invoking_user(), {"TF_CPP_MIN_LOG_LEVEL": "2"}, engine.gpus, str(out))
 

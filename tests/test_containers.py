@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from dvtrain.config import (CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig,
-                            TrainConfig)
+from dvtrain.config import (CallBamConfig, CallConfig, DeepVariantEngineConfig, EvaluateConfig,
+                            MakeExamplesConfig, TrainConfig)
 from dvtrain.errors import DvtrainError
 from dvtrain.containers import (ApptainerRuntime, ContainerError, DockerRuntime, Mount, call_spec,
                                 call_variants_specs, happy_spec, make_examples_spec, train_spec)
@@ -168,13 +168,22 @@ def test_call_specs_run_deepvariant_or_call_variants_then_postprocess(inputs, tm
         _touch(tmp_path / "ex" / f"test.tfrecord-0000{i}-of-00002.gz")
     cfg = CallConfig(examples=str(tmp_path / "ex" / "test.tfrecord@2.gz"), checkpoint=str(ckpt), ref=d / "ref.fa",
                      outfile=tmp_path / "vcf" / "custom.vcf.gz", sample_name="HG001")
-    spec = call_spec(cfg, DeepVariantEngineConfig(gpus=0), [str(d / "low.bam")], ["chr20"], shards=4)
+    bam = CallBamConfig(model=str(ckpt), ref=d / "ref.fa", reads=[d / "low.bam"], regions=["chr20"], num_shards=4,
+                        output_vcf=tmp_path / "vcf" / "custom.vcf.gz", sample_name="HG001")
+    spec = call_spec(bam, DeepVariantEngineConfig(gpus=0))
     cmd = list(spec.command)
     assert cmd[0] == "/opt/deepvariant/bin/run_deepvariant" and spec.image == "google/deepvariant:1.6.1"
     for arg in ("--model_type=WGS", f"--customized_model={ckpt}", f"--reads={d / 'low.bam'}", "--regions=chr20",
-                f"--output_vcf={tmp_path / 'vcf' / 'custom.vcf.gz'}", "--num_shards=4", "--sample_name=HG001"):
+                f"--output_vcf={tmp_path / 'vcf' / 'custom.vcf.gz'}", "--num_shards=4", "--sample_name=HG001",
+                f"--intermediate_results_dir={tmp_path / 'vcf' / 'custom.intermediate'}"):
         assert arg in cmd, arg
+    assert not any("extra_args" in a for a in cmd)  # batch_size and qual_filter left at their defaults
     assert _by_target(spec)[str(d / "low.bam.bai")].read_only
+    with pytest.raises(DvtrainError, match=r"^vsc_min_count_snps: call-bam checks it against a dvtrain model"):
+        call_spec(bam.model_copy(update={"vsc_min_count_snps": 2}), ENGINE)
+    extra = call_spec(bam.model_copy(update={"batch_size": 64, "qual_filter": 3.0}), ENGINE).command
+    assert "--call_variants_extra_args=batch_size=64" in extra
+    assert "--postprocess_variants_extra_args=qual_filter=3.0" in extra
     call, post = call_variants_specs(cfg, ENGINE)
     assert call.command[0].endswith("/call_variants") and call.gpus == 1 and call.image.endswith("-gpu")
     assert f"--examples={tmp_path / 'ex' / 'test.tfrecord@2.gz'}" in call.command

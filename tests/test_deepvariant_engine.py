@@ -187,6 +187,26 @@ def test_print_command_on_a_stage_prints_the_exact_command_with_no_docker(tmp_pa
     assert r.returncode == 2 and "--config names DeepVariant's dv_config.py, for --deepvariant" in r.stderr
 
 
+def test_call_bam_deepvariant_is_run_deepvariant(tmp_path):
+    ref = _touch(tmp_path / "ref.fa")
+    bam = _touch(tmp_path / "low.bam")
+    ckpt = _touch(tmp_path / "wgs" / "model.ckpt.index").parent / "model.ckpt"
+    r = _dvtrain("call-bam", "--model", ckpt, "--ref", ref, "--reads", bam, "--output_vcf", tmp_path / "o" / "s.vcf.gz",
+                 "--output_gvcf", tmp_path / "o" / "s.g.vcf.gz", "--regions", "chr20", "--num_shards", "3",
+                 "--deepvariant", "--print-command")
+    assert r.returncode == 0, r.stderr
+    (run,) = json.loads(r.stdout)["runs"]
+    cmd = run["argv"][run["argv"].index("google/deepvariant:1.6.1-gpu") + 1:]
+    assert cmd == ["/opt/deepvariant/bin/run_deepvariant", "--model_type=WGS", f"--customized_model={ckpt}",
+                   f"--ref={ref}", f"--reads={bam}", f"--output_vcf={tmp_path / 'o' / 's.vcf.gz'}", "--num_shards=3",
+                   f"--intermediate_results_dir={tmp_path / 'o' / 's.intermediate'}", "--regions=chr20",
+                   f"--output_gvcf={tmp_path / 'o' / 's.g.vcf.gz'}"]
+    assert not (tmp_path / "o").exists()
+    r = _dvtrain("call-bam", "--model", ckpt, "--ref", ref, "--reads", bam, "--output_vcf", tmp_path / "o" / "s.vcf.gz",
+                 "--pileup_image_height", "100", "--deepvariant", "--print-command")
+    assert r.returncode == 2 and "pileup_image_height: call-bam checks it against a dvtrain model" in r.stderr
+
+
 def test_run_print_command_prints_every_container_of_the_case_study(tmp_path):
     r = _dvtrain("run", "--config", REPO / "examples" / "demo.yaml", "--set", "engine=deepvariant",
                  "--set", "baseline_best_checkpoint_metric=tune/f1_weighted", "--set", f"workdir={tmp_path / 'wd'}",

@@ -12,7 +12,8 @@ import pytest
 
 from test_containers import _touch  # tests/ is on sys.path, as for prefect_live
 
-from dvtrain.config import CallConfig, DeepVariantEngineConfig, EvaluateConfig, MakeExamplesConfig, TrainConfig
+from dvtrain.config import (CallBamConfig, CallConfig, DeepVariantEngineConfig, EvaluateConfig,
+                            MakeExamplesConfig, TrainConfig)
 from dvtrain.containers import call_spec, call_variants_specs, happy_spec, make_examples_spec, train_spec
 
 DATA = json.loads((Path(__file__).parent / "data" / "deepvariant_flags.json").read_text())
@@ -189,16 +190,22 @@ CALL_CASES = {
 }
 
 
+BAM_CASES = {
+    "plain": dict(),
+    "gvcf-sample-extra-args": dict(output_gvcf="GVCF", sample_name="HG001", batch_size=512, qual_filter=2.0),
+}
+
+
 @pytest.mark.parametrize("regions", [[], ["chr20"], ["REGIONS_BED", "chr21"]], ids=["no-regions", "contig", "bed"])
-@pytest.mark.parametrize("case", sorted(CALL_CASES))
+@pytest.mark.parametrize("case", sorted(BAM_CASES))
 def test_run_deepvariant_command_uses_only_defined_flags(files, tmp_path, case, regions):
     d, ckpt = files
-    kw = {k: (tmp_path / "vcf" / "custom.g.vcf.gz" if v == "GVCF" else v) for k, v in CALL_CASES[case].items()}
-    cfg = CallConfig(examples=str(tmp_path / "ex" / "test.tfrecord@2.gz"), checkpoint=str(ckpt), ref=d / "ref.fa",
-                     outfile=tmp_path / "vcf" / "custom.vcf.gz", **kw)
+    kw = {k: (tmp_path / "vcf" / "custom.g.vcf.gz" if v == "GVCF" else v) for k, v in BAM_CASES[case].items()}
     regions = [str(tmp_path / "regions.bed") if r == "REGIONS_BED" else r for r in regions]
+    cfg = CallBamConfig(model=str(ckpt), ref=d / "ref.fa", reads=[d / "low.bam"], regions=regions, num_shards=4,
+                        output_vcf=tmp_path / "vcf" / "custom.vcf.gz", **kw)
     for gpus in (0, 1):
-        spec = call_spec(cfg, DeepVariantEngineConfig(gpus=gpus), [str(d / "low.bam")], regions, shards=4)
+        spec = call_spec(cfg, DeepVariantEngineConfig(gpus=gpus))
         assert check(spec.command) == []
 
 
@@ -227,9 +234,9 @@ def test_happy_command_uses_only_defined_options(files, tmp_path, confident, pas
 # ---------------------------------------------------------------- the checker itself
 def test_checker_reports_a_made_up_flag_a_bad_type_and_a_bad_enum(files, tmp_path):
     d, ckpt = files
-    cfg = CallConfig(examples=str(tmp_path / "ex" / "test.tfrecord@2.gz"), checkpoint=str(ckpt), ref=d / "ref.fa",
-                     outfile=tmp_path / "vcf" / "custom.vcf.gz")
-    cmd = list(call_spec(cfg, DeepVariantEngineConfig(), [str(d / "low.bam")], [], shards=4).command)
+    cfg = CallBamConfig(model=str(ckpt), ref=d / "ref.fa", reads=[d / "low.bam"], num_shards=4,
+                        output_vcf=tmp_path / "vcf" / "custom.vcf.gz")
+    cmd = list(call_spec(cfg, DeepVariantEngineConfig()).command)
     assert any("--made_up_flag" in p for p in check(cmd + ["--made_up_flag=1"]))
     assert any("--num_shards" in p and "not int" in p for p in check(cmd + ["--num_shards=four"]))
     assert any("--model_type" in p and "not one of" in p for p in check(cmd + ["--model_type=WGZ"]))
