@@ -162,6 +162,9 @@ def coverage(reads, truth_bed, output_bed, min_coverage, merged_bam) -> None:
 @click.option("--exclude_regions", multiple=True, help="regions to leave out (contig, chr:start-end or BED)")
 @click.option("--downsample_fraction", type=float, help="keep this fraction of reads (seeded); 0: all, as DeepVariant")
 @click.option("--training_random_emit_ref_sites", type=float, help="emit this fraction of non-candidate sites (label 0)")
+@click.option("--preset", type=click.Choice(["deepvariant"]),
+              help="deepvariant: every option not given takes DeepVariant make_examples' value (dvtrain's indel "
+                   "options off, no optional channel)")
 @click.option("--gvcf_blocks", "gvcf", is_flag=True, default=None,  # DeepVariant's --gvcf takes a path: not this
               help="calling mode: also write reference blocks to SHARD.gvcf.tsv.gz (for call --gvcf_outfile)")
 @click.option("--gvcf_gq_binsize", type=int, help="GQ bin size of the reference blocks (default 5)")

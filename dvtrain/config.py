@@ -99,7 +99,22 @@ def _check_channels(channels: list[str]) -> list[str]:
 Channels = Annotated[list[str], AfterValidator(_check_channels)]
 
 
+#: make_examples as DeepVariant's own: its flags' defaults, and dvtrain's indel options off
+#: (``preset: deepvariant``; docs/pileup.md lists what dvtrain does differently by default, and why).
+#: What still differs, DeepVariant's realigner above all: benchmarks/golden_fidelity.py.
+DEEPVARIANT_PRESET: dict = {
+    "channels": [], "pileup_image_height": 100, "pileup_image_width": 221, "vsc_min_count_snps": 2,
+    "vsc_min_count_indels": 2, "vsc_min_fraction_snps": 0.12, "vsc_min_fraction_indels": 0.06, "vsc_min_snp_lod": None,
+    "min_mapping_quality": 5, "min_base_quality": 10, "indel_informative_reads": False,
+    "indel_haplotype_support": False, "merge_insertion_alleles": False,
+}
+
+
 class MakeExamplesConfig(_Config):
+    preset: Optional[Literal["deepvariant"]] = Field(
+        None, description="deepvariant: every option not given takes DeepVariant make_examples' value (no optional "
+                          "channel, 100 x 221 images, its candidate thresholds and read filters, dvtrain's indel "
+                          "options off)")
     mode: Literal["training", "calling"]
     ref: Location
     reads: list[Location] = Field(min_length=1)
@@ -151,6 +166,13 @@ class MakeExamplesConfig(_Config):
     gvcf_gq_binsize: int = Field(5, ge=1, le=100, description="DeepVariant --gvcf_gq_binsize: reference positions "
                                                               "join one block while their GQ // binsize is the same")
     seed: int = 42
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data):
+        if isinstance(data, dict) and data.get("preset") == "deepvariant":
+            data = {**DEEPVARIANT_PRESET, **data}  # what is given wins
+        return data
 
     @model_validator(mode="after")
     def _training_needs_truth(self) -> "MakeExamplesConfig":

@@ -108,9 +108,7 @@ def merge_bams(reads: list[Path], merged_bam: Path) -> Path:
         except pysam.SamtoolsError as e:
             culprit = _find_unsorted(reads)
             if culprit is not None:
-                raise InputError(
-                    culprit, "records are not in coordinate order although @HD says SO:coordinate"
-                ) from None
+                raise InputError(culprit, "records are not in coordinate order; run samtools sort") from None
             raise DvtrainError(f"samtools index of {merged_bam} failed: {e}") from None
     return merged_bam
 

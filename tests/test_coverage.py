@@ -64,7 +64,7 @@ def _record(header, contig, pos, cigar, flag, name, mapq=60):
 
 def _write_bam(path: Path, records, contigs=CONTIGS, so="coordinate", sort=True, unplaced=1) -> Path:
     header = pysam.AlignmentHeader.from_dict(
-        {"HD": {"VN": "1.6", "SO": so}, "SQ": [{"SN": c, "LN": n} for c, n in contigs.items()],
+        {"HD": {"VN": "1.6", **({"SO": so} if so else {})}, "SQ": [{"SN": c, "LN": n} for c, n in contigs.items()],
          "RG": [{"ID": path.stem, "SM": "S1"}]}
     )
     order = list(contigs)
@@ -240,6 +240,25 @@ def test_threshold_is_honoured(synth, tmp_path):
             assert np.array_equal(kept[c][s:e], depth[c][s:e] > m)
 
 
+def test_a_sorted_bam_without_so_is_accepted(synth, tmp_path):
+    """Many real BAMs (DeepVariant's test BAM among them) have no @HD SO; samtools takes them."""
+    d = tmp_path / "in"
+    d.mkdir()
+    plain = [_write_bam(d / f"{p.stem}.nso.bam", _records_of(p), so=None) for p in synth["bams"]]
+    for p in plain:
+        pysam.index(str(p))
+        assert "SO" not in pysam.AlignmentFile(str(p)).header.to_dict()["HD"]
+    got = coverage_bed(CoverageConfig(reads=plain, truth_bed=synth["truth"], output_bed=tmp_path / "a.bed"))
+    want = coverage_bed(CoverageConfig(reads=synth["bams"], truth_bed=synth["truth"], output_bed=tmp_path / "b.bed"))
+    assert (tmp_path / "a.bed").read_text() == (tmp_path / "b.bed").read_text()
+    assert got["bases_kept"] == want["bases_kept"] > 0
+
+
+def _records_of(bam: Path) -> list[tuple]:
+    with pysam.AlignmentFile(str(bam)) as f:
+        return [(r.reference_name, r.reference_start, r.cigarstring, r.flag) for r in f.fetch(until_eof=True) if not r.is_unmapped]
+
+
 @needs_bedtools
 @pytest.mark.skipif(not REAL_BAM.is_file(), reason=f"shared test data not present: {REAL_BAM}")
 @pytest.mark.parametrize("min_cov", [0, 2, 5, 30])
@@ -262,7 +281,8 @@ def _leftovers(d: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("case", ["missing", "not_bam", "sam_text", "bgzf_sam", "truncated", "unsorted_header",
-                                  "unsorted_records", "sq_mismatch", "bad_bed", "missing_bed"])
+                                  "queryname_header", "unsorted_records", "unsorted_records_no_so", "sq_mismatch",
+                                  "bad_bed", "missing_bed"])
 def test_bad_input_raises_and_leaves_nothing(synth, tmp_path, case):
     good = synth["bams"][0]
     truth = synth["truth"]
@@ -284,8 +304,12 @@ def test_bad_input_raises_and_leaves_nothing(synth, tmp_path, case):
         bad.write_bytes(data[: len(data) - 28])
     elif case == "unsorted_header":
         _write_bam(bad, [("chrA", 10, "50M", 0)], so="unsorted")
+    elif case == "queryname_header":
+        _write_bam(bad, [("chrA", 10, "50M", 0)], so="queryname")
     elif case == "unsorted_records":
         _write_bam(bad, [("chrA", 900, "50M", 0), ("chrA", 10, "50M", 0)], sort=False)
+    elif case == "unsorted_records_no_so":  # no SO to go by: the records' order is checked
+        _write_bam(bad, [("chrA", 900, "50M", 0), ("chrA", 10, "50M", 0)], so=None, sort=False)
     elif case == "sq_mismatch":
         _write_bam(bad, [("chrA", 10, "50M", 0)], contigs={"chrA": 5000, "chrB": 3001, "chrL": 200_000})
     elif case == "bad_bed":

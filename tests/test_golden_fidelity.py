@@ -1,0 +1,72 @@
+"""dvtrain's make_examples against DeepVariant's own golden examples on real NA12878 reads
+(benchmarks/golden_fidelity.py; records decoded with TensorFlow's tf.train.Example).
+
+The floors are today's figures (2026-12-07), so fidelity cannot slip; issue 29's targets
+(every site, <= 1 extra, >= 99.5 % of pixels, >= 90 % of SNP images identical) need
+DeepVariant's realigner, which dvtrain does not have yet: the rows that differ are, in the
+cases inspected, reads DeepVariant realigned (soft-clipped tails drawn as aligned bases,
+reads near deletions moved), see docs/pileup.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import golden_fidelity as gf  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not gf.DATA.is_dir(), reason=f"DeepVariant's test data not present: {gf.DATA}")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    return gf.run(tmp_path_factory.mktemp("golden"))
+
+
+def test_training_examples_match_deepvariant_golden(results):
+    r = results["training"]
+    assert r["golden_sites"] == 49
+    assert r["golden_sites_reproduced"] >= 48 and len(r["extra_sites"]) <= 2, (r["missing_sites"], r["extra_sites"])
+    assert r["labels_equal"] == r["shared_examples"] >= 48  # every shared label equal
+    assert r["pixel_agreement"] >= 0.983  # 0.98347 measured
+    by = r["pixel_agreement_by_channel"]
+    assert by["read_base"] >= 0.996 and by["base_differs_from_ref"] >= 0.996
+
+
+def test_calling_examples_match_deepvariant_golden(results):
+    r = results["calling"]
+    assert r["golden_sites"] == 78
+    assert r["golden_sites_reproduced"] >= 70 and len(r["extra_sites"]) <= 8, (r["missing_sites"], r["extra_sites"])
+    assert r["pixel_agreement"] >= 0.971  # 0.97121 measured
+
+
+def test_reference_rows_are_identical(tmp_path):
+    """The 5 reference rows carry no read: they must match DeepVariant's byte for byte."""
+    pytest.importorskip("tensorflow")
+    from dvtrain.config import MakeExamplesConfig
+    from dvtrain.make_examples import make_examples
+
+    res = make_examples(MakeExamplesConfig(
+        mode="calling", preset="deepvariant", ref=gf.DATA / "ucsc.hg19.chr20.unittest.fasta.gz",
+        reads=[gf.DATA / "NA12878_S1.chr20.10_10p1mb.bam"], regions=[gf.REGION], examples=str(tmp_path / "c.tfrecord.gz")))
+    golden = gf.read_examples(gf.DATA / "golden.calling_examples.tfrecord.gz")
+    ours = gf.read_examples(res["path"])
+    shared = set(golden) & set(ours)
+    assert len(shared) >= 60
+    assert all((golden[k]["image"][:5] == ours[k]["image"][:5]).all() for k in shared)
+
+
+def test_preset_fills_what_is_not_given_and_given_options_win():
+    from dvtrain.config import DEEPVARIANT_PRESET, MakeExamplesConfig
+
+    base = dict(mode="calling", ref="r.fa", reads=["a.bam"], examples="e.tfrecord@1.gz")
+    plain, dv = MakeExamplesConfig(**base), MakeExamplesConfig(**base, preset="deepvariant")
+    assert {k: getattr(dv, k) for k in DEEPVARIANT_PRESET} == DEEPVARIANT_PRESET
+    assert plain.indel_informative_reads and plain.channels == ["insert_size"]  # dvtrain's defaults
+    mine = MakeExamplesConfig(**base, preset="deepvariant", channels=["insert_size"], pileup_image_height=32)
+    assert (mine.channels, mine.pileup_image_height, mine.merge_insertion_alleles) == (["insert_size"], 32, False)
