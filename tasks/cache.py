@@ -48,7 +48,7 @@ from prefect.utilities.hashing import hash_objects
 from pydantic import BaseModel
 
 from dvtrain.fileio import content_key, index_companions, sharded_paths
-from dvtrain.uri import is_remote
+from dvtrain.uri import REMOTE_SCHEMES, is_remote, scheme
 
 from .staging import TFRECORD_PATH, remote_digest, remote_exists
 
@@ -98,7 +98,8 @@ def fingerprint(value: Any, outputs: frozenset[str] = frozenset(), _field: str |
         return sorted((fingerprint(v, outputs, _field) for v in value), key=repr)
     if _field in outputs and isinstance(value, (str, PurePath)):
         return {"output": value if is_remote(value) else os.path.abspath(str(value))}
-    if is_remote(value):  # s3:// gs://: object metadata (size + ETag/md5/crc32c), no download
+    if is_remote(value) and scheme(value) in REMOTE_SCHEMES:  # s3:// gs://: object metadata (size + ETag/md5/crc32c)
+        # (other URLs, e.g. the https:// one dv_config.py may come from, are plain strings)
         digest = remote_digest(value)
         return {"remote": digest} if digest is not None else value
     if isinstance(value, (str, PurePath)):

@@ -180,3 +180,16 @@ def test_concurrent_shards_compute_the_same_key(files, monkeypatch):
         for t in threads:
             t.join()
     assert not errors and len(set(results)) == 1
+
+
+def test_a_web_url_in_a_config_is_keyed_as_text():
+    """Only s3:// and gs:// are object stores: the https:// URL dv_config.py is downloaded
+    from (DeepVariantEngineConfig.train_config_url) must key as itself, not fail the key
+    (a failed key meant no caching: the case study's provenance.json was rewritten)."""
+    from dvtrain.config import CaseStudyConfig, DeepVariantEngineConfig
+
+    url = DeepVariantEngineConfig().train_config_url
+    assert cache.fingerprint(url) == url
+    cfg = CaseStudyConfig(reference="r.fa", truth_vcf="t.vcf.gz", truth_bed="t.bed", reads=["a.bam"],
+                          baseline={"reads": ["g.bam"]}, workdir="wd")
+    assert cache.fingerprint(cfg)["deepvariant"]["train_config_url"] == url
