@@ -22,6 +22,7 @@ import json
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,8 +95,11 @@ def run(workdir: Path) -> dict:
     for mode in ("training", "calling"):
         extra = dict(truth_variants=DATA / "test_nist.b37_chr20_100kbp_at_10mb.vcf.gz",
                      confident_regions=DATA / "test_nist.b37_chr20_100kbp_at_10mb.bed") if mode == "training" else {}
+        t0 = time.perf_counter()
         res = make_examples(MakeExamplesConfig(mode=mode, examples=str(workdir / f"{mode}.tfrecord.gz"), **common, **extra))
+        seconds = time.perf_counter() - t0
         results[mode] = compare(read_examples(DATA / f"golden.{mode}_examples.tfrecord.gz"), read_examples(res["path"]))
+        results[mode].update(make_examples_seconds=round(seconds, 2), reads_realigned=res["counts"].get("reads_realigned"))
     return results
 
 
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['identical_images']['indel']:>5}/{r['images_compared']['indel']:<4}")
         print("          by channel: " + ", ".join(f"{k} {v:.4f}" for k, v in r["pixel_agreement_by_channel"].items()))
         print(f"          missing {r['missing_sites']}; extra {r['extra_sites']}")
+        print(f"          make_examples {r['make_examples_seconds']} s, {r['reads_realigned']} reads realigned")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "date": datetime.date.today().isoformat(), "machine": f"{platform.node()} {platform.platform()} "

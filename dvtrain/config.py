@@ -106,7 +106,7 @@ DEEPVARIANT_PRESET: dict = {
     "channels": [], "pileup_image_height": 100, "pileup_image_width": 221, "vsc_min_count_snps": 2,
     "vsc_min_count_indels": 2, "vsc_min_fraction_snps": 0.12, "vsc_min_fraction_indels": 0.06, "vsc_min_snp_lod": None,
     "min_mapping_quality": 5, "min_base_quality": 10, "indel_informative_reads": False,
-    "indel_haplotype_support": False, "merge_insertion_alleles": False,
+    "indel_haplotype_support": False, "merge_insertion_alleles": False, "realign_reads": True,
 }
 
 
@@ -155,6 +155,10 @@ class MakeExamplesConfig(_Config):
                           "most common one, on a tie the base-by-base majority, a tied base going to the "
                           "repeat's (the reference base it would duplicate); false: each sequence on its own, "
                           "as DeepVariant")
+    realign_reads: bool = Field(
+        False, description="DeepVariant's realigner before counting alleles and drawing reads (dvtrain.realigner): "
+                           "reads in windows with variant evidence realigned to haplotypes assembled there; "
+                           "partitions of 1,000 bp and image rows in its order (ties by input order)")
     pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
     pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
     downsample_fraction: Annotated[float, AfterValidator(lambda f: f or 1.0)] = Field(1.0, ge=0, le=1, description="keep this fraction of read pairs (seeded by "

@@ -68,10 +68,11 @@ from .genome import contig_lengths, open_bams, open_reference, parse_regions
 from .gvcf import gvcf_blocks_path, reference_blocks, write_reference_blocks
 from .labeler import Labeler, labeling_metrics_path, write_metrics
 from .pileup import build_image, channel_names, example_info
-from .reads import BASE_CODE, ReadBatch, RefCache, fetch_reads
+from .reads import BASE_CODE, ReadBatch, RefCache, fetch_realigned, fetch_reads
 from .variants import read_vcf
 
 PARTITION_SIZE = 10_000  # bases per work unit; shard i takes units i, i+N, ...
+REALIGNER_PARTITION_SIZE = 1_000  # DeepVariant's --partition_size, with realign_reads
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,19 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
     ref_codes = BASE_CODE[ref.arr[start:end]]
     cands: list[Candidate] = []
     alt_counts = counts[:, :4].copy()
+    total = depth
+    if cfg.realign_reads:
+        # DeepVariant's allele counter: a read's indel is its allele at the anchor (not its
+        # base there), and a fraction is of the reads with an allele counted at the position
+        # (bases of quality >= min_base_quality, indels); without the realigner, misaligned
+        # reads beside deletions would pass that fraction, so dvtrain's own is of every
+        # read overlapping the position
+        anchored, n_indels = _anchor_alleles(reads, start, end, cfg.min_base_quality)
+        alt_counts -= anchored
+        total = counts.sum(axis=1) - anchored.sum(axis=1) + n_indels
     valid_ref = ref_codes < 4
     alt_counts[np.arange(width)[valid_ref], ref_codes[valid_ref]] = 0
-    frac = alt_counts / np.maximum(depth, 1)[:, None]
+    frac = alt_counts / np.maximum(total, 1)[:, None]
     ok = valid_ref[:, None] & (alt_counts >= cfg.vsc_min_count_snps) & (frac >= cfg.vsc_min_fraction_snps)
     if qsum is not None:  # (without reads no allele passes the counts above)
         ok &= snp_lod(alt_counts, qsum[:, :4], counts.sum(axis=1)) >= cfg.vsc_min_snp_lod
@@ -181,12 +192,30 @@ def find_candidates(reads: ReadBatch, ref: RefCache, start: int, end: int, cfg: 
         n = sum(alleles.values())
         p = key[0]
         d = int(depth[p - start])
-        if n >= cfg.vsc_min_count_indels and n / max(d, 1) >= cfg.vsc_min_fraction_indels:
+        if n >= cfg.vsc_min_count_indels and n / max(int(total[p - start]), 1) >= cfg.vsc_min_fraction_indels:
             code = BASE_CODE[ref.arr[p]]
             ref_n = int(counts[p - start, code]) if code < 4 else 0
             cands.append(Candidate(ref.chrom, p, key[1], key[2], d, n, max(0, ref_n - n)))
     cands.sort(key=lambda c: (c.pos, c.ref, c.alt))
     return cands
+
+
+def _anchor_alleles(reads: ReadBatch, start: int, end: int, min_bq: int) -> tuple[np.ndarray, np.ndarray]:
+    """For [start, end): per position and base (A, C, G, T), the counted bases (quality >=
+    ``min_bq``) of reads whose indel is anchored there, and per position the number of reads
+    with an indel allele anchored there (a low-quality insertion is none)."""
+    out = np.zeros((end - start, 4), dtype=np.int64)
+    n_indels = np.zeros(end - start, dtype=np.int64)
+    anchors = {(r, key[0]) for r, keys in reads.events.items() for key in keys if start <= key[0] < end}
+    if anchors:
+        rows = np.array([r for r, _ in anchors], dtype=np.int64)
+        pos = np.array([p for _, p in anchors], dtype=np.int64)
+        np.add.at(n_indels, pos - start, 1)
+        hit, i = reads.base_at(rows, pos)
+        code = BASE_CODE[reads.bases[i[hit]]]
+        ok = (reads.quals[i[hit]] >= min_bq) & (code < 4)
+        np.add.at(out, (pos[hit][ok] - start, code[ok]), 1)
+    return out, n_indels
 
 
 @dataclass(frozen=True)
@@ -212,7 +241,10 @@ class Site:
         return [(i,) for i in range(n)] + [(i, j) for i in range(n) for j in range(i + 1, n)]
 
 
-def group_sites(cands: list[Candidate]) -> list[Site]:
+def group_sites(cands: list[Candidate], alt_order: str = "candidate") -> list[Site]:
+    """The candidates at each position as one site. ``alt_order``: the alts in candidate
+    order (pos, ref, alt), or ``"sorted"`` by their written (extended) sequence, as
+    DeepVariant orders them."""
     sites: list[Site] = []
     i = 0
     while i < len(cands):
@@ -221,6 +253,8 @@ def group_sites(cands: list[Candidate]) -> list[Site]:
             j += 1
         group = cands[i:j]
         ref = max((c.ref for c in group), key=len)
+        if alt_order == "sorted":
+            group = sorted(group, key=lambda c: c.alt + ref[len(c.ref):])
         alts = tuple(c.alt + ref[len(c.ref):] for c in group)
         # reads with an indel here still show the reference base at its anchor
         ref_base = max(c.ref_count + (0 if c.is_snp else c.alt_count) for c in group)
@@ -305,11 +339,11 @@ def _site_call(st: Site, sample: str, copies: Optional[dict]) -> bytes:
     return read_counts_call(sample, st.alleles[0].depth, ad, genotype)
 
 
-def _partitions(regions: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+def _partitions(regions: list[tuple[str, int, int]], size: int = PARTITION_SIZE) -> list[tuple[str, int, int]]:
     out = []
     for chrom, s, e in regions:
-        for p in range(s, e, PARTITION_SIZE):
-            out.append((chrom, p, min(p + PARTITION_SIZE, e)))
+        for p in range(s, e, size):
+            out.append((chrom, p, min(p + size, e)))
     return out
 
 
@@ -359,11 +393,16 @@ def make_examples(config: MakeExamplesConfig) -> dict:
         require_intervals_on(cfg.confident_regions, conf_bed, sorted({r[0] for r in regions}), "the contigs to process")
         confident = IntervalIndex(conf_bed)
         labeler = _labeler(cfg, lengths, fasta, regions, confident)
-    parts = [p for i, p in enumerate(_partitions(regions)) if i % len(paths) == cfg.task]
+    # the realigner works per partition, as DeepVariant's (its windows and read sets are
+    # the partition's): DeepVariant's 1,000 bp partitions then
+    size = REALIGNER_PARTITION_SIZE if cfg.realign_reads else PARTITION_SIZE
+    parts = [p for i, p in enumerate(_partitions(regions, size)) if i % len(paths) == cfg.task]
     shape = [cfg.pileup_image_height, cfg.pileup_image_width, len(channel_names(cfg.channels))]
     contig_index = {c: i for i, c in enumerate(lengths)}
     class_counts = [0, 0, 0]
     counts = {"candidates": 0, "sites": 0, "multiallelic_sites": 0, "ref_sites": 0, "reads": 0, "reads_kept": 0}
+    if cfg.realign_reads:
+        counts["reads_realigned"] = 0
     ref: Optional[RefCache] = None
     norm_cache: dict = {}
     half = cfg.pileup_image_width // 2
@@ -375,7 +414,12 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                 ref = RefCache(fasta, chrom)
             if confident is not None and not confident.clip(chrom, start, end):
                 continue
-            reads = fetch_reads(bams, chrom, start - half, end + half, cfg.min_mapping_quality, ref, norm_cache)
+            if cfg.realign_reads:
+                reads, moved = fetch_realigned(bams, chrom, start, end, half, cfg.min_mapping_quality,
+                                               cfg.min_base_quality, ref, norm_cache)
+                counts["reads_realigned"] += moved
+            else:
+                reads = fetch_reads(bams, chrom, start - half, end + half, cfg.min_mapping_quality, ref, norm_cache)
             counts["reads"] += len(reads)
             reads = downsample(reads, cfg.downsample_fraction, cfg.seed)
             counts["reads_kept"] += len(reads)
@@ -385,7 +429,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
             counts["candidates"] += len(cands)
             if blocks is not None and counts_out:
                 blocks += reference_blocks(ref, start, counts_out[0], {c.pos for c in cands}, cfg.gvcf_gq_binsize)
-            sites = group_sites(cands)
+            sites = group_sites(cands, "sorted" if cfg.realign_reads else "candidate")
             if confident is not None:
                 sites = [st for st in sites if confident.contains_span(chrom, st.pos, st.pos + len(st.ref))]
             copies: dict = {}

@@ -257,7 +257,10 @@ def _anchor_quals(rd: Read) -> np.ndarray:
     return _anchor_values(rd, np.asarray(rd.quals), rd.ins_quals)
 
 
-def _norm(key: tuple[int, str, str], ref: RefCache, cache: dict) -> tuple[int, str, str]:
+def _norm(key: tuple[int, str, str], ref: RefCache, cache: Optional[dict]) -> tuple[int, str, str]:
+    """The indel ``key`` left-aligned (cached); as it is when there is no cache."""
+    if cache is None:
+        return key
     hit = cache.get(key)
     if hit is None:
         hit = normalize(key[0], key[1], key[2], ref.fetch)
@@ -265,9 +268,14 @@ def _norm(key: tuple[int, str, str], ref: RefCache, cache: dict) -> tuple[int, s
     return hit
 
 
-def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, norm_cache: dict) -> ReadBatch:
+def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, norm_cache: dict,
+                          ties: str = "name", min_insertion_quality: int = 0, left_align: bool = True) -> ReadBatch:
     """A batch of ``alns`` (already filtered); reads without a sequence, a CIGAR or any
-    aligned base are dropped."""
+    aligned base are dropped. Rows by alignment start, ties by (name, strand), or with
+    ``ties="input"`` in input order. An insertion with a base below
+    ``min_insertion_quality`` is drawn but is no allele of its read (``events``), as in
+    DeepVariant's allele counter; ``left_align=False`` keys each indel where the read's CIGAR
+    puts it (DeepVariant's counter does not left-align them)."""
     starts: list[int] = []
     ends: list[int] = []
     names: list[str] = []
@@ -291,7 +299,8 @@ def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, n
         r = aln.reference_start
         i = len(names)
         if not (len(cigar) == 1 and cigar[0][0] in _ALIGNED_OPS and cigar[0][1] == len(seq)):
-            blocks = _walk_cigar(cigar, r, seq, qual, i, ref, norm_cache, ins, dels, events)
+            blocks = _walk_cigar(cigar, r, seq, qual, i, ref, norm_cache if left_align else None, ins, dels, events,
+                                 min_insertion_quality)
             if blocks is None:
                 continue
             complex_.append((i, blocks))
@@ -337,13 +346,13 @@ def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, n
         events=events,
     )
     # rows in (start, name, strand) order; a BAM gives start order, ties in any order
-    keys = list(zip(starts, names, revs))
-    order = sorted(range(n), key=keys.__getitem__)
+    keys = list(zip(starts, names, revs)) if ties == "name" else starts
+    order = sorted(range(n), key=keys.__getitem__)  # stable: equal keys keep input order
     return batch if order == list(range(n)) else batch.subset(np.array(order, dtype=np.int64))
 
 
 def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, ref: RefCache, norm_cache: dict,
-                ins: list, dels: list, events: dict) -> Optional[list[tuple[int, int, int]]]:
+                ins: list, dels: list, events: dict, min_ins_qual: int = 0) -> Optional[list[tuple[int, int, int]]]:
     """The aligned blocks (ref start, query start, length) of read ``i`` starting at ``r``;
     its insertions and deletions are appended to ``ins`` / ``dels`` and its normalised
     indel keys to ``events[i]``. None when no base is aligned (the read is dropped, and
@@ -362,7 +371,8 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
         elif op == 1:  # I: anchored at the base before, drawn with the first inserted base's quality
             if r > start:
                 my_ins.append((i, r - 1, int(qual[q]) if q < len(qual) else 0, min(q, len(seq) - 1)))
-                evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
+                if not min_ins_qual or min(qual[q:q + n], default=0) >= min_ins_qual:
+                    evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
             q += n
         elif op == 2:  # D
             if r > 0:
@@ -382,12 +392,31 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
     return blocks
 
 
+def _kept(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int):
+    for bam in bams:
+        for aln in bam.fetch(chrom, max(0, start), end):
+            if not (aln.flag & SKIP_FLAGS or aln.mapping_quality < min_mapq):
+                yield aln
+
+
 def fetch_reads(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int,
                 ref: RefCache, norm_cache: dict) -> ReadBatch:
     """The reads of ``bams`` overlapping [start, end) that pass the filters, as one batch."""
-    def kept():
-        for bam in bams:
-            for aln in bam.fetch(chrom, max(0, start), end):
-                if not (aln.flag & SKIP_FLAGS or aln.mapping_quality < min_mapq):
-                    yield aln
-    return batch_from_alignments(kept(), ref, norm_cache)
+    return batch_from_alignments(_kept(bams, chrom, start, end, min_mapq), ref, norm_cache)
+
+
+def fetch_realigned(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, pad: int, min_mapq: int,
+                    min_base_quality: int, ref: RefCache, norm_cache: dict) -> tuple[ReadBatch, int]:
+    """As ``fetch_reads`` over [start - pad, end + pad), the reads overlapping the partition
+    [start, end) realigned by DeepVariant's realigner (dvtrain.realigner); rows in its
+    order: by alignment start, ties in the realigner's output order (DeepVariant's pileup
+    rule); insertions count as alleles only when their bases reach ``min_base_quality``
+    (DeepVariant's allele counter). Returns (batch, reads realigned)."""
+    from .realigner import realign_partition
+
+    alns = list(_kept(bams, chrom, start - pad, end + pad, min_mapq))
+    inside = [a for a in alns if a.reference_start < end and (a.reference_end or a.reference_start) > start]
+    ids = {id(a) for a in inside}
+    realigned, moved = realign_partition(inside, ref.seq, start, end)
+    return batch_from_alignments([a for a in alns if id(a) not in ids] + realigned, ref, norm_cache,
+                                 ties="input", min_insertion_quality=min_base_quality, left_align=False), moved

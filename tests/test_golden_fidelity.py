@@ -1,11 +1,8 @@
-"""dvtrain's make_examples against DeepVariant's own golden examples on real NA12878 reads
-(benchmarks/golden_fidelity.py; records decoded with TensorFlow's tf.train.Example).
-
-The floors are today's figures (2026-12-07), so fidelity cannot slip; issue 29's targets
-(every site, <= 1 extra, >= 99.5 % of pixels, >= 90 % of SNP images identical) need
-DeepVariant's realigner, which dvtrain does not have yet: the rows that differ are, in the
-cases inspected, reads DeepVariant realigned (soft-clipped tails drawn as aligned bases,
-reads near deletions moved), see docs/pileup.md.
+"""dvtrain's make_examples with ``preset: deepvariant`` (its realigner on) against
+DeepVariant's own golden examples on real NA12878 reads (benchmarks/golden_fidelity.py;
+records decoded with TensorFlow's tf.train.Example). Issue 29's targets: every golden site,
+<= 1 extra, every label equal, >= 99.5 % of pixels, >= 90 % of SNP images byte-identical.
+The floors are the figures measured on 2026-12-07, so fidelity cannot slip.
 """
 
 from __future__ import annotations
@@ -31,18 +28,34 @@ def results(tmp_path_factory):
 def test_training_examples_match_deepvariant_golden(results):
     r = results["training"]
     assert r["golden_sites"] == 49
-    assert r["golden_sites_reproduced"] >= 48 and len(r["extra_sites"]) <= 2, (r["missing_sites"], r["extra_sites"])
-    assert r["labels_equal"] == r["shared_examples"] >= 48  # every shared label equal
-    assert r["pixel_agreement"] >= 0.983  # 0.98347 measured
-    by = r["pixel_agreement_by_channel"]
-    assert by["read_base"] >= 0.996 and by["base_differs_from_ref"] >= 0.996
+    assert r["golden_sites_reproduced"] == 49 and len(r["extra_sites"]) <= 1, (r["missing_sites"], r["extra_sites"])
+    assert r["labels_equal"] == r["shared_examples"] >= 49  # every label equal
+    assert r["pixel_agreement"] >= 0.998  # 0.99837 measured
+    assert r["identical_images"]["snp"] >= 0.9 * r["images_compared"]["snp"]  # 41 / 45 measured
 
 
 def test_calling_examples_match_deepvariant_golden(results):
     r = results["calling"]
     assert r["golden_sites"] == 78
-    assert r["golden_sites_reproduced"] >= 70 and len(r["extra_sites"]) <= 8, (r["missing_sites"], r["extra_sites"])
-    assert r["pixel_agreement"] >= 0.971  # 0.97121 measured
+    # 10002458 G>GTT,GTTT comes out with a third allele (GT): 4 reads carry it after our realignment
+    assert r["golden_sites_reproduced"] >= 77 and len(r["extra_sites"]) <= 2, (r["missing_sites"], r["extra_sites"])
+    assert r["pixel_agreement"] >= 0.997  # 0.99726 measured
+    assert r["identical_images"]["snp"] >= 0.78 * r["images_compared"]["snp"]  # 50 / 64 measured
+
+
+def test_without_the_realigner_fidelity_drops(tmp_path):
+    """What the realigner is for: the same preset with realign_reads off."""
+    pytest.importorskip("tensorflow")
+    from dvtrain.config import MakeExamplesConfig
+    from dvtrain.make_examples import make_examples
+
+    res = make_examples(MakeExamplesConfig(
+        mode="training", preset="deepvariant", realign_reads=False, ref=gf.DATA / "ucsc.hg19.chr20.unittest.fasta.gz",
+        reads=[gf.DATA / "NA12878_S1.chr20.10_10p1mb.bam"], regions=[gf.REGION], examples=str(tmp_path / "t.tfrecord.gz"),
+        truth_variants=gf.DATA / "test_nist.b37_chr20_100kbp_at_10mb.vcf.gz",
+        confident_regions=gf.DATA / "test_nist.b37_chr20_100kbp_at_10mb.bed"))
+    r = gf.compare(gf.read_examples(gf.DATA / "golden.training_examples.tfrecord.gz"), gf.read_examples(res["path"]))
+    assert r["pixel_agreement"] < 0.99 and r["identical_images"]["snp"] <= 3  # 0.9835 and 0 / 44 measured
 
 
 def test_reference_rows_are_identical(tmp_path):
@@ -52,7 +65,7 @@ def test_reference_rows_are_identical(tmp_path):
     from dvtrain.make_examples import make_examples
 
     res = make_examples(MakeExamplesConfig(
-        mode="calling", preset="deepvariant", ref=gf.DATA / "ucsc.hg19.chr20.unittest.fasta.gz",
+        mode="calling", preset="deepvariant", realign_reads=False, ref=gf.DATA / "ucsc.hg19.chr20.unittest.fasta.gz",
         reads=[gf.DATA / "NA12878_S1.chr20.10_10p1mb.bam"], regions=[gf.REGION], examples=str(tmp_path / "c.tfrecord.gz")))
     golden = gf.read_examples(gf.DATA / "golden.calling_examples.tfrecord.gz")
     ours = gf.read_examples(res["path"])
