@@ -435,7 +435,7 @@ def _realign_window(reads: list[pysam.AlignedSegment], haps: list[str], ref: str
         found.append(best if h.score else [None] * len(reads))
         if h.is_ref:
             h.ref_pos, h.ops = 0, [(M, len(h.seq))]
-        else:
+        elif h.score:  # (a haplotype with no read on it is never chosen: no need to align it)
             sw = smith_waterman(h.seq, reference, opt)
             if sw is not None:
                 _, h.ref_pos, h.ops = sw
