@@ -132,14 +132,22 @@ def _site_record(chrom: str, start: int, ref: str, alts: tuple[str, ...], preds:
         gp = np.asarray(preds[0].probs, dtype=np.float64)
     else:
         gp = combine_site(n, [(p.sub, np.asarray(p.probs)) for p in preds])
-    per = {p.sub[0]: p.counts for p in preds if len(p.sub) == 1 and p.counts and len(p.counts) >= 3}
-    depth = next(iter(per.values()))[0] if per else None
-    gt, qual, gq, pl, flt = site_fields(gp, n, qual_filter, depth)
-    ad = [next(iter(per.values()))[1]] + [per[i][2] if i in per else 0 for i in range(n)] if per else []
-    sample = _sample_column(gt, gq, depth or 0, ad, pl, ".4g")
+    depth, ad = _allele_depths(preds, range(n))
+    gt, qual, gq, pl, flt = site_fields(gp, n, qual_filter, depth if ad else None)
+    sample = _sample_column(gt, gq, depth, ad, pl, ".4g")
     line = "\t".join([chrom, str(start + 1), ".", ref, ",".join(alts), f"{qual:.1f}", flt, ".",
                       "GT:GQ:DP:AD:VAF:PL", sample])
     return line, flt
+
+
+def _allele_depths(preds: list[Prediction], alts: Iterable[int]) -> tuple[int, list[int]]:
+    """(DP, AD over the reference and ``alts``) of a site from its single-alt examples'
+    counts (depth, ref reads, alt reads); (0, []) when they carry none."""
+    per = {p.sub[0]: p.counts for p in preds if len(p.sub) == 1 and p.counts and len(p.counts) >= 3}
+    if not per:
+        return 0, []
+    depth, ref_reads = next(iter(per.values()))[:2]
+    return depth, [ref_reads] + [per[i][2] if i in per else 0 for i in alts]
 
 
 def _sample_column(gt: str, gq: int, depth: int, ad: list[int], pl: list[int], vaf_format: str) -> str:
@@ -342,9 +350,7 @@ def deepvariant_site_record(chrom: str, start: int, ref: str, alts: tuple[str, .
     qual = round(_dv_phred(min(sum(p[1:]), 1.0)), _QUAL_PRECISION)
     pls = [-10.0 * math.log10(max(x, _DV_MIN_P)) for x in p]
     pl = [int(x - min(pls)) for x in pls]  # truncated, as nucleus writes PL from GL
-    per = {q.sub[0]: q.counts for q in preds if len(q.sub) == 1 and q.counts and len(q.counts) >= 3}
-    ad = [next(iter(per.values()))[1]] + [per[i][2] if i in per else 0 for i in kept] if per else []
-    depth = next(iter(per.values()))[0] if per else 0
+    depth, ad = _allele_depths(preds, kept)
     gt = f"{j}/{k}"
     if sum(ad) == 0:  # uncall_gt_if_no_ad
         gt, gq, pl, flt = "./.", 0, [0] * len(p), "NoCall"

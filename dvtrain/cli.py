@@ -68,21 +68,17 @@ def _dry_run_needs_container(use_container: bool | None, print_command: bool | N
         raise DvtrainError("--print-command prints the commands of the deepvariant engine: add --deepvariant")
 
 
-def _container_specs(build: Callable[[], Any], print_command: bool | None) -> Any:
-    """Build container specs; for a dry run, as a plan (inputs need not exist, nothing is made)."""
-    if not print_command:
-        return build()
-    from .containers import planning
+def _run_containers(engine: "C.DeepVariantEngineConfig", build: Callable[[], Any], print_command: bool | None) -> None:
+    """Build the container specs (``build()``: one spec or a tuple) and run them in order, their
+    logs on stderr; print what ran. With ``print_command``, build them as a plan (inputs need
+    not exist, nothing is made), print the exact commands and run nothing."""
+    from contextlib import nullcontext
 
-    with planning():
-        return build()
+    from .containers import describe, planning, runtime
 
-
-def _run_containers(engine: "C.DeepVariantEngineConfig", *specs, print_command: bool | None = None) -> None:
-    """Run container specs in order, their logs on stderr; print what ran. With
-    ``print_command``, print the exact commands and run nothing."""
-    from .containers import describe, runtime
-
+    with planning() if print_command else nullcontext():
+        built = build()
+    specs = built if isinstance(built, tuple) else (built,)
     if print_command:
         return _emit({"engine": "deepvariant", "dry_run": True, "runs": [describe(s, engine) for s in specs]})
     rt = runtime(engine)
@@ -185,8 +181,7 @@ def make_examples_cmd(reads, regions, channels, exclude_regions, use_container, 
         from .containers import make_examples_spec
 
         engine = _container_engine(deepvariant_version, container_runtime)
-        spec = _container_specs(lambda: make_examples_spec(cfg, engine), print_command)  # type: ignore[arg-type]
-        return _run_containers(engine, spec, print_command=print_command)
+        return _run_containers(engine, lambda: make_examples_spec(cfg, engine), print_command)  # type: ignore[arg-type]
     _emit(make_examples(cfg))  # type: ignore[arg-type]
 
 
@@ -382,8 +377,7 @@ def train(ctx: click.Context, config_yaml: Path | None, dv_config: str | None, s
         engine = _container_engine(deepvariant_version, container_runtime)
         if dv_config:
             engine = engine.model_copy(update={"train_config": dv_config})
-        spec = _container_specs(lambda: train_spec(cfg, engine), print_command)
-        return _run_containers(engine, spec, print_command=print_command)
+        return _run_containers(engine, lambda: train_spec(cfg, engine), print_command)
     bar = _TrainProgress() if show_progress else None
     try:
         result = run(cfg, progress=bar.evaluated if bar else None, on_step=bar.step if bar else None)
@@ -429,15 +423,21 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
 
         engine = _container_engine(deepvariant_version, container_runtime)
         cfg = _build(C.CallConfig, reads=_split(reads), **kw)
-        specs = _container_specs(lambda: call_variants_specs(cfg, engine), print_command)  # type: ignore[arg-type]
-        return _run_containers(engine, *specs, print_command=print_command)
+        return _run_containers(engine, lambda: call_variants_specs(cfg, engine), print_command)  # type: ignore[arg-type]
 
     # the command line as parsed (flags in a fixed order), so the VCF header is reproducible
-    argv = ["call"] + [w for p in ctx.command.params if ctx.params.get(p.name) not in (None, ())
-                       for x in (ctx.params[p.name] if isinstance(ctx.params[p.name], tuple) else (ctx.params[p.name],))
-                       for w in (p.opts[0], str(x))]
     cfg = _build(C.CallConfig, reads=_split(reads), **kw)
-    _emit(call_variants(cfg, command_line=command_line(argv)))  # type: ignore[arg-type]
+    _emit(call_variants(cfg, command_line=command_line(_parsed_argv(ctx))))  # type: ignore[arg-type]
+
+
+def _parsed_argv(ctx: click.Context) -> list[str]:
+    """The command line as parsed: the subcommand, then each given option in the command's
+    order (defaults included, unset ones left out), so a VCF header written from it is
+    reproducible."""
+    return [ctx.command.name or ""] + [
+        w for p in ctx.command.params if ctx.params.get(p.name) not in (None, ())
+        for x in (ctx.params[p.name] if isinstance(ctx.params[p.name], tuple) else (ctx.params[p.name],))
+        for w in (p.opts[0], str(x))]
 
 
 @cli.command("postprocess-variants")
@@ -450,19 +450,18 @@ def call(ctx: click.Context, reads, use_container: bool, deepvariant_version: st
 @click.option("--cnn_homref_call_min_gq", type=float, default=20.0, show_default=True,
               help="RefCalls with a lower GQ get GT ./.")
 @click.option("--sample_name", default=None, help="sample column (default: the records' call_set_name)")
-def postprocess_variants_cmd(ref: Path, infile: str, outfile: Path, qual_filter: float, multi_allelic_qual_filter: float,
-                             cnn_homref_call_min_gq: float, sample_name: str | None) -> None:
+@click.pass_context
+def postprocess_variants_cmd(ctx: click.Context, ref: Path, infile: str, outfile: Path, qual_filter: float,
+                             multi_allelic_qual_filter: float, cnn_homref_call_min_gq: float,
+                             sample_name: str | None) -> None:
     """DeepVariant's postprocess_variants (its rules and flag names) on call_variants'
     output -> bgzipped, indexed VCF."""
     from .call import DeepVariantRules, command_line, postprocess_call_variants_output
 
     _logs_beside(outfile)
-    argv = ["postprocess-variants", "--ref", str(ref), "--infile", infile, "--outfile", str(outfile),
-            "--qual_filter", str(qual_filter), "--multi_allelic_qual_filter", str(multi_allelic_qual_filter),
-            "--cnn_homref_call_min_gq", str(cnn_homref_call_min_gq)] + (["--sample_name", sample_name] if sample_name else [])
     rules = DeepVariantRules(multi_allelic_qual_filter, cnn_homref_call_min_gq)
     _emit(postprocess_call_variants_output(infile, ref, outfile, qual_filter, sample_name, rules,
-                                           command_line=command_line(argv)))
+                                           command_line=command_line(_parsed_argv(ctx))))
 
 
 def _model_checks(f: Callable) -> Callable:
@@ -520,8 +519,7 @@ def call_bam_cmd(reads, regions, channels, use_container, deepvariant_version, c
         from .containers import call_spec
 
         engine = _container_engine(deepvariant_version, container_runtime)
-        spec = _container_specs(lambda: call_spec(cfg, engine), print_command)  # type: ignore[arg-type]
-        return _run_containers(engine, spec, print_command=print_command)
+        return _run_containers(engine, lambda: call_spec(cfg, engine), print_command)  # type: ignore[arg-type]
     _emit(call_bam(cfg, note=lambda line: click.echo(f"dvtrain: note: {line}", err=True)))  # type: ignore[arg-type]
 
 

@@ -99,9 +99,9 @@ def _check_channels(channels: list[str]) -> list[str]:
 Channels = Annotated[list[str], AfterValidator(_check_channels)]
 
 
-#: make_examples as DeepVariant's own: its flags' defaults, and dvtrain's indel options off
-#: (``preset: deepvariant``; docs/pileup.md lists what dvtrain does differently by default, and why).
-#: What still differs, DeepVariant's realigner above all: benchmarks/golden_fidelity.py.
+#: make_examples as DeepVariant's own: its flags' defaults, dvtrain's indel options off and
+#: DeepVariant's realigner on (``preset: deepvariant``; docs/pileup.md lists what dvtrain does
+#: differently by default, and why). What still differs: benchmarks/golden_fidelity.py.
 DEEPVARIANT_PRESET: dict = {
     "channels": [], "pileup_image_height": 100, "pileup_image_width": 221, "vsc_min_count_snps": 2,
     "vsc_min_count_indels": 2, "vsc_min_fraction_snps": 0.12, "vsc_min_fraction_indels": 0.06, "vsc_min_snp_lod": None,
@@ -114,7 +114,7 @@ class MakeExamplesConfig(_Config):
     preset: Optional[Literal["deepvariant"]] = Field(
         None, description="deepvariant: every option not given takes DeepVariant make_examples' value (no optional "
                           "channel, 100 x 221 images, its candidate thresholds and read filters, dvtrain's indel "
-                          "options off)")
+                          "options off, its realigner on)")
     mode: Literal["training", "calling"]
     ref: Location
     reads: list[Location] = Field(min_length=1)
@@ -161,8 +161,9 @@ class MakeExamplesConfig(_Config):
                            "partitions of 1,000 bp and image rows in its order (ties by input order)")
     pileup_image_height: int = Field(100, ge=6, le=1000, description="5 reference rows + up to height-5 reads")
     pileup_image_width: int = Field(221, ge=3, le=2001, description="odd: the candidate sits in the middle column")
-    downsample_fraction: Annotated[float, AfterValidator(lambda f: f or 1.0)] = Field(1.0, ge=0, le=1, description="keep this fraction of read pairs (seeded by "
-                                                                     "name); 0 keeps all, as DeepVariant's 0.0 does")
+    downsample_fraction: Annotated[float, AfterValidator(lambda f: f or 1.0)] = Field(
+        1.0, ge=0, le=1, description="keep this fraction of read pairs (seeded by name); 0 keeps all, as "
+                                     "DeepVariant's 0.0 does")
     training_random_emit_ref_sites: float = Field(
         0.0, ge=0, le=1, description="training mode: also emit this fraction of non-candidate sites as label-0 examples")
     gvcf: bool = Field(False, description="calling mode: also write reference-confidence blocks of the covered "
@@ -218,7 +219,7 @@ class DeepVariantEngineConfig(_Config):
         None, description="DeepVariant train's --config: a dv_config.py on this machine, optionally with its config "
                           "name (PATH:base, the default name). The release image does not contain one; empty: "
                           "dv_config.py beside the experiment folder, downloaded there from the pinned release "
-                          "(DV_CONFIG_URL) when missing, as the case study does")
+                          "(train_config_url) when missing, as the case study does")
     train_config_url: str = Field(
         "https://raw.githubusercontent.com/google/deepvariant/r{version}/deepvariant/dv_config.py",
         description="where dv_config.py is downloaded from when train_config is empty ({version}: the image tag)")
@@ -274,6 +275,20 @@ from pydantic import AliasChoices, field_validator  # noqa: E402  (used by Train
 TUNE_METRICS = ("tune/f1_weighted", "tune/f1_macro", "tune/f1_micro", "tune/f1_homref", "tune/f1_het",
                 "tune/f1_homalt", "tune/categorical_accuracy", "tune/loss")
 LOWER_IS_BETTER = frozenset({"tune/loss"})
+
+
+def deepvariant_training_refusal(metric: Optional[str], architecture: Optional[str],
+                                 metric_field: str = "best_checkpoint_metric") -> Optional[str]:
+    """Why DeepVariant's train cannot train as asked (one line), or None: it keeps the
+    checkpoints whose metric is higher, and trains inception_v3 only. Shared by the case
+    study's config check and the container engine's train spec."""
+    if metric in LOWER_IS_BETTER:
+        return (f"{metric_field} {metric}: DeepVariant's train keeps the checkpoints whose metric is higher, so it "
+                "would keep the worst; choose a tune F1 or accuracy for the deepvariant engine")
+    if architecture is not None and architecture != "inception_v3":
+        return (f"architecture {architecture}: DeepVariant's train trains inception_v3 only; set architecture "
+                "inception_v3 for the deepvariant engine (or use the native engine)")
+    return None
 
 
 #: dvtrain.model's architectures (read_sums, the default, first)
@@ -628,13 +643,12 @@ class CaseStudyConfig(_Config):
         if self.engine != "deepvariant":
             return self
         for name in ("baseline_best_checkpoint_metric", "custom_best_checkpoint_metric"):
-            if getattr(self, name) in LOWER_IS_BETTER:
-                raise ValueError(f"{name} {getattr(self, name)}: DeepVariant's train keeps the checkpoints whose "
-                                 "metric is higher, so it would keep the worst; with engine deepvariant choose a "
-                                 "tune F1 or accuracy")
-        if self.architecture != "inception_v3":
-            raise ValueError(f"architecture {self.architecture}: DeepVariant's train trains inception_v3 only; "
-                             "with engine deepvariant set architecture: inception_v3")
+            problem = deepvariant_training_refusal(getattr(self, name), None, name)
+            if problem:
+                raise ValueError(problem)
+        problem = deepvariant_training_refusal(None, self.architecture)
+        if problem:
+            raise ValueError(problem)
         return self
 
     def container_engine(self) -> Optional[DeepVariantEngineConfig]:

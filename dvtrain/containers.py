@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from .config import (LOWER_IS_BETTER, CallBamConfig, CallConfig, DeepVariantEngineConfig, EvaluateConfig,
-                     MakeExamplesConfig, TrainConfig)
+from .config import (CallBamConfig, CallConfig, DeepVariantEngineConfig, EvaluateConfig,
+                     MakeExamplesConfig, TrainConfig, deepvariant_training_refusal)
 from .errors import DvtrainError, InputError
 from .fileio import index_companions, sharded_paths
 
@@ -89,10 +89,7 @@ class _Mounts:
 
     def input(self, path: str | Path, companions: bool = True) -> str:
         p = Path(path).resolve()
-        if not p.exists():
-            if _PLANNING.get():  # made by an earlier stage of the planned run
-                self._add(Mount(str(p), str(p), True))
-                return str(p)
+        if not p.exists() and not _PLANNING.get():  # (planned: an earlier stage of the run makes it)
             raise InputError(path, "does not exist")
         self._add(Mount(str(p), str(p), True))
         if companions and p.is_file():
@@ -143,9 +140,10 @@ def _refuse_dvtrain_only(cfg: MakeExamplesConfig | TrainConfig) -> None:
     else:
         defaults = {k: TrainConfig.model_fields[k].default for k in DV_TRAIN_ONLY}
         bad = [k for k in DV_TRAIN_ONLY if k in cfg.model_fields_set and getattr(cfg, k) != defaults[k]]
-        if "architecture" in cfg.model_fields_set and cfg.architecture != "inception_v3":
-            raise DvtrainError(f"architecture {cfg.architecture}: DeepVariant's train trains inception_v3 only; "
-                               "set architecture inception_v3 (or use the native engine)")
+        problem = deepvariant_training_refusal(
+            cfg.best_checkpoint_metric, cfg.architecture if "architecture" in cfg.model_fields_set else None)
+        if problem:
+            raise DvtrainError(problem)
         if cfg.class_weights == "balanced":
             raise DvtrainError("class_weights balanced: DeepVariant's train takes weights as numbers only "
                                "(class_weights: [w0, w1, w2])")
@@ -243,7 +241,7 @@ def dv_train_config(engine: DeepVariantEngineConfig, experiment_dir: str | Path)
 
 
 def dv_steps(examples: int, batch_size: int) -> int:
-    """DeepVariant's num_validation_examples counts tune *steps* (batches): 0 stays 0 (all)."""
+    """Examples as the batches DeepVariant's num_validation_examples and limit count: 0 stays 0 (all)."""
     return math.ceil(examples / batch_size) if examples else 0
 
 
@@ -253,10 +251,6 @@ def train_spec(cfg: TrainConfig, engine: DeepVariantEngineConfig) -> ContainerSp
     if cfg.optimizer not in DV_OPTIMIZERS:
         raise DvtrainError(f"optimizer {cfg.optimizer}: DeepVariant's train knows only {' and '.join(DV_OPTIMIZERS)}; "
                            "choose one of them for the deepvariant engine")
-    if cfg.best_checkpoint_metric in LOWER_IS_BETTER:
-        raise DvtrainError(f"best_checkpoint_metric {cfg.best_checkpoint_metric}: DeepVariant's train keeps the "
-                           "checkpoints whose metric is higher, so it would keep the worst; choose a tune F1 or "
-                           "accuracy for the deepvariant engine")
     _refuse_dvtrain_only(cfg)
     m = _Mounts()
     out = m.output(cfg.experiment_dir)
@@ -562,6 +556,14 @@ def describe(spec: ContainerSpec, engine: DeepVariantEngineConfig, stage: str = 
 
 
 # ---------------------------------------------------------------- stages through containers
+def _run_noted(spec: ContainerSpec, cfg: MakeExamplesConfig | TrainConfig, engine: DeepVariantEngineConfig,
+               log: Callable[[str], None]) -> None:
+    """Run ``spec`` after logging what DeepVariant does instead of dvtrain's own defaults."""
+    for note in dvtrain_only_notes(cfg):
+        log(f"note: {note}")
+    runtime(engine).run(spec, log)
+
+
 def run_make_examples(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig,
                       log: Callable[[str], None] = print) -> dict:
     """make_examples shard ``cfg.task`` in the container; the shard's summary as the native
@@ -569,10 +571,7 @@ def run_make_examples(cfg: MakeExamplesConfig, engine: DeepVariantEngineConfig,
     from .example_proto import decode_example
     from .fileio import read_tfrecords, shard_path
 
-    spec = make_examples_spec(cfg, engine)
-    for note in dvtrain_only_notes(cfg):
-        log(f"note: {note}")
-    runtime(engine).run(spec, log)
+    _run_noted(make_examples_spec(cfg, engine), cfg, engine, log)
     path = shard_path(cfg.examples, cfg.task)
     if not Path(path).is_file():
         raise ContainerError(f"{path}: DeepVariant make_examples exited 0 but wrote no examples there")
@@ -604,10 +603,7 @@ def latest_checkpoint(experiment_dir: str | Path) -> Optional[str]:
 def run_train(cfg: TrainConfig, engine: DeepVariantEngineConfig, log: Callable[[str], None] = print) -> dict:
     """DeepVariant train in the container; ``best_model`` is its latest checkpoint prefix
     (DeepVariant keeps the checkpoints that improved ``best_checkpoint_metric``)."""
-    spec = train_spec(cfg, engine)
-    for note in dvtrain_only_notes(cfg):
-        log(f"note: {note}")
-    runtime(engine).run(spec, log)
+    _run_noted(train_spec(cfg, engine), cfg, engine, log)
     best = latest_checkpoint(cfg.experiment_dir)
     if best is None:
         raise ContainerError(f"{cfg.experiment_dir}: DeepVariant train exited 0 but left no checkpoint (*.index)")

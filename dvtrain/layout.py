@@ -86,16 +86,20 @@ def augment_configs(config: CaseStudyConfig, model: str, confident_bed: Path
     return specs, configs
 
 
+def _shuffled_prefix(config: CaseStudyConfig, model: str, split: str) -> str:
+    return str(uri.join(config.workdir, model, "shuffled", split))
+
+
 def shuffle_config(config: CaseStudyConfig, model: str, split: str, inputs: list[str]) -> ShuffleConfig:
     return ShuffleConfig(
-        input_pattern_list=inputs, output_pattern_prefix=str(uri.join(config.workdir, model, "shuffled", split)),
+        input_pattern_list=inputs, output_pattern_prefix=_shuffled_prefix(config, model, split),
         output_dataset_name=split, num_shards=config.shuffle_shards, seed=config.seed,
     )
 
 
 def dataset_config_path(config: CaseStudyConfig, model: str, split: str) -> str:
     """The dataset_config.pbtxt the shuffle of ``split`` writes (dvtrain.shuffle's default)."""
-    return f"{shuffle_config(config, model, split, ['-']).output_pattern_prefix}.dataset_config.pbtxt"
+    return f"{_shuffled_prefix(config, model, split)}.dataset_config.pbtxt"
 
 
 def train_config(config: CaseStudyConfig, model: str, datasets: dict[str, str], epochs: int,

@@ -351,7 +351,7 @@ def batch_from_alignments(alns: Iterable[pysam.AlignedSegment], ref: RefCache, n
     return batch if order == list(range(n)) else batch.subset(np.array(order, dtype=np.int64))
 
 
-def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, ref: RefCache, norm_cache: dict,
+def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, ref: RefCache, norm_cache: Optional[dict],
                 ins: list, dels: list, events: dict, min_ins_qual: int = 0) -> Optional[list[tuple[int, int, int]]]:
     """The aligned blocks (ref start, query start, length) of read ``i`` starting at ``r``;
     its insertions and deletions are appended to ``ins`` / ``dels`` and its normalised

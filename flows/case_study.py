@@ -73,10 +73,10 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
 
 def _evaluate(config: CaseStudyConfig, model: str, checkpoint: Path, spec: str, confident_bed: Path) -> list[dict]:
     """Call the test examples ``spec`` with ``checkpoint``; score inside the coverage BED."""
-    calls = call_task(layout.call_config(config, model, checkpoint, spec), config.container_engine())
+    engine = config.container_engine()
+    calls = call_task(layout.call_config(config, model, checkpoint, spec), engine)
     rows = evaluate_task(layout.evaluate_config(config, model, calls["outfile"], confident_bed), label=model)
     publish_evaluation(model, rows, calls["outfile"], config.truth_vcf, confident_bed)
-    engine = config.container_engine()
     if engine is not None and engine.happy:  # hap.py itself, next to our evaluator
         happy_task(layout.evaluate_config(config, model, calls["outfile"], confident_bed, happy=True), engine)
     return [{"model": model, **row} for row in rows]
