@@ -447,7 +447,7 @@ def make_examples(config: MakeExamplesConfig) -> dict:
                                          _site_call(st, sample, copies if labeler is not None else None))
                 for sub in st.subsets():
                     alleles = [st.alleles[i] for i in sub]
-                    img = build_image(alleles, reads, ref, cfg, rng_seed=seed)
+                    img = build_image(alleles, reads, ref, cfg, rng_seed=seed, ref_len=len(st.ref))
                     feats: dict = {
                         "image/encoded": img.tobytes(),
                         "image/shape": shape,

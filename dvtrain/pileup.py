@@ -280,12 +280,13 @@ def snp_carriers(batch: ReadBatch, rows: np.ndarray, alleles: list) -> np.ndarra
 
 
 def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, rng_seed: int,
-                 ref: RefCache | None = None) -> np.ndarray:
+                 ref: RefCache | None = None, ref_len: int | None = None) -> np.ndarray:
     """Rows of the batch drawn for ``cand`` (one candidate or a list at one position), in
     image row order.
 
-    Reads overlapping [pos - 5, pos + len(ref) + 5) with MAPQ >= min_mapping_quality and
-    no low-quality base at the candidate are eligible. With ``cfg.indel_informative_reads``
+    Reads overlapping [pos - 5, pos + len(ref) + 5) (``ref``: the longest REF of ``cand``,
+    or the whole site's) with MAPQ >= min_mapping_quality and no low-quality base at the
+    candidate are eligible. With ``cfg.indel_informative_reads``
     (and ``ref``), a candidate whose alleles are all indels keeps only the reads that can
     tell it from the reference (``haplotype_support`` with ``cfg.indel_haplotype_support``,
     else ``informative``); with ``cfg.indel_haplotype_support`` an image mixing indel and
@@ -293,20 +294,21 @@ def select_reads(cand, reads: ReadBatch | list[Read], cfg: MakeExamplesConfig, r
     H - 5, a permutation seeded by ``rng_seed`` keeps H - 5 of them. Rows follow the batch order: (alignment start, read
     name), ties in input order.
     """
-    return _select(cand, _as_batch(reads), cfg, rng_seed, ref)[0]
+    return _select(cand, _as_batch(reads), cfg, rng_seed, ref, ref_len)[0]
 
 
 def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
-            ref: RefCache | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            ref: RefCache | None, ref_len: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``select_reads``' rows, the mask over them of the reads ``haplotype_support`` counts
-    as supporting the image's indel alleles (all False otherwise), and its ``placed``."""
+    as supporting the image's indel alleles (all False otherwise), and its ``placed``.
+    ``ref_len``: the whole site's REF length (all images of a site take the reads over it)."""
     max_reads = cfg.pileup_image_height - REF_ROWS
     if max_reads <= 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
     alleles = _alleles(cand)
     pos = alleles[0].pos
     lo = pos - READ_OVERLAP_BUFFER
-    hi = pos + max(max(len(a.ref) for a in alleles), 1) + READ_OVERLAP_BUFFER
+    hi = pos + max(ref_len or max(len(a.ref) for a in alleles), 1) + READ_OVERLAP_BUFFER
     rows = batch.overlapping(lo, hi)
     rows = _eligible(batch, rows[batch.mapq[rows] >= cfg.min_mapping_quality], pos, cfg.min_base_quality)
     supports = np.zeros(rows.size, dtype=bool)
@@ -331,9 +333,11 @@ def _select(cand, batch: ReadBatch, cfg: MakeExamplesConfig, rng_seed: int,
 
 
 def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExamplesConfig,
-                rng_seed: int) -> np.ndarray:
+                rng_seed: int, ref_len: int | None = None) -> np.ndarray:
     """The H x W x C uint8 pileup tensor for one candidate, or for a list of candidates at
-    one position (reads carrying any of them support the variant). Rules: docs/pileup.md."""
+    one position (reads carrying any of them support the variant). ``ref_len``: the REF
+    length of the whole site when the candidates are a subset of its alleles (the reads are
+    those over the site, as DeepVariant takes them). Rules: docs/pileup.md."""
     batch = _as_batch(reads)
     alleles = _alleles(cand)
     H, W = cfg.pileup_image_height, cfg.pileup_image_width
@@ -363,7 +367,7 @@ def build_image(cand, reads: ReadBatch | list[Read], ref: RefCache, cfg: MakeExa
     if lo < hi:
         refcol[lo - w0:hi - w0] = ref.arr[lo:hi]
 
-    sel, realigned, placed = _select(alleles, batch, cfg, rng_seed, ref)
+    sel, realigned, placed = _select(alleles, batch, cfg, rng_seed, ref, ref_len)
     if sel.size:
         _draw_reads(img, batch, sel, alleles, w0, refcol, chans, run_chans, realigned, placed)
     return img
@@ -457,7 +461,7 @@ def _draw_reads(img: np.ndarray, batch: ReadBatch, sel: np.ndarray, alleles: lis
     # read-level channels on every drawn column of the read's span inside the window;
     # columns of the span the read does not draw (deletions, skips) are cleared
     grid = np.arange(W)
-    span = (grid >= s0[:, None]) & (grid < s1[:, None])
+    span = (grid >= s0[:, None]) & (grid < s1[:, None]) | drawn  # (an anchor may precede the read)
     mq = MQ_PIXEL.take(batch.mapq[sel], mode="clip")
     strand = np.where(batch.reverse[sel], STRAND_REVERSE, STRAND_FORWARD).astype(np.uint8)
     supports = realigned | snp_carriers(batch, sel, alleles)

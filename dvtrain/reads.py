@@ -369,15 +369,17 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
             r += n
             q += n
         elif op == 1:  # I: anchored at the base before, drawn with the first inserted base's quality
-            if r > start:
+            if r > 0:  # (as DeepVariant draws it, also before the first aligned base)
                 my_ins.append((i, r - 1, int(qual[q]) if q < len(qual) else 0, min(q, len(seq) - 1)))
-                if not min_ins_qual or min(qual[q:q + n], default=0) >= min_ins_qual:
-                    evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
+            if r > start and (not min_ins_qual or min(qual[q:q + n], default=0) >= min_ins_qual):
+                evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
             q += n
         elif op == 2:  # D
             if r > 0:
                 my_dels.append((i, r))
                 evs.add(_norm((r - 1, ref.seq[r - 1:r + n], ref.seq[r - 1]), ref, norm_cache))
+                if not blocks and q > 0:  # after a clip (a realigned read): DeepVariant draws its anchor
+                    my_ins.append((i, r - 1, int(qual[q - 1]), q - 1))  # with the clipped base's quality
             r += n
         elif op == 3:  # N
             r += n
@@ -395,8 +397,15 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
 def _kept(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int):
     for bam in bams:
         for aln in bam.fetch(chrom, max(0, start), end):
-            if not (aln.flag & SKIP_FLAGS or aln.mapping_quality < min_mapq):
+            if not (aln.flag & SKIP_FLAGS or aln.mapping_quality < min_mapq or _misplaced(aln)):
                 yield aln
+
+
+def _misplaced(aln: pysam.AlignedSegment) -> bool:
+    """A paired read not properly paired whose mate is on another contig: DeepVariant leaves
+    it out (nucleus' ReadRequirements keep_improperly_placed, false by default; the golden
+    examples lack such reads)."""
+    return aln.flag & 0x3 == 0x1 and aln.next_reference_id >= 0 and aln.next_reference_id != aln.reference_id
 
 
 def fetch_reads(bams: list[pysam.AlignmentFile], chrom: str, start: int, end: int, min_mapq: int,

@@ -6,9 +6,10 @@ Per make_examples partition:
 1. **Windows** (DeepVariant's VARIANT_READS window selector): reads with MAPQ >= 20 add +1
    per allele they carry over the partition +-20 bp: a mismatch of quality >= 20 at its
    base; an insertion or soft clip of length L (mean quality >= 20) over the L positions
-   before and after its anchor; a deletion over the deleted bases. Positions with 2..300
-   are candidates; candidates closer than 160 bp join; each group becomes
-   [first - 80, last + 80). Windows longer than 1000 bp are left alone.
+   before and after its anchor; a deletion over the deleted bases. Positions inside the
+   partition with 2..300 are candidates (DeepVariant 1.5's rule); candidates closer than
+   160 bp join; each group becomes [first - 80, last + 80). Windows longer than 1000 bp
+   are left alone.
 2. **Haplotypes** (a De Bruijn graph per window): the smallest k >= 10 at which the
    window's reference has no repeated k-mer and the graph of the reference plus the reads
    (MAPQ >= 14; k-mers of bases with quality >= 15) has no cycle; read edges seen fewer than
@@ -19,10 +20,11 @@ Per make_examples partition:
    overlaps most. Per window, each haplotype padded with reference (20 bp beyond the reads)
    is aligned to the reference (Smith-Waterman, match 4, mismatch 6, gap 8 + 2 per extra
    base); reads are placed on each haplotype by shared 32-mers with at most 2 mismatches
-   (a non-reference haplotype that leaves a window base uncovered is dropped), else by
-   Smith-Waterman; a read takes the best-scoring haplotype (ties to a non-reference one),
-   and its alignment to the reference is composed through the haplotype's. A composed
-   alignment whose indel could move left is discarded (the read keeps its own).
+   (a non-reference haplotype that leaves a window base uncovered once all are placed is
+   dropped), else by Smith-Waterman; a read takes the best-scoring haplotype (ties to a
+   non-reference one), and its alignment to the reference is composed through the
+   haplotype's. A composed alignment whose indel could move left is discarded (the read
+   keeps its own).
 
 The rules, parameters and tie-breaks follow DeepVariant's realigner (window_selector,
 debruijn_graph, fast_pass_aligner) and libssw's, reimplemented here; docs/pileup.md says
@@ -38,6 +40,7 @@ from typing import Optional
 
 import numpy as np
 import pysam
+from numba import njit
 
 M, I, D, N_, S = 0, 1, 2, 3, 4  # pysam CIGAR codes (=, X read as M)
 _ALIGNED = (0, 7, 8)
@@ -87,6 +90,9 @@ def candidate_windows(alns: list[pysam.AlignedSegment], ref: str, start: int, en
             if lo < hi:
                 counts[lo - cs:hi - cs] += 1
     cand = cs + np.nonzero((counts >= opt.ws_min_support) & (counts <= opt.ws_max_support))[0]
+    # reads reaching past the partition count, but only positions inside it are candidates
+    # (DeepVariant 1.5's window selector; later releases keep the expanded region's too)
+    cand = cand[(cand >= start) & (cand < end)]
     windows: list[tuple[int, int]] = []
     d = opt.ws_min_windows_distance
     first = last = None
@@ -265,33 +271,10 @@ def _codes(s: str) -> np.ndarray:
     return a
 
 
-def _profile(t: np.ndarray, opt: RealignerOptions) -> dict[int, np.ndarray]:
-    """Substitution scores of each query letter against the target: match / -mismatch, 0 for N."""
-    out = {}
-    for c in b"ACGT":
-        out[c] = np.where(t == ord("N"), 0, np.where(t == c, opt.match, -opt.mismatch)).astype(np.int64)
-    out[ord("N")] = np.zeros(len(t), dtype=np.int64)
-    return out
-
-
 def _best_end(q: np.ndarray, t: np.ndarray, opt: RealignerOptions, want: Optional[int] = None) -> tuple[int, int, int]:
     """(best local score, its query end, target end): the leftmost target column reaching
     the best (or ``want``), then the smallest query index in it."""
-    m, n = len(q), len(t)
-    prof = _profile(t, opt)
-    H = np.zeros((m + 1, n + 1), dtype=np.int64)
-    F = np.full(n + 1, _NEG, dtype=np.int64)
-    ext = np.arange(n + 1, dtype=np.int64) * opt.gap_extend
-    hp = np.zeros(n + 1, dtype=np.int64)
-    e = np.full(n + 1, _NEG, dtype=np.int64)
-    o, x = opt.gap_open, opt.gap_extend
-    for i in range(1, m + 1):
-        prev = H[i - 1]
-        np.maximum(prev - o, F - x, out=F)
-        np.maximum(prev[:-1] + prof[int(q[i - 1])], F[1:], out=hp[1:])
-        np.maximum(hp, 0, out=hp)
-        e[1:] = np.maximum.accumulate(hp + ext)[:-1] - o - ext[:-1]
-        np.maximum(hp, e, out=H[i])
+    H = _local_matrix(q, t, opt.match, opt.mismatch, opt.gap_open, opt.gap_extend)
     best = int(H.max()) if want is None else want
     if best <= 0:
         return 0, -1, -1
@@ -304,30 +287,14 @@ def _best_end(q: np.ndarray, t: np.ndarray, opt: RealignerOptions, want: Optiona
 def _global_traceback(q: np.ndarray, t: np.ndarray, opt: RealignerOptions) -> list[tuple[int, int]]:
     """Global Gotoh alignment of q against t (both aligned end to end), traced back from the
     end with libssw's preferences; returns CIGAR ops M / I / D."""
-    m, n = len(q), len(t)
     o, x = opt.gap_open, opt.gap_extend
-    H = np.full((m + 1, n + 1), _NEG, dtype=np.int64)
-    E = np.full((m + 1, n + 1), _NEG, dtype=np.int64)  # gap in the query (consumes target): D
-    F = np.full((m + 1, n + 1), _NEG, dtype=np.int64)  # gap in the target (consumes query): I
-    ext = np.arange(n + 1, dtype=np.int64) * x
-    prof = _profile(t, opt)
-    H[0, 0] = 0
-    E[0, 1:] = -o - ext[:-1]
-    H[0, 1:] = E[0, 1:]
-    for i in range(1, m + 1):
-        F[i] = np.maximum(H[i - 1] - o, F[i - 1] - x)
-        F[i, 0] = -o - (i - 1) * x
-        hp = F[i].copy()
-        hp[1:] = np.maximum(H[i - 1, :-1] + prof[int(q[i - 1])], F[i, 1:])
-        # E[j] = max over k < j of H[i, k] - o - (j - 1 - k) x: a prefix maximum (opening
-        # from a cell whose best is itself a gap never beats extending it, as o >= x)
-        E[i, 1:] = np.maximum.accumulate(hp + ext)[:-1] - o - ext[:-1]
-        H[i] = np.maximum(hp, E[i])
+    H, E, F = _global_matrices(q, t, opt.match, opt.mismatch, o, x)
+    m, n = len(q), len(t)
     ops: list[tuple[int, int]] = []
     i, j, state = m, n, "H"
     while i > 0 or j > 0:
         if state == "H":
-            if i > 0 and j > 0 and H[i, j] == H[i - 1, j - 1] + prof[int(q[i - 1])][j - 1]:
+            if i > 0 and j > 0 and H[i, j] == H[i - 1, j - 1] + _score(q[i - 1], t[j - 1], opt.match, opt.mismatch):
                 _push(ops, M)
                 i, j = i - 1, j - 1
                 continue
@@ -342,6 +309,70 @@ def _global_traceback(q: np.ndarray, t: np.ndarray, opt: RealignerOptions) -> li
             i -= 1
     ops.reverse()
     return ops
+
+
+# The dynamic-programming fills, compiled with numba: the rules (libssw's scores and tie-breaks,
+# which decide where DeepVariant puts a read) are not those of an alignment library's API,
+# and in plain numpy these loops were 55 % of make_examples' time with the realigner on.
+_N = ord("N")
+
+
+@njit(cache=True)
+def _score(a, b, match, mismatch):  # pragma: no cover - compiled
+    if a == _N or b == _N:
+        return 0
+    return match if a == b else -mismatch
+
+
+@njit(cache=True)
+def _local_matrix(q, t, match, mismatch, o, x):  # pragma: no cover - compiled
+    """Smith-Waterman scores H (m+1 x n+1), affine gaps: a gap of L costs o + (L-1) x."""
+    m, n = len(q), len(t)
+    H = np.zeros((m + 1, n + 1), dtype=np.int64)
+    F = np.full(n + 1, _NEG, dtype=np.int64)
+    hp = np.zeros(n + 1, dtype=np.int64)
+    for i in range(1, m + 1):
+        for j in range(n + 1):
+            F[j] = max(H[i - 1, j] - o, F[j] - x)
+        hp[0] = 0
+        for j in range(1, n + 1):
+            hp[j] = max(max(H[i - 1, j - 1] + _score(q[i - 1], t[j - 1], match, mismatch), F[j]), 0)
+        # E[j] = max over k < j of hp[k] - o - (j - 1 - k) x (opening from a gap cell never
+        # beats extending it, as o >= x)
+        run = _NEG
+        H[i, 0] = hp[0]
+        for j in range(1, n + 1):
+            run = max(run, hp[j - 1] + (j - 1) * x)
+            H[i, j] = max(hp[j], run - o - (j - 1) * x)
+    return H
+
+
+@njit(cache=True)
+def _global_matrices(q, t, match, mismatch, o, x):  # pragma: no cover - compiled
+    """Global Gotoh matrices H, E (gap in the query: D), F (gap in the target: I)."""
+    m, n = len(q), len(t)
+    H = np.full((m + 1, n + 1), _NEG, dtype=np.int64)
+    E = np.full((m + 1, n + 1), _NEG, dtype=np.int64)
+    F = np.full((m + 1, n + 1), _NEG, dtype=np.int64)
+    H[0, 0] = 0
+    for j in range(1, n + 1):
+        E[0, j] = -o - (j - 1) * x
+        H[0, j] = E[0, j]
+    hp = np.zeros(n + 1, dtype=np.int64)
+    for i in range(1, m + 1):
+        for j in range(n + 1):
+            F[i, j] = max(H[i - 1, j] - o, F[i - 1, j] - x)
+        F[i, 0] = -o - (i - 1) * x
+        hp[0] = F[i, 0]
+        for j in range(1, n + 1):
+            hp[j] = max(H[i - 1, j - 1] + _score(q[i - 1], t[j - 1], match, mismatch), F[i, j])
+        run = _NEG
+        H[i, 0] = hp[0]
+        for j in range(1, n + 1):
+            run = max(run, hp[j - 1] + (j - 1) * x)
+            E[i, j] = run - o - (j - 1) * x
+            H[i, j] = max(hp[j], E[i, j])
+    return H, E, F
 
 
 def _push(ops: list, op: int, n: int = 1) -> None:
@@ -429,9 +460,12 @@ def _realign_window(reads: list[pysam.AlignedSegment], haps: list[str], ref: str
                     if (best[rid][0] if best[rid] else 0) < sc:
                         h.score += sc - (best[rid][0] if best[rid] else 0)
                         best[rid] = (sc, st, [(M, L)])
-            if cov[i] == 0 and len(prefix) <= i < len(h.seq) - len(suffix) and not h.is_ref:
-                h.score = 0
-                break
+        # a non-reference haplotype with a window base no placed read covers is dropped. Checked
+        # once all 32-mers are placed: DeepVariant's current source checks each base as the
+        # scan passes it (a read found by a later 32-mer then covers it too late), but 1.5's
+        # golden examples agree with this (calling: 64 / 64 identical SNP images, against 58)
+        if not h.is_ref and (cov[len(prefix):len(h.seq) - len(suffix)] == 0).any():
+            h.score = 0
         found.append(best if h.score else [None] * len(reads))
         if h.is_ref:
             h.ref_pos, h.ops = 0, [(M, len(h.seq))]

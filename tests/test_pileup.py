@@ -464,3 +464,18 @@ def test_an_image_mixing_an_insertion_and_a_snp_leaves_out_reads_that_cannot_tel
     plain = build_image([ins, snp], reads, HP_REF, _cfg(height=12, width=15, indel_haplotype_support=False),
                         rng_seed=1)
     assert [int(v) for v in plain[5:10, 7, 4]] == [152, 254, 152, 254, 0]  # every read, as DeepVariant
+
+
+def test_every_image_of_a_site_starts_from_the_reads_over_the_whole_site():
+    """DeepVariant takes an image's reads over the variant's whole REF span (+-5 bp), so the
+    image of a one-base deletion allele of a long multi-allelic site (REF CACACA) has the
+    reads that start past its own short span too."""
+    from dvtrain.pileup import select_reads
+
+    site_ref = "CATGCA"  # REF at 10..15; READ_C starts at 12
+    one_base = SimpleNamespace(chrom="c", pos=10, ref="CA", alt="C", is_snp=False)
+    far = _read("g", 17, range(17, 20), "GAC", [30] * 3)  # starts 7 past pos: within 5 of the site's end
+    reads = [READ_D, READ_A, READ_C, far]
+    own = select_reads(one_base, reads, _cfg(), rng_seed=1)
+    whole = select_reads(one_base, reads, _cfg(), rng_seed=1, ref_len=len(site_ref))
+    assert len(whole) == len(own) + 1  # the read at 17 joins

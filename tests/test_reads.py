@@ -176,3 +176,29 @@ def test_window_runs_match_the_runs_of_each_window_cut_at_its_edges(monkeypatch)
     for lo, hi in windows:
         hi = min(hi, len(seq))
         assert ref.window_runs(lo, hi).tolist() == reads_mod.run_lengths(ref.arr[lo:hi]).tolist(), (lo, hi)
+
+
+def test_anchors_before_the_first_aligned_base_as_deepvariant_draws_them(tmp_path):
+    """DeepVariant's pileup (pileup_channel_lib CalculateBaseLevelData) anchors an insertion
+    at the base before it even when it opens the alignment, and a deletion right after a
+    clip at the base before the deletion with the last clipped base's quality; realigned
+    reads have both. The deletion stays the read's allele; the opening insertion is none."""
+    from dvtrain.config import MakeExamplesConfig
+    from dvtrain.make_examples import Candidate
+    from dvtrain.pileup import build_image
+
+    ref, seq, header = _setup(tmp_path)
+    s = 40
+    ins = _aln(header, "i", s, "GG" + seq[s:s + 8], "2I8M", [25, 26] + [30] * 8)
+    dele = _aln(header, "d", s, "T" + seq[s + 1:s + 9], "1S1D8M", [27] + [30] * 8)
+    b = batch_from_alignments([ins, dele], ref, {}, ties="input")
+    assert sorted(zip(b.ins_pos.tolist(), b.ins_qual.tolist())) == [(s - 1, 25), (s - 1, 27)]
+    assert b.events == {1: {(s - 1, seq[s - 1:s + 1], seq[s - 1])}}
+    cand = Candidate("c", s + 3, seq[s + 3], "A" if seq[s + 3] != "A" else "C", 2, 0, 2)
+    img = build_image(cand, b, ref, MakeExamplesConfig(mode="calling", ref="r.fa", reads=["a.bam"], examples="e.gz",
+                                                       preset="deepvariant"), rng_seed=1)
+    col = s - 1 - (cand.pos - img.shape[1] // 2)
+    # read_base '*' (0), base quality 25 / 27 of 40, MQ 60, forward strand, differs from ref
+    assert img[5, col].tolist() == [0, int(254 * 25 / 40), 254, 70, 152, 254]
+    assert img[6, col].tolist() == [0, int(254 * 27 / 40), 254, 70, 152, 254]
+    assert not img[5:7, col - 1].any() and not img[6, col + 1].any()  # nothing before; the deleted base empty
