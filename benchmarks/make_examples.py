@@ -2,6 +2,7 @@
 
     python benchmarks/make_examples.py [--length 5000000] [--quick] [--workdir DIR] [--label after]
                                        [--pythonpath DIR] [--no-demo] [--repeats 1]
+                                       [--me-args '--preset deepvariant']
 
 Data (simulated once with ``dvtrain simulate``, seeded, then reused from ``--workdir``):
 
@@ -34,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -110,7 +112,7 @@ def _row(name: str, mode: str, m: dict, branches: list[dict], region_bp: int, ca
 
 
 def bench_case(dataset: str, data: dict, profile: str, chrom: str, length: int, out: Path, repeats: int,
-               env: dict, me_env: dict) -> list[dict]:
+               env: dict, me_env: dict, me_args: list[str] = ()) -> list[dict]:
     bam, ref = data["bams"][profile], data["ref"]
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -128,7 +130,8 @@ def bench_case(dataset: str, data: dict, profile: str, chrom: str, length: int, 
     for mode in ("calling", "training"):
         extra = ["--truth_variants", data["truth_vcf"], "--confident_regions", data["truth_bed"]] if mode == "training" else []
         cmds = [[sys.executable, "-m", "dvtrain.cli", "make-examples", "--mode", mode, "--ref", ref, "--reads", bam,
-                 "--regions", f"{chrom}:1-{length}", "--examples", str(out / f"{mode}.tfrecord@2.gz"), "--task", str(t), *extra]
+                 "--regions", f"{chrom}:1-{length}", "--examples", str(out / f"{mode}.tfrecord@2.gz"), "--task", str(t), *extra,
+                 *me_args]
                 for t in range(2)]
         load = os.getloadavg()[0]
         m, br = _parallel(cmds, repeats, me_env, out)
@@ -159,6 +162,7 @@ def main() -> None:
     add_dataset_args(ap)
     ap.add_argument("--pythonpath", type=Path, help="run make-examples from this copy of the dvtrain package")
     ap.add_argument("--no-demo", action="store_true", help="skip the embedded demo dataset")
+    ap.add_argument("--me-args", default="", help="more make-examples options, e.g. '--preset deepvariant'")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     length = 1_000_000 if args.quick else args.length
@@ -188,7 +192,7 @@ def main() -> None:
         for profile in ("generic", "lowcov"):
             print(f"{name} {profile} {chrom}:1-{clen} ...", flush=True)
             rows += bench_case(name, data, profile, chrom, clen, work / "runs" / args.label / f"{name}-{profile}",
-                               args.repeats, env, me_env)
+                               args.repeats, env, me_env, shlex.split(args.me_args))
 
     hdr = f"{'dataset':8} {'cov':8} {'tool':14} {'mode':9} {'wall s':>8} {'cpu s':>8} {'RSS MB':>8} {'cands':>7} {'cand/s':>8} {'Mbp/s/core':>10} {'ratio':>6} {'load':>5}"
     print(hdr)
@@ -204,7 +208,7 @@ def main() -> None:
                     "bcftools": subprocess.run(["bcftools", "--version"], capture_output=True, text=True).stdout.splitlines()[0]},
         "pythonpath": str(args.pythonpath) if args.pythonpath else None,
         "load_avg_start": [round(x, 2) for x in load_start], "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-        "shards": 2, "repeats": args.repeats,
+        "shards": 2, "repeats": args.repeats, "make_examples_args": args.me_args,
         "simulate": {name: info for name, _, _, _, info in datasets},
         "rows": rows,
     }
