@@ -357,7 +357,6 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
     its insertions and deletions are appended to ``ins`` / ``dels`` and its normalised
     indel keys to ``events[i]``. None when no base is aligned (the read is dropped, and
     nothing was recorded for it)."""
-    start = r
     q = 0
     blocks: list[tuple[int, int, int]] = []
     my_ins: list[tuple[int, int, int]] = []
@@ -368,11 +367,11 @@ def _walk_cigar(cigar: list[tuple[int, int]], r: int, seq: str, qual, i: int, re
             blocks.append((r, q, n))
             r += n
             q += n
-        elif op == 1:  # I: anchored at the base before, drawn with the first inserted base's quality
-            if r > 0:  # (as DeepVariant draws it, also before the first aligned base)
+        elif op == 1:  # I: anchored at the base before, drawn with the first inserted base's quality;
+            if r > 0:  # as DeepVariant, also when it opens the alignment (anchor: the reference base)
                 my_ins.append((i, r - 1, int(qual[q]) if q < len(qual) else 0, min(q, len(seq) - 1)))
-            if r > start and (not min_ins_qual or min(qual[q:q + n], default=0) >= min_ins_qual):
-                evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
+                if not min_ins_qual or min(qual[q:q + n], default=0) >= min_ins_qual:
+                    evs.add(_norm((r - 1, ref.seq[r - 1], ref.seq[r - 1] + seq[q:q + n].upper()), ref, norm_cache))
             q += n
         elif op == 2:  # D
             if r > 0:

@@ -30,9 +30,8 @@ def test_training_examples_match_deepvariant_golden(results):
     assert r["golden_sites"] == 49
     assert r["golden_sites_reproduced"] == 49 and not r["extra_sites"], (r["missing_sites"], r["extra_sites"])
     assert r["labels_equal"] == r["shared_examples"] >= 49  # every label equal
-    assert r["pixel_agreement"] >= 0.9999  # 0.99999 measured
-    assert r["identical_images"]["snp"] == r["images_compared"]["snp"] == 45  # every SNP image identical
-    assert r["identical_images"]["indel"] >= 3  # 3 / 4 measured
+    assert r["pixel_agreement"] == 1.0  # every pixel
+    assert r["identical_images"] == r["images_compared"] == {"snp": 45, "indel": 4}  # every image identical
 
 
 def test_calling_examples_match_deepvariant_golden(results):
@@ -40,9 +39,9 @@ def test_calling_examples_match_deepvariant_golden(results):
     assert r["golden_sites"] == 78
     # 10002458 G>GTT,GTTT comes out with a third allele (GT): 4 reads carry it after our realignment
     assert r["golden_sites_reproduced"] >= 77 and len(r["extra_sites"]) <= 1, (r["missing_sites"], r["extra_sites"])
-    assert r["pixel_agreement"] >= 0.9995  # 0.99961 measured
+    assert r["pixel_agreement"] >= 0.99999  # 0.999993 measured
     assert r["identical_images"]["snp"] == r["images_compared"]["snp"] == 64  # every SNP image identical
-    assert r["identical_images"]["indel"] >= 11  # 11 / 17 measured
+    assert r["identical_images"]["indel"] >= 13  # 13 / 17 measured: one read's tail in a CA repeat
 
 
 def test_without_the_realigner_fidelity_drops(tmp_path):

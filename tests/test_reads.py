@@ -182,7 +182,8 @@ def test_anchors_before_the_first_aligned_base_as_deepvariant_draws_them(tmp_pat
     """DeepVariant's pileup (pileup_channel_lib CalculateBaseLevelData) anchors an insertion
     at the base before it even when it opens the alignment, and a deletion right after a
     clip at the base before the deletion with the last clipped base's quality; realigned
-    reads have both. The deletion stays the read's allele; the opening insertion is none."""
+    reads have both. Both are alleles of the read, as DeepVariant's allele counter has them
+    (it takes an opening insertion's anchor base from the reference)."""
     from dvtrain.config import MakeExamplesConfig
     from dvtrain.make_examples import Candidate
     from dvtrain.pileup import build_image
@@ -193,7 +194,8 @@ def test_anchors_before_the_first_aligned_base_as_deepvariant_draws_them(tmp_pat
     dele = _aln(header, "d", s, "T" + seq[s + 1:s + 9], "1S1D8M", [27] + [30] * 8)
     b = batch_from_alignments([ins, dele], ref, {}, ties="input")
     assert sorted(zip(b.ins_pos.tolist(), b.ins_qual.tolist())) == [(s - 1, 25), (s - 1, 27)]
-    assert b.events == {1: {(s - 1, seq[s - 1:s + 1], seq[s - 1])}}
+    assert b.events[1] == {(s - 1, seq[s - 1:s + 1], seq[s - 1])}
+    assert [len(alt) - len(r) for _, r, alt in b.events[0]] == [2]  # the GG insertion (left-aligned)
     cand = Candidate("c", s + 3, seq[s + 3], "A" if seq[s + 3] != "A" else "C", 2, 0, 2)
     img = build_image(cand, b, ref, MakeExamplesConfig(mode="calling", ref="r.fa", reads=["a.bam"], examples="e.gz",
                                                        preset="deepvariant"), rng_seed=1)
