@@ -83,11 +83,31 @@ def case_study_parameters(config_yaml: Path, default: dict) -> dict:
     return data
 
 
+def schedule_problem(parameters: dict) -> Optional[str]:
+    """Why a scheduled case study would fail on its first run (a local input missing or
+    unreadable, checked as the flow checks it), or None."""
+    from dvtrain.config import CaseStudyConfig
+    from dvtrain.errors import DvtrainError
+    from dvtrain.validate import check_case_study
+
+    config = parameters.get("config")
+    if config is None:
+        return None
+    try:
+        check_case_study(config if isinstance(config, CaseStudyConfig) else CaseStudyConfig.model_validate(config))
+    except DvtrainError as e:
+        return str(e)
+    except ValueError as e:  # pydantic's ValidationError
+        return f"its config does not validate: {str(e).splitlines()[0]}"
+    return None
+
+
 def build_deployments(project: dict, repo_dir: Path, *, schedule: bool = True, config_yaml: Optional[Path] = None,
-                      gpu_variables: Optional[set[str]] = None) -> list:
+                      gpu_variables: Optional[set[str]] = None, notes: Optional[list[str]] = None) -> list:
     """RunnerDeployments for every entry of ``project['deployments']``, loaded from this checkout
     and pulled by workers from ``repo_dir``. ``gpu_variables``: the GPU pool template's variables
-    (job variables it does not know are dropped)."""
+    (job variables it does not know are dropped). A schedule whose case study names inputs
+    that are not there is deployed paused, with a line in ``notes`` saying why."""
     from prefect import Flow
     from prefect.runner.storage import LocalStorage
     from prefect.schedules import Cron
@@ -102,8 +122,16 @@ def build_deployments(project: dict, repo_dir: Path, *, schedule: bool = True, c
         job_variables = dict(d["work_pool"].get("job_variables") or {})
         if pool == GPU_POOL and gpu_variables is not None:
             job_variables = {k: v for k, v in job_variables.items() if k in gpu_variables}
+        active = schedule
+        if active and any(s.get("active", True) for s in d.get("schedules") or []):
+            problem = schedule_problem(parameters)
+            if problem:
+                active = False
+                if notes is not None:
+                    notes.append(f"{d['name']}: schedule deployed paused, its first run would fail: {problem}; "
+                                 f"deploy again with --config CASE.yaml naming your inputs (deployments/README.md)")
         schedules = [
-            Cron(s["cron"], timezone=s.get("timezone"), active=schedule and s.get("active", True))
+            Cron(s["cron"], timezone=s.get("timezone"), active=active and s.get("active", True))
             for s in d.get("schedules") or []
         ]
         deployment = flow.to_deployment(
@@ -151,13 +179,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"work pool {GPU_POOL} ({args.gpu_pool_type}, {GPU_TEMPLATES[args.gpu_pool_type]}, "
               f"{args.gpu_slots} concurrent run(s)): {done}")
 
+    notes: list[str] = []
     deployments = build_deployments(
         load_project(), args.repo_dir, schedule=args.schedule, config_yaml=args.config,
-        gpu_variables=set(template["variables"].get("properties", {})),
+        gpu_variables=set(template["variables"].get("properties", {})), notes=notes,
     )
     for deployment in deployments:
         deployment_id = deployment.apply()
         print(f"deployment {deployment.flow_name}/{deployment.name} -> {deployment.work_pool_name} ({deployment_id})")
+    for note in notes:
+        print(note, file=sys.stderr)
     print(f"\nAPI: {api}\nStart the workers (in {args.repo_dir}, with its .venv active):\n"
           f"  prefect worker start --pool {CPU_POOL}\n"
           f"  prefect worker start --pool {GPU_POOL}" + ("   # on the GPU machine" if args.gpu_pool_type == "process" else ""))

@@ -464,6 +464,22 @@ def postprocess_variants_cmd(ctx: click.Context, ref: Path, infile: str, outfile
                                            command_line=command_line(_parsed_argv(ctx))))
 
 
+@cli.command("clean")
+def clean_cmd() -> None:
+    """Empty the scratch folder ($DVTRAIN_SCRATCH: cached downloads of s3:// and gs://
+    inputs, outputs a killed run left) of everything no running stage uses. The download
+    cache also keeps itself under $DVTRAIN_SCRATCH_LIMIT (default 20G)."""
+    from .scratch import clean, root, usage
+
+    def size(n: int) -> str:
+        return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} bytes"
+
+    base = root()
+    done = clean(base)
+    kept = f"; kept {done.kept_in_use} in use by running stages ({size(usage(base))})" if done.kept_in_use else ""
+    click.echo(f"{base}: removed {done.files} files, {size(done.bytes)}{kept}")
+
+
 def _model_checks(f: Callable) -> Callable:
     """call-bam's flags for the options a model fixes (CALL_OPTIONS): each is only checked
     against the model's, never changes it."""
@@ -622,12 +638,7 @@ def benchmark_peers_cmd(reads, regions, peers, **kw) -> None:
 def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: tuple[str, ...],
         print_command: bool) -> None:
     """Run the whole case study as a Prefect flow (ephemeral Prefect if no server is set)."""
-    overrides: dict[str, Any] = {}
-    for item in sets:
-        if "=" not in item:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
-        k, v = item.split("=", 1)
-        overrides[k] = yaml.safe_load(v)
+    overrides = _overrides(sets)
     if workdir is not None:
         overrides["workdir"] = str(uri.resolve(workdir))
     if min_coverage is not None:
@@ -661,6 +672,43 @@ def run(config_yaml: Path, workdir: str | None, min_coverage: int | None, sets: 
     report = custom_model_training(cfg)
     click.echo(f"report: {uri.join(cfg.workdir, 'report.md')}")
     del report
+
+
+def _overrides(sets: tuple[str, ...]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as a dict (values read as YAML)."""
+    out: dict[str, Any] = {}
+    for item in sets:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        k, v = item.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+@cli.command()
+@click.option("--config", "config_yaml", required=True, type=click.Path(path_type=Path), help="case-study YAML")
+@click.option("--deployment", default="custom-model-training/scheduled-retraining", show_default=True,
+              help="FLOW/DEPLOYMENT to run (deployments/deploy.py creates it)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override any config field (dotted keys)")
+@click.option("--publish-to", "publish_to", help="a dvtrain-storage block to copy the finished run to")
+@click.option("--watch", is_flag=True, help="follow the run to its end and print its report")
+def submit(config_yaml: Path, deployment: str, sets: tuple[str, ...], publish_to: str | None, watch: bool) -> None:
+    """Validate a case study here, then start it as a run of a deployment on the Prefect server
+    of $PREFECT_API_URL (its workers run it); prints the run's page in the UI."""
+    cfg = C.load_case_study(config_yaml, _overrides(sets))
+    from flows import submit as S
+
+    run = S.submit_case_study(cfg, deployment, publish_to)
+    click.echo(f"submitted run {run.id} of {deployment}: {S.run_url(run.id)}")  # (named when it starts)
+    if not watch:
+        return
+    final = S.watch(run.id, echo=click.echo)
+    if not final.state.is_completed():
+        message = (final.state.message or "").strip().splitlines()
+        raise DvtrainError(f"run {final.name} ended {final.state.name}" + (f": {message[0]}" if message else "")
+                           + f" ({S.run_url(final.id)})")
+    report = S.report_markdown(final.id)
+    click.echo(report if report else f"report: {uri.join(cfg.workdir, 'report.md')}")
 
 
 def _read_yaml(path: Path) -> dict:

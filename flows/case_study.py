@@ -31,7 +31,7 @@ from tasks import (
     report_task,
     shuffle_task,
 )
-from tasks.artifacts import publish_dataset, publish_evaluation, publish_report
+from tasks.artifacts import publish_dataset, publish_evaluation, publish_report, publish_training
 from tasks.staging import check_remote_inputs
 
 from .shards import run_shards
@@ -65,9 +65,11 @@ def _train(config: CaseStudyConfig, model: str, reads: list[Path], confident_bed
         shuffled = shuffle_task(layout.shuffle_config(config, model, split, [spec, *extra.get(split, [])]))
         publish_dataset(split if model == "custom" else f"{model}-{split}", shuffled)
         datasets[split] = shuffled["dataset_config"]
-    trained = submit_training(layout.train_config(config, model, datasets, epochs, init_checkpoint),
-                              config.training_work_pool, storage_blocks=config.storage_blocks,
+    train = layout.train_config(config, model, datasets, epochs, init_checkpoint)
+    trained = submit_training(train, config.training_work_pool, storage_blocks=config.storage_blocks,
                               engine=config.container_engine())
+    if trained.get("history"):  # the curves on this run's page too, not only on the training subflow's
+        publish_training(model, trained, train.experiment_dir)
     return uri.location(trained["best_model"])
 
 
@@ -124,7 +126,7 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     """Coverage BED -> baseline model -> warm-started custom model -> evaluate both (+ peers) -> report.
 
     ``publish_to``: name of a ``dvtrain-storage`` block; the finished workdir (minus bulky
-    intermediates) is copied there under ``<date>-<flow run name>/``.
+    intermediates) is copied there under ``<flow run name>/`` (its date, time and id).
     """
     preflight(config)
     config = config.model_copy(update={"workdir": uri.resolve(config.workdir)})
@@ -175,8 +177,9 @@ def custom_model_training(config: CaseStudyConfig, publish_to: Optional[str] = N
     publish_report(report, rows, wd)
     print(render_markdown(report))
     if publish_to:
-        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", flow_run.name or "run").strip(".-") or "run"  # one safe component
-        publish_task(publish_to, wd, f"{date.today():%Y-%m-%d}-{folder}")
+        # one safe path component; the run's name holds its date, time and id (flows/naming.py)
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", flow_run.name or f"run-{date.today():%Y-%m-%d}").strip(".-") or "run"
+        publish_task(publish_to, wd, folder)
     return report
 
 

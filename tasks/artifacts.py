@@ -128,9 +128,26 @@ def publish_training(model: str, summary: dict, experiment_dir: str | Path) -> U
                             f"loss and tune F1 per epoch: {experiment_dir}")
 
 
+_FIRST_COLUMNS = ("model", "Type", "METRIC.F1_Score", "METRIC.Recall", "METRIC.Precision",
+                  "TRUTH.TOTAL", "TRUTH.TP", "TRUTH.FN", "QUERY.FP")
+
+
+def summary_table(rows: list[dict]) -> list[dict]:
+    """hap.py summary rows as the UI should show them: the PASS rows (when rows carry a
+    Filter; ALL repeats them for call sets whose records all pass), F1, recall and precision
+    in the first columns, then the counts, then everything else."""
+    if any("Filter" in r for r in rows):
+        rows = [r for r in rows if r.get("Filter") == "PASS"] or rows
+    out = []
+    for r in rows:
+        first = {k: r[k] for k in _FIRST_COLUMNS if k in r}
+        out.append({**first, **{k: v for k, v in r.items() if k not in first}})
+    return out
+
+
 def publish_evaluation(label: str, rows: list[dict], query_vcf, truth_vcf, confident_bed) -> UUID:
-    """Table ``evaluation-<label>``: hap.py summary rows of one call set."""
-    return publish_table(f"evaluation-{label}", rows, f"{label}: {query_vcf} vs {truth_vcf} in {confident_bed}")
+    """Table ``evaluation-<label>``: hap.py summary rows of one call set (PASS, F1 first)."""
+    return publish_table(f"evaluation-{label}", summary_table(rows), f"{label}: {query_vcf} vs {truth_vcf} in {confident_bed}")
 
 
 def publish_report(report: dict, rows: list[dict], outdir: str | Path) -> None:
@@ -138,6 +155,6 @@ def publish_report(report: dict, rows: list[dict], outdir: str | Path) -> None:
     from dvtrain.report import render_markdown
     from dvtrain.uri import join
 
-    publish_table("evaluation-report", rows, "baseline vs custom model")
+    publish_table("evaluation-report", summary_table(rows), "baseline vs custom model (and peers): PASS rows")
     plot = png_markdown(join(outdir, "evaluation.png"), "recall, precision and F1 per model")
     publish_markdown("report", f"{render_markdown(report)}\n{plot}\n", f"case-study report: {outdir}")

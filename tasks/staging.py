@@ -17,7 +17,8 @@ The stages (``dvtrain.*``) read and write local files only. A task whose config 
   in uploaded ``.pbtxt``/``.json`` files) are mapped back to URIs.
 
 Local paths pass through untouched: a config without remote locations runs the stage
-directly. ``DVTRAIN_SCRATCH`` defaults to a folder in the system temp dir.
+directly. ``DVTRAIN_SCRATCH`` defaults to a folder in the system temp dir; the download
+cache is kept under ``DVTRAIN_SCRATCH_LIMIT`` (``dvtrain.scratch``; ``dvtrain clean`` empties it).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from pathlib import Path, PurePath
 from typing import Any, Callable, Iterable, Optional, TypeVar, Union
 
 from pydantic import BaseModel
 
+from dvtrain import scratch
 from dvtrain import uri as U
 from dvtrain.errors import DvtrainError, InputError
 from dvtrain.fileio import INDEX_SUFFIXES, sharded_paths
@@ -49,8 +50,7 @@ T = TypeVar("T")
 
 
 def scratch_root() -> Path:
-    root = os.environ.get("DVTRAIN_SCRATCH") or os.path.join(tempfile.gettempdir(), f"dvtrain-scratch-{os.getuid()}")
-    return Path(root).resolve()  # resolved: stages write resolved paths into pbtxt files
+    return scratch.root()
 
 
 def has_remote(value: Any) -> bool:
@@ -175,6 +175,16 @@ def remote_exists(location: str) -> bool:
 
 
 # ------------------------------------------------------------------ staging
+def _raise_open_files_limit() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
 class Staging:
     """One stage run's scratch: downloads (shared cache) and a private output folder."""
 
@@ -184,6 +194,9 @@ class Staging:
         self.meta = self.root / "meta"
         self.out = self.root / "out" / uuid.uuid4().hex
         self._lister = _Lister()
+        self._pins: dict[Path, Any] = {}  # .pin file -> open file holding a shared lock while the stage runs
+        self._out_lock: Any = None
+        _raise_open_files_limit()  # one open pin per input file (a sharded dataset has hundreds)
 
     # -- paths
     def _cache_path(self, location: str) -> Path:
@@ -196,15 +209,23 @@ class Staging:
 
     # -- inputs
     def _fetch(self, store, info) -> Path:
-        """Download one object into the cache unless the cached copy is this version."""
+        """Download one object into the cache unless the cached copy is this version. The
+        object is pinned (a shared lock on its ``.pin`` file) until :meth:`cleanup`, so that
+        pruning leaves it; downloads serialise on its ``.lock`` file."""
         local = self._cache_path(info.uri)
         meta = self.meta / local.relative_to(self.objects)
         meta = meta.with_name(meta.name + ".json")
         meta.parent.mkdir(parents=True, exist_ok=True)
+        pin_path = meta.with_name(meta.name + ".pin")
+        if pin_path not in self._pins:
+            pin = open(pin_path, "a")
+            fcntl.flock(pin, fcntl.LOCK_SH)
+            self._pins[pin_path] = pin
         with open(meta.with_name(meta.name + ".lock"), "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 if local.is_file() and meta.is_file() and json.loads(meta.read_text()).get("version") == list(info.version):
+                    os.utime(meta)  # its last use, for pruning
                     return local
             except (OSError, ValueError):
                 pass
@@ -224,6 +245,7 @@ class Staging:
             local = self._fetch(store, info)
             if local.name.endswith(".pbtxt"):
                 self._localize_pbtxt(info.uri, local)
+        scratch.prune_to_limit(self.root)  # least recently used first, never a pinned object
         return str(self._cache_path(location))
 
     def _localize_pbtxt(self, location: str, local: Path) -> None:
@@ -240,6 +262,10 @@ class Staging:
 
     # -- outputs
     def output(self, location: str) -> str:
+        if self._out_lock is None:  # held while the stage runs: `dvtrain clean` leaves the folder
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self._out_lock = open(self.out.with_name(self.out.name + ".lock"), "a")
+            fcntl.flock(self._out_lock, fcntl.LOCK_SH)
         path = self._out_path(location)
         path.parent.mkdir(parents=True, exist_ok=True)
         return str(path)
@@ -314,6 +340,13 @@ class Staging:
 
     def cleanup(self) -> None:
         shutil.rmtree(self.out, ignore_errors=True)
+        if self._out_lock is not None:
+            Path(self._out_lock.name).unlink(missing_ok=True)
+            self._out_lock.close()
+            self._out_lock = None
+        for lock in self._pins.values():
+            lock.close()
+        self._pins.clear()
 
 
 @contextlib.contextmanager

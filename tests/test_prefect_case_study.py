@@ -110,9 +110,17 @@ def test_case_study_end_to_end_then_cached(prefect_server, dataset, tmp_path):
     assert all(found[k].data == 100.0 for k in expected if expected[k] == "progress")
     for key in ("report", "training-custom"):
         assert "![" in found[key].data and "data:image/png;base64,iVBORw0KGgo" in found[key].data
+    # the training curves on the case study's own page too (published after the subflow's)
+    assert found["training-custom"].flow_run_id == found["report"].flow_run_id == first.state_details.flow_run_id
+    # evaluation tables: PASS rows, F1 / recall / precision first
+    evaluation = json.loads(found["evaluation-custom"].data)
+    assert {r["Filter"] for r in evaluation} == {"PASS"}
+    assert list(evaluation[0])[:4] == ["Type", "METRIC.F1_Score", "METRIC.Recall", "METRIC.Precision"]
+    assert list(json.loads(found["evaluation-report"].data)[0])[:3] == ["model", "Type", "METRIC.F1_Score"]
     assert {row["class"] for row in json.loads(found["dataset-train"].data)} <= {"0 (hom-ref)", "1 (het)", "2 (hom-alt)"}
     assert sum(row["examples"] for row in json.loads(found["dataset-train"].data)) > 0
-    assert run.name == f"train-lowcov-chr1-{run.expected_start_time:%Y-%m-%d}", run.name
+    # unique per run: the slot's UTC date and time, then the run id's first 8 characters
+    assert run.name == f"train-lowcov-chr1-{run.expected_start_time:%Y-%m-%dT%H%M}-{str(run.id)[:8]}", run.name
     assert (wd / "evaluation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # each model's best epoch by its own metric: the baseline's by tune/loss, the custom model's by F1
     picked = {m: json.loads((wd / m / "train" / "train_summary.json").read_text())["best_checkpoint_metric"]

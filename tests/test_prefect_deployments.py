@@ -211,3 +211,29 @@ def test_deploy_py_builds_every_deployment_for_any_gpu_pool(project, tmp_path):
     assert config["training_work_pool"] == "gpu-pool"  # kept from prefect.yaml: the YAML does not set it
     assert built["gpu"].job_variables == {"keras_backend": "tensorflow"}  # gpu_devices is the process template's
     assert set(deploy.GPU_TEMPLATES) == {"process", "docker", "kubernetes", "vertex-ai"}
+
+
+def test_deploy_py_pauses_a_schedule_whose_inputs_are_not_there(project, sim_dataset, tmp_path):
+    """prefect.yaml's default case study points at /data/dvtrain/..., absent here: deploy.py
+    deploys the weekly schedule paused and says which input and what to do, instead of
+    queueing Monday runs that would fail. With a case study whose inputs exist it stays active."""
+    sys.path.insert(0, str(DEPLOY))
+    try:
+        import deploy
+    finally:
+        sys.path.remove(str(DEPLOY))
+    notes: list[str] = []
+    built = {d.name: d for d in deploy.build_deployments(project, REPO, notes=notes)}
+    assert [s.active for s in built["scheduled-retraining"].schedules] == [False]
+    assert len(notes) == 1 and notes[0].startswith("scheduled-retraining: schedule deployed paused")
+    assert "/data/dvtrain/" in notes[0] and "--config" in notes[0]
+
+    data = Path(sim_dataset["ref"]).parent
+    config_yaml = tmp_path / "case.yaml"
+    config_yaml.write_text(yaml.safe_dump({
+        "reference": str(data / "ref.fa"), "truth_vcf": str(data / "truth.vcf.gz"), "truth_bed": str(data / "truth.bed"),
+        "reads": [str(data / "lowcov.bam")], "baseline": {"reads": [str(data / "generic.bam")]},
+        "workdir": str(tmp_path / "run")}))
+    notes = []
+    built = {d.name: d for d in deploy.build_deployments(project, REPO, config_yaml=config_yaml, notes=notes)}
+    assert [s.active for s in built["scheduled-retraining"].schedules] == [True] and notes == []

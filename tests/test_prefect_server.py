@@ -185,3 +185,41 @@ def test_training_submission_errors_are_one_line(live, tmp_path):
         train = TrainConfig(train_dataset_config=missing, tune_dataset_config=missing, experiment_dir=tmp_path / "train")
         with pytest.raises(TrainingSubmissionError, match=r"training run '.+' \(.+\) on work pool 'gpu-pool' ended Failed"):
             submit_training(train, "gpu-pool", poll_interval=1)
+
+
+def test_dvtrain_submit_watch_runs_a_yaml_case_study(live, deployments, tmp_path):
+    """`dvtrain submit --config case.yaml --watch`: the YAML is validated here, a run of the
+    deployment is created with it, the workers run it, and the command follows it to the end
+    and prints the report. A bad path is one line and creates no run."""
+    import re
+    import subprocess
+    import sys
+    import time
+
+    env = {**live.env, "PREFECT_API_URL": live.api}
+    workdir = tmp_path / "run"
+    t0 = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "dvtrain.cli", "submit", "--config", str(live.config_yaml), "--set", f"workdir={workdir}",
+         "--watch"], cwd=REPO, env=env, capture_output=True, text=True, timeout=540)
+    seconds = time.monotonic() - t0
+    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{live.logs()}"
+    m = re.search(r"submitted run ([0-9a-f-]{36}) of custom-model-training/scheduled-retraining: (\S+)/runs/flow-run/\1",
+                  done.stdout)
+    assert m and m.group(2) == live.url, done.stdout
+    # --watch prints the state changes under the name the run takes when it starts
+    assert re.search(rf"train-tiny-chr1-\d{{4}}-\d\d-\d\dT\d{{4}}-{m.group(1)[:8]}: Completed", done.stdout), done.stdout
+    assert "| Model | Type | Recall | Precision | F1 |" in done.stdout and "data:image" not in done.stdout
+    assert (workdir / "report.md").exists()
+    print(f"dvtrain submit --watch: {seconds:.0f} s")  # (run with -s to see it)
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(live.config_yaml.read_text().replace(str(live.dataset["ref"]), str(tmp_path / "nope.fa")))
+    with live.client() as client:
+        before = len(client.read_flow_runs())
+    failed = subprocess.run([sys.executable, "-m", "dvtrain.cli", "submit", "--config", str(bad)], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "nope.fa" in failed.stderr and "does not exist" in failed.stderr
+    with live.client() as client:
+        assert len(client.read_flow_runs()) == before

@@ -13,7 +13,7 @@ import yaml
 
 from dvtrain import uri as U
 from dvtrain.config import CaseStudyConfig, CoverageConfig, EvaluateConfig, MakeExamplesConfig, load_case_study
-from dvtrain.errors import InputError
+from dvtrain.errors import DvtrainError, InputError
 
 
 # ------------------------------------------------------------------ no servers
@@ -283,3 +283,66 @@ def test_staged_stage_downloads_inputs_uploads_outputs_and_maps_back(storage, tm
 
     with pytest.raises(InputError, match="does not exist"):
         staged(stage, cfg.model_copy(update={"ref": storage.s3("stage/nope.fa")}), outputs=("examples",))
+
+
+def test_scratch_cache_stays_under_its_limit_and_dvtrain_clean_empties_it(storage, tmp_path, monkeypatch):
+    """Downloads are pruned to DVTRAIN_SCRATCH_LIMIT, least recently used first, never while
+    a running stage uses them; `dvtrain clean` removes what no stage uses."""
+    from blocks import resolve
+    from dvtrain import scratch
+    from dvtrain.cli import main
+    from tasks.staging import staged
+
+    base = tmp_path / "scratch"
+    monkeypatch.setenv("DVTRAIN_SCRATCH", str(base))
+    monkeypatch.setenv("DVTRAIN_SCRATCH_LIMIT", "2500")  # bytes: room for two of the three inputs
+    s3, _ = resolve(storage.s3())
+    for name in "abc":
+        (tmp_path / "f").write_bytes(name.encode() * 1000)
+        s3.upload(tmp_path / "f", f"lim/{name}.bam")
+    cached = {n: base / "objects" / "s3" / storage.s3_bucket / "lim" / f"{n}.bam" for n in "abc"}
+
+    def uses(*names):
+        return MakeExamplesConfig(mode="calling", ref=storage.s3(f"lim/{names[0]}.bam"),
+                                  reads=[storage.s3(f"lim/{n}.bam") for n in names], examples=str(tmp_path / "e@1.gz"))
+
+    def stage(cfg):
+        seen = {Path(p).name[0]: Path(p).read_bytes()[:1] for p in [cfg.ref, *cfg.reads]}
+        return {"seen": sorted(seen)}
+
+    assert staged(stage, uses("a"))["seen"] == ["a"]
+    assert staged(stage, uses("b"))["seen"] == ["b"]
+    assert staged(stage, uses("c"))["seen"] == ["c"]  # 3,000 bytes > 2,500: a, the least recently used, goes
+    assert [n for n in "abc" if cached[n].exists()] == ["b", "c"]
+    # all three in use by one stage: over the limit, but nothing it uses is removed under it
+    assert staged(stage, uses("a", "b", "c"))["seen"] == ["a", "b", "c"]
+    assert all(cached[n].exists() for n in "abc")
+    assert scratch.usage(base) == 3000
+    assert main(["clean"]) == 0
+    assert not any(cached[n].exists() for n in "abc") and scratch.usage(base) == 0
+    monkeypatch.setenv("DVTRAIN_SCRATCH_LIMIT", "lots")
+    with pytest.raises(DvtrainError, match="DVTRAIN_SCRATCH_LIMIT=lots: not a size"):
+        staged(stage, uses("a"))
+
+
+def test_scratch_prune_skips_objects_a_stage_holds(tmp_path):
+    """The pin is a shared flock on the object's .pin file: prune and clean leave it alone."""
+    import fcntl
+    import time
+
+    from dvtrain import scratch
+
+    for i, name in enumerate(("old", "new")):
+        obj = tmp_path / "objects" / "s3" / "b" / name
+        meta = tmp_path / "meta" / "s3" / "b" / f"{name}.json"
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        obj.write_bytes(b"x" * 100)
+        meta.write_text("{}")
+        os.utime(meta, (time.time() - 100 + i, time.time() - 100 + i))
+    with open(tmp_path / "meta" / "s3" / "b" / "old.json.pin", "a") as pin:
+        fcntl.flock(pin, fcntl.LOCK_SH)
+        assert scratch.prune(150, tmp_path) == (1, 100, 1)  # "old" is older but held: "new" goes
+        assert (tmp_path / "objects" / "s3" / "b" / "old").exists()
+    assert scratch.clean(tmp_path) == (1, 100, 0)
+    assert scratch.parse_size("20G") == 20 << 30 and scratch.parse_size("1.5k") == 1536
