@@ -3,7 +3,7 @@ pools and deployments, process workers serve ``cpu-pool`` and ``gpu-pool``, and 
 ``custom-model-training/scheduled-retraining`` triggered through the API (as the UI does)
 trains its models as ``train-model/gpu`` runs on the ``gpu-pool`` worker.
 
-About 2.5 minutes on 2 cores (server and workers start once per session, shared with test_ui.py).
+About 4 minutes on 2 cores (server and workers start once per session, shared with test_ui.py).
 """
 
 from __future__ import annotations
