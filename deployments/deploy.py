@@ -94,7 +94,7 @@ def schedule_problem(parameters: dict) -> Optional[str]:
     if config is None:
         return None
     try:
-        check_case_study(config if isinstance(config, CaseStudyConfig) else CaseStudyConfig.model_validate(config))
+        check_case_study(CaseStudyConfig.model_validate(config))
     except DvtrainError as e:
         return str(e)
     except ValueError as e:  # pydantic's ValidationError

@@ -245,7 +245,6 @@ class Staging:
             local = self._fetch(store, info)
             if local.name.endswith(".pbtxt"):
                 self._localize_pbtxt(info.uri, local)
-        scratch.prune_to_limit(self.root)  # least recently used first, never a pinned object
         return str(self._cache_path(location))
 
     def _localize_pbtxt(self, location: str, local: Path) -> None:
@@ -283,9 +282,11 @@ class Staging:
                 return self.output(value) if field in outs else self.input(value)
             return value
 
-        if isinstance(config, BaseModel):
-            return type(config).model_validate(walk(config.model_dump(), None))
-        return walk(config, None)
+        local = type(config).model_validate(walk(config.model_dump(), None)) if isinstance(config, BaseModel) \
+            else walk(config, None)
+        if self._pins:  # once per stage, its inputs pinned: least recently used first, never a pinned object
+            scratch.prune_to_limit(self.root)
+        return local
 
     def _to_uri(self, text: str) -> str:
         for base in (self.out, self.objects):
